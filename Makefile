@@ -1,0 +1,25 @@
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+UV ?= uv
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+setup: ## Install system packages (redis-server, prometheus) where missing and the Python env (uv sync)
+	@bash scripts/setup.sh
+
+lint: ## ruff + mypy
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+test: setup ## Set everything up and run the whole test suite (what CI runs)
+	$(UV) run pytest -q
+
+test-unit: ## Unit tests only (no network)
+	$(UV) run pytest -q tests/unit
+
+bench: ## Run the benchmarks (results in bench/results/)
+	$(UV) run python -m bench
+
+.PHONY: help setup lint test test-unit bench

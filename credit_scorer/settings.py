@@ -1,0 +1,126 @@
+"""The one settings object of the project.
+
+Every value can be set from the environment with the ``CREDIT_SCORER_`` prefix and ``__`` between a
+group and its field, e.g. ``CREDIT_SCORER_REDIS__URL=redis://cache:6379/0`` or
+``CREDIT_SCORER_KAFKA__BOOTSTRAP_SERVERS=kafka:9092``. Adapters never call :func:`get_settings`
+themselves: the entry points (CLI commands, worker start, API lifespan) read it once and pass explicit
+values down.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The real Home Credit sample lives beside the project, never inside it.
+DEFAULT_SAMPLE_DIR = PROJECT_ROOT.parent / "shared" / "data" / "home-credit-sample"
+
+
+class PathsSettings(BaseModel):
+    data_dir: Path = Field(PROJECT_ROOT / "var", description="Root of every generated artifact.")
+    raw_dir: Path = Field(DEFAULT_SAMPLE_DIR, description="Folder of the raw Home Credit CSV(.gz) files.")
+
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    applications_topic: str = "loan-applications"
+    decisions_topic: str = "loan-decisions"
+    dead_letter_topic: str = "loan-applications-dlq"
+    replay_topic: str = "loan-decisions-replay"
+    consumer_group: str = "credit-scorer"
+    partitions: int = Field(4, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    session_timeout_s: float = Field(30.0, gt=0)
+    rebalance_timeout_s: float = Field(60.0, gt=0)
+    request_timeout_s: float = Field(30.0, gt=0)
+
+
+class RedisSettings(BaseModel):
+    url: str = "redis://127.0.0.1:6379/0"
+    password: SecretStr | None = None
+    tls: bool = False
+    db: int | None = Field(None, ge=0, description="Overrides the db of the URL when set.")
+    key_prefix: str = "cs"
+    max_connections: int = Field(64, ge=1)
+    socket_timeout_s: float = Field(2.0, gt=0)
+    ttl_s: int | None = Field(None, ge=1, description="Optional TTL of loaded feature vectors.")
+
+
+class MlflowSettings(BaseModel):
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking server; None means a local sqlite store under data_dir."
+    )
+    registered_model_name: str = "credit-scorer"
+    experiment_name: str = "credit-scorer"
+
+
+class ModelSettings(BaseModel):
+    path: Path | None = Field(
+        None, description="Model directory (model.txt + model_card.json); None = newest under models_dir."
+    )
+    registry_version: str | None = Field(
+        None, description="Load this version from the MLflow registry instead of a path."
+    )
+
+
+class StreamSettings(BaseModel):
+    engine: Literal["batch", "faust"] = Field(
+        "batch", description="batch: aiokafka micro-batch loop behind the Faust app; faust: Faust agent."
+    )
+    batch_max: int = Field(500, ge=1)
+    batch_within_s: float = Field(0.005, ge=0)
+    max_payload_bytes: int = Field(64 * 1024, ge=256)
+    retry_initial_s: float = Field(0.1, gt=0)
+    retry_max_s: float = Field(5.0, gt=0)
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    web_port: int = Field(6066, ge=0, le=65535)
+    top_reasons: int = Field(3, ge=1, le=20)
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CREDIT_SCORER_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    paths: PathsSettings = PathsSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    model: ModelSettings = ModelSettings()
+    stream: StreamSettings = StreamSettings()
+    api: ApiSettings = ApiSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
