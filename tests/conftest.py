@@ -8,6 +8,8 @@ import pytest
 
 from credit_scorer.settings import DEFAULT_SAMPLE_DIR
 
+pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.kafka", "tests.fixtures.models"]
+
 SAMPLE_FILES = (
     "application_train.csv.gz",
     "application_test.csv.gz",
