@@ -1,0 +1,41 @@
+"""Errors of the feature_loader package. Each message names the file, row or field at fault."""
+
+from __future__ import annotations
+
+
+class FeatureLoaderError(Exception):
+    """Base class: everything feature_loader raises on bad input or an unavailable dependency."""
+
+
+# --- raw data / feature build -------------------------------------------------------------------
+class RawDataError(FeatureLoaderError):
+    """The raw Home Credit tables are unusable (missing file, missing column, bad value)."""
+
+
+class MissingFileError(RawDataError):
+    pass
+
+
+class MissingColumnError(RawDataError):
+    pass
+
+
+class SynthError(FeatureLoaderError):
+    """Bad synthetic-data request (scale, seed, output folder)."""
+
+
+# --- Redis feature cache ------------------------------------------------------------------------
+class FeatureCacheError(FeatureLoaderError):
+    pass
+
+
+class CacheUnavailableError(FeatureCacheError):
+    """Redis cannot be reached (after retries where retrying makes sense)."""
+
+
+class FeatureVersionMismatchError(FeatureCacheError):
+    """The cache's feature-schema version is not the one the model was trained on."""
+
+
+class NoCurrentVersionError(FeatureCacheError):
+    """Nothing has been loaded and switched live in the cache yet."""

@@ -1,0 +1,23 @@
+"""Errors of the pure scoring core."""
+
+from __future__ import annotations
+
+
+class ScoringError(Exception):
+    """Base class of the scoring core's errors."""
+
+
+class ModelLoadError(ScoringError):
+    """The model directory is missing a file or is unreadable."""
+
+
+class ModelIntegrityError(ModelLoadError):
+    """model.txt does not match the sha256 recorded in its model card (tampered or corrupted)."""
+
+
+class SchemaMismatchError(ScoringError):
+    """Feature schemas disagree (model vs feature table, model vs cache, model vs its own card)."""
+
+
+class InvalidInputError(ScoringError):
+    """An application field cannot be used for scoring (names the field)."""
