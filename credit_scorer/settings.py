@@ -96,11 +96,31 @@ class StreamSettings(BaseModel):
     metrics_port: int = Field(9464, ge=0, le=65535)
     web_port: int = Field(6066, ge=0, le=65535)
     top_reasons: int = Field(3, ge=1, le=20)
+    reasons: Literal["refusals", "all", "none"] = Field(
+        "refusals", description="Which decisions carry top reasons (every REFUS by default)."
+    )
+    fetch_max_wait_ms: int = Field(
+        5, ge=0, le=5000, description="Broker long-poll wait of the worker's fetches (latency vs idle CPU)."
+    )
+    faust_stock_consumer: bool = Field(
+        False, description="faust engine only: Faust's stock consumer (loses records after a seek) - tests."
+    )
 
 
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+
+
+class DriftSettings(BaseModel):
+    """Live drift monitoring (scoring.drift, stream_app.drift_observer)."""
+
+    enabled: bool = True
+    half_life_events: float = Field(
+        5000.0, gt=0, description="Exponential-decay window: an event's weight halves every N later events."
+    )
+    min_events: int = Field(500, ge=0, description="Events seen before a PSI is exported.")
+    publish_every_s: float = Field(1.0, ge=0, description="Recompute and export the PSI at most this often.")
 
 
 class Settings(BaseSettings):
@@ -118,6 +138,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     stream: StreamSettings = StreamSettings()
     api: ApiSettings = ApiSettings()
+    drift: DriftSettings = DriftSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

@@ -8,7 +8,12 @@ import pytest
 
 from credit_scorer.settings import DEFAULT_SAMPLE_DIR
 
-pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.kafka", "tests.fixtures.models"]
+pytest_plugins = [
+    "tests.fixtures.redis",
+    "tests.fixtures.kafka",
+    "tests.fixtures.models",
+    "tests.fixtures.prometheus",
+]
 
 SAMPLE_FILES = (
     "application_train.csv.gz",
