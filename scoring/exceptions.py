@@ -21,3 +21,7 @@ class SchemaMismatchError(ScoringError):
 
 class InvalidInputError(ScoringError):
     """An application field cannot be used for scoring (names the field)."""
+
+
+class DriftReferenceError(ScoringError):
+    """The model card's drift reference is malformed (names the histogram and the field)."""

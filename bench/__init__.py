@@ -1,0 +1,1 @@
+"""Benchmarks: `uv run python -m bench.bench_<topic>`, results in bench/results/."""

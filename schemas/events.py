@@ -1,0 +1,258 @@
+"""Event contracts of the scorer (pydantic v2), versioned with ``schema_version``.
+
+Decisions recorded here (also in the exported JSON Schemas, ``schemas/json/``):
+
+* **Field names.** Envelope fields are snake_case (``event_id``, ``application_id``, ``sk_id_curr``,
+  ``event_time``, ``schema_version``); the application fields keep the raw Home Credit column names
+  (``AMT_CREDIT``, ``NAME_CONTRACT_TYPE``, …) as their JSON names, exactly as in the feature schema, so
+  no alias table can drift.
+* **Only ``sk_id_curr`` is required.** ``event_id`` defaults to a generated id (the codec derives it
+  deterministically from the payload bytes, so a redelivered record keeps its id), ``application_id``
+  defaults to ``event_id`` and ``event_time`` to the Kafka record timestamp (codec) or now.
+* **Carried vs not carried.** An application field present in the JSON — even as ``null`` (= unknown,
+  scored as missing) — overrides the client's cached value; an absent field keeps the cached value.
+  :meth:`LoanApplication.scoring_fields` returns exactly the carried ones.
+* **Extra fields are ignored** (forward compatible: upstream may add fields before we upgrade).
+* **Strict types.** Numbers must be JSON numbers (``"1000"`` or ``true`` are rejected); integers must be
+  whole (``10`` or ``10.0``, not ``10.5``); categoricals must be strings (an unknown level is accepted
+  and scored as missing). Amounts are finite, ``>= 0`` and ``<= MAX_AMOUNT``; hours in 0..23; event
+  times in years 2000..2100; naive times are read as UTC; every datetime is normalised to UTC.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from schemas.exceptions import ErrorKind
+
+SCHEMA_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
+MAX_AMOUNT = 1e9  # the largest Home Credit income is 1.17e8; beyond 1e9 is a unit or typing error
+MAX_ID_LEN = 128
+MAX_TEXT_LEN = 64
+MIN_EVENT_YEAR, MAX_EVENT_YEAR = 2000, 2100
+
+# The raw application fields an application event may carry, in the Home Credit column names.
+APPLICATION_FIELDS: tuple[str, ...] = (
+    "NAME_CONTRACT_TYPE",
+    "AMT_INCOME_TOTAL",
+    "AMT_CREDIT",
+    "AMT_ANNUITY",
+    "AMT_GOODS_PRICE",
+    "NAME_TYPE_SUITE",
+    "WEEKDAY_APPR_PROCESS_START",
+    "HOUR_APPR_PROCESS_START",
+)
+
+_APPLICATION_FIELD_SET = frozenset(APPLICATION_FIELDS)
+
+Amount = Annotated[
+    float | None, Field(strict=True, ge=0, le=MAX_AMOUNT, description="Amount in currency units.")
+]
+Text = Annotated[str | None, Field(strict=True, max_length=MAX_TEXT_LEN)]
+Identifier = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_ID_LEN)]
+
+
+def _number_not_text(value: object) -> object:
+    """Integers may arrive as integral floats (``10.0``, from float columns) but never as text/booleans."""
+    if isinstance(value, str | bool | bytes):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_number_not_text)]
+ProbabilityValue = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(description="Duration in seconds.")]
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_version(value: int) -> int:
+    if value not in SUPPORTED_VERSIONS:
+        raise PydanticCustomError(
+            "unsupported_version",
+            "schema_version {version} is not supported (supported: {supported})",
+            {"version": value, "supported": sorted(SUPPORTED_VERSIONS)},
+        )
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if not MIN_EVENT_YEAR <= value.year <= MAX_EVENT_YEAR:
+        raise PydanticCustomError(
+            "out_of_range",
+            "time {value} is outside years {lo}..{hi}",
+            {"value": value.isoformat(), "lo": MIN_EVENT_YEAR, "hi": MAX_EVENT_YEAR},
+        )
+    return value
+
+
+class LoanApplication(BaseModel):
+    """A loan application event (topic ``loan-applications``, key = application id)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        allow_inf_nan=False,
+        frozen=True,
+        title="LoanApplication",
+        use_attribute_docstrings=True,
+    )
+
+    schema_version: Annotated[int, Field(strict=True)] = SCHEMA_VERSION
+    """Contract version; this build reads version 1."""
+    event_id: Identifier = Field(default_factory=new_event_id)
+    """Unique id of this event; defaults to a generated id (derived from the payload by the codec)."""
+    application_id: Identifier | None = None
+    """Id of the loan application (the decisions' Kafka key); defaults to ``event_id``."""
+    sk_id_curr: Annotated[WholeNumber, Field(gt=0, le=2**63 - 1)]
+    """The client (Home Credit ``SK_ID_CURR``)."""
+    event_time: datetime = Field(default_factory=utc_now)
+    """Producer's timestamp (UTC; a naive time is read as UTC)."""
+
+    NAME_CONTRACT_TYPE: Text = None
+    """"Cash loans" or "Revolving loans" (another level is scored as missing)."""
+    AMT_INCOME_TOTAL: Amount = None
+    AMT_CREDIT: Amount = None
+    AMT_ANNUITY: Amount = None
+    AMT_GOODS_PRICE: Amount = None
+    NAME_TYPE_SUITE: Text = None
+    """Who accompanied the client ("Unaccompanied", "Family", …)."""
+    WEEKDAY_APPR_PROCESS_START: Text = None
+    """Weekday of the application, upper case English ("MONDAY" … "SUNDAY")."""
+    HOUR_APPR_PROCESS_START: Annotated[WholeNumber | None, Field(ge=0, le=23)] = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _supported_version(cls, value: int) -> int:
+        return _check_version(value)
+
+    @field_validator("event_time")
+    @classmethod
+    def _utc_event_time(cls, value: datetime) -> datetime:
+        return _to_utc(value)
+
+    @model_validator(mode="after")
+    def _default_application_id(self) -> LoanApplication:
+        if self.application_id is None:
+            object.__setattr__(self, "application_id", self.event_id)
+        return self
+
+    @property
+    def key(self) -> str:
+        """The Kafka key of this application and of its decision."""
+        return self.application_id or self.event_id
+
+    def scoring_fields(self) -> dict[str, object]:
+        """The application fields this event carries (present in the input, ``None`` = unknown)."""
+        values = self.__dict__
+        return {name: values[name] for name in self.model_fields_set if name in _APPLICATION_FIELD_SET}
+
+
+class DecisionLabel(StrEnum):
+    ACCORD = "ACCORD"
+    REFUS = "REFUS"
+
+
+class Reason(BaseModel):
+    """One reason of a decision: a feature, its human-readable value, its contribution to the log-odds."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    feature: str
+    value: float | str | None
+    contribution: float
+
+
+class StageLatency(BaseModel):
+    """Seconds spent in each stage. ``produce_s`` is unknown when the record is built (it is measured
+    into the ``credit_scorer_stage_seconds`` metric) and then ``null``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    queue_s: Seconds
+    features_s: Seconds
+    inference_s: Seconds
+    reasons_s: Seconds
+    produce_s: Seconds | None = None
+    total_s: Seconds
+
+
+class Decision(BaseModel):
+    """A scoring decision (topic ``loan-decisions``, key = application id, for deduplication)."""
+
+    model_config = ConfigDict(
+        frozen=True, allow_inf_nan=False, title="Decision", use_attribute_docstrings=True
+    )
+
+    schema_version: Literal[1] = 1
+    application_id: str
+    event_id: str
+    sk_id_curr: int
+    decision: DecisionLabel
+    """REFUS when probability_default >= threshold, else ACCORD."""
+    probability_default: ProbabilityValue
+    score: ProbabilityValue
+    """Same as probability_default (the original API's ``score``)."""
+    threshold: ProbabilityValue
+    model_version: str
+    feature_version: str
+    features_found: bool
+    """False when the client is not in the feature cache (scored on the application fields alone)."""
+    features_age_s: float | None
+    """Age of the cached client features (seconds since the cache load), null when not found."""
+    reasons: list[Reason]
+    """Top reasons, largest contributions first (for every REFUS at least)."""
+    latency: StageLatency
+    event_time: datetime
+    consumed_at: datetime
+    decided_at: datetime
+    is_replay: bool = False
+    baseline_model_version: str | None = None
+    """Replay only: the model version of the decision being compared against."""
+    baseline_decision: DecisionLabel | None = None
+    baseline_probability_default: ProbabilityValue | None = None
+
+
+class DeadLetter(BaseModel):
+    """An event that could not be scored (topic ``loan-applications-dlq``)."""
+
+    model_config = ConfigDict(frozen=True, title="DeadLetter", use_attribute_docstrings=True)
+
+    schema_version: Literal[1] = 1
+    error_kind: ErrorKind
+    message: str
+    """Human-readable reason, naming the field at fault."""
+    payload_b64: str
+    """The original payload (standard base64), truncated to the payload limit when oversized."""
+    payload_size: int
+    """Size in bytes of the original payload."""
+    payload_truncated: bool = False
+    key_b64: str | None = None
+    """The original Kafka key (standard base64), if any."""
+    source_topic: str | None = None
+    source_partition: int | None = None
+    source_offset: int | None = None
+    failed_at: datetime
+
+    @property
+    def payload(self) -> bytes:
+        return base64.b64decode(self.payload_b64)
+
+
+def export_models() -> dict[str, type[BaseModel]]:
+    """Models whose JSON Schemas are published (file stem → model)."""
+    return {"loan_application": LoanApplication, "decision": Decision, "dead_letter": DeadLetter}
