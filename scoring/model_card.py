@@ -1,0 +1,164 @@
+"""The model card: everything needed to use, audit and monitor one trained model.
+
+Written by the training as ``model_card.json`` next to ``model.txt``; read by
+:func:`scoring.model.load_model`.
+Pure module (pydantic only).
+
+Decision rule: REFUS when the predicted probability of default is ``>= threshold``, ACCORD otherwise.
+
+``reference`` holds the training-time distributions used for drift monitoring, in exactly this shape::
+
+    {"score":    {"edges": [...], "proportions": [...], "missing": 0.0},
+     "features": {"<name>": {"edges": [...], "proportions": [...], "missing": <share of NaN>}, ...}}
+
+``edges`` are sorted distinct interior cut points; the bins are ``(-inf, e0], (e0, e1], …, (e_last, +inf)``,
+so ``len(proportions) == len(edges) + 1``; proportions are shares of the non-missing values.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MODEL_CARD_FILE = "model_card.json"
+
+
+class ReferenceHistogram(BaseModel):
+    """A binned distribution (see module docstring for the bin convention)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    edges: list[float]
+    proportions: list[float]
+    missing: float = Field(0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReferenceHistogram:
+        if len(self.proportions) != len(self.edges) + 1:
+            raise ValueError(
+                f"reference histogram has {len(self.edges)} edges but {len(self.proportions)} proportions "
+                f"(expected {len(self.edges) + 1})"
+            )
+        if not all(math.isfinite(e) for e in self.edges):
+            raise ValueError("reference histogram edges must be finite")
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("reference histogram edges must be strictly increasing")
+        if any(p < 0 for p in self.proportions):
+            raise ValueError("reference histogram proportions must be >= 0")
+        total = sum(self.proportions)
+        if self.proportions and total > 0 and not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"reference histogram proportions sum to {total}, not 1")
+        return self
+
+    def bin_of(self, value: float) -> int | None:
+        """Index of the bin holding ``value`` (None for NaN)."""
+        if value != value:
+            return None
+        lo, hi = 0, len(self.edges)
+        while lo < hi:  # first edge >= value
+            mid = (lo + hi) // 2
+            if self.edges[mid] < value:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+
+def validate_reference(reference: dict[str, Any]) -> dict[str, Any]:
+    """Check the reference shape (see module docstring) and return it normalised to plain floats."""
+    if set(reference) != {"score", "features"}:
+        raise ValueError(
+            f"reference must have exactly the keys 'score' and 'features', got {sorted(reference)}"
+        )
+    features = reference["features"]
+    if not isinstance(features, dict):
+        raise ValueError("reference['features'] must be a mapping of feature name to histogram")
+    out: dict[str, Any] = {"score": ReferenceHistogram.model_validate(reference["score"]).model_dump()}
+    out["features"] = {
+        str(name): ReferenceHistogram.model_validate(hist).model_dump() for name, hist in features.items()
+    }
+    return out
+
+
+class TrainingData(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    fingerprint: str = Field(description="sha256 of the feature parquet content (or of build_info.json).")
+    rows: int = Field(ge=0, description="Labelled rows used (train + held-out).")
+    positives: int = Field(ge=0)
+    train_rows: int | None = None
+    holdout_rows: int | None = None
+    source: str | None = Field(None, description="Feature directory the model was trained from.")
+
+    def __getitem__(self, key: str) -> Any:  # dict-style access, like the other card sections
+        return getattr(self, key)
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    model_version: str = Field(description='e.g. "20261121T1230-ab12cd34" (UTC time + sha256 prefix).')
+    created_at: datetime
+    feature_schema_version: str
+    features: list[str] = Field(description="Ordered model input names (= feature schema order).")
+    categorical_features: list[str] = Field(default_factory=list)
+    threshold: float = Field(ge=0.0, le=1.0, description="REFUS when P(default) >= threshold.")
+    cost_matrix: dict[str, float] = Field(default_factory=lambda: {"fn": 10.0, "fp": 1.0})
+    metrics: dict[str, float] = Field(default_factory=dict, description="Held-out metrics.")
+    confusion_matrix: dict[str, int] = Field(
+        default_factory=dict, description='Held-out counts at the threshold: {"tn", "fp", "fn", "tp"}.'
+    )
+    training_data: TrainingData
+    params: dict[str, Any] = Field(default_factory=dict)
+    lightgbm_version: str
+    model_sha256: str = Field("", description="sha256 of model.txt; filled by save_model.")
+    reference: dict[str, Any] | None = Field(
+        None, description="Training distributions of the score and top features (module docstring)."
+    )
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("model card features must be unique")
+        return v
+
+    @field_validator("reference")
+    @classmethod
+    def _reference_shape(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if v is None else validate_reference(v)
+
+    @model_validator(mode="after")
+    def _categoricals_are_features(self) -> ModelCard:
+        unknown = sorted(set(self.categorical_features) - set(self.features))
+        if unknown:
+            raise ValueError(f"categorical_features not among features: {unknown}")
+        return self
+
+    def reference_histogram(self, name: str = "score") -> ReferenceHistogram | None:
+        """The reference histogram of the score (``"score"``) or of one top feature; None if absent."""
+        if self.reference is None:
+            return None
+        hist = self.reference["score"] if name == "score" else self.reference["features"].get(name)
+        return None if hist is None else ReferenceHistogram.model_validate(hist)
+
+    # --- (de)serialisation ------------------------------------------------------------------------
+    def to_json_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json_bytes(cls, raw: bytes | str) -> ModelCard:
+        return cls.model_validate(orjson.loads(raw))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.to_json_bytes())
+
+    @classmethod
+    def load(cls, path: Path) -> ModelCard:
+        return cls.from_json_bytes(path.read_bytes())

@@ -1,0 +1,61 @@
+"""`credit-scorer train …`: a run end to end, and one-line errors with exit code 2 on bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from scoring.model import MODEL_FILE, load_model
+from training.cli import app
+
+runner = CliRunner()
+
+
+def test_run_then_show(make_feature_dir, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    feature_dir = make_feature_dir(n_rows=800, seed=4)
+    out = tmp_path / "models"
+    args = ["run", "--features", str(feature_dir), "--out", str(out), "--no-register", "--no-plots"]
+    result = runner.invoke(app, [*args, "--folds", "2", "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    (model_dir,) = out.iterdir()
+    model = load_model(model_dir)
+    assert model.card.params["folds"] == 2
+    assert "held-out AUC" in result.stdout and model.model_version in result.stdout
+    shown = runner.invoke(app, ["show", str(model_dir)])
+    assert shown.exit_code == 0 and f"{model.card.metrics['auc']:.4f}" in shown.stdout
+
+
+def test_missing_feature_dir_exits_2_with_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    result = runner.invoke(app, ["run", "--features", str(missing), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("error: ") and str(missing) in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_feature_dir_without_labels_exits_2(make_feature_dir, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    feature_dir = make_feature_dir(n_rows=100)
+    path = feature_dir / "features.parquet"
+    pl.read_parquet(path).with_columns(pl.lit(False).alias("IS_TRAIN")).write_parquet(path)
+    result = runner.invoke(app, ["run", "--features", str(feature_dir), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert "features.parquet: no labelled rows" in result.stderr
+
+
+def test_show_refuses_a_tampered_model(small_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / small_model_dir.name
+    shutil.copytree(small_model_dir, model_dir)
+    with (model_dir / MODEL_FILE).open("a") as fh:
+        fh.write("\n")
+    result = runner.invoke(app, ["show", str(model_dir)])
+    assert result.exit_code == 2 and "does not match the model card" in result.stderr
+
+
+def test_baseline_without_raw_files_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["baseline", "--raw", str(tmp_path)])
+    assert result.exit_code == 2 and "application_train" in result.stderr

@@ -1,0 +1,92 @@
+"""training.train: the honest split, the threshold on out-of-fold scores, the saved and verified model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scoring.model import load_model
+from training.dataset import load_labelled
+from training.evaluation import roc_auc
+from training.split import stratified_holdout
+from training.threshold import choose_threshold, confusion_at
+from training.train import TrainConfig, TrainResult, train_model
+
+FAST = {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 20, "feature_fraction": 0.9}
+
+
+@pytest.fixture(scope="module")
+def trained(make_feature_dir, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainResult]:  # type: ignore[no-untyped-def]
+    feature_dir = make_feature_dir(n_rows=1500, seed=7)
+    config = TrainConfig(folds=3, seed=7, max_rounds=200, early_stopping=20, params=FAST)
+    steps: list[str] = []
+    result = train_model(feature_dir, tmp_path_factory.mktemp("models"), config, steps.append)
+    assert len(steps) == config.steps()
+    return feature_dir, result
+
+
+def test_metrics_are_those_of_the_saved_model_on_the_held_out_rows(trained) -> None:  # type: ignore[no-untyped-def]
+    feature_dir, result = trained
+    card = result.card
+    table = load_labelled(feature_dir)
+    held = stratified_holdout(table.ids, table.y, 0.2, seed=7)
+    assert card.training_data.holdout_rows == held.sum() == 300
+    assert card.training_data.train_rows == (~held).sum()
+    assert card.training_data.rows == 1500 and card.training_data.positives == table.positives
+    # rescoring the held-out rows with the model *as loaded from disk* reproduces the card exactly
+    model = load_model(result.model_dir, expected_schema=table.schema)
+    p = model.predict(table.x[held])
+    assert roc_auc(table.y[held], p) == card.metrics["auc"]
+    assert confusion_at(table.y[held], p, card.threshold).as_dict() == card.confusion_matrix
+    assert card.metrics["cost_at_threshold"] == 10 * card.confusion_matrix["fn"] + card.confusion_matrix["fp"]
+    assert card.metrics["best_cost"] == choose_threshold(table.y[held], p).cost
+    assert card.metrics["best_cost"] <= card.metrics["cost_at_threshold"]
+    assert card.metrics["best_cost"] <= card.metrics["cost_at_0_5"]
+    assert card.metrics["auc"] > 0.8  # the fixture data is learnable
+    assert 0 < card.metrics["brier"] < 0.25
+
+
+def test_threshold_is_chosen_on_out_of_fold_scores_of_the_training_part(trained) -> None:  # type: ignore[no-untyped-def]
+    feature_dir, result = trained
+    table = load_labelled(feature_dir)
+    held = stratified_holdout(table.ids, table.y, 0.2, seed=7)
+    assert result.cv.oof.shape == ((~held).sum(),)
+    assert result.card.threshold == choose_threshold(table.y[~held], result.cv.oof).threshold
+    assert (
+        result.card.metrics["oof_cost_at_threshold"] == choose_threshold(table.y[~held], result.cv.oof).cost
+    )
+    assert result.card.params["n_estimators"] == result.cv.n_estimators == model_trees(result.model_dir)
+    assert result.card.params["scale_pos_weight"] == pytest.approx(
+        ((~held).sum() - table.y[~held].sum()) / table.y[~held].sum(), rel=1e-5
+    )
+
+
+def model_trees(model_dir: Path) -> int:
+    return load_model(model_dir).booster.num_trees()
+
+
+def test_card_plots_and_reference(trained) -> None:  # type: ignore[no-untyped-def]
+    _, result = trained
+    card = result.card
+    assert card.model_version == result.model_dir.name
+    assert card.model_version.split("-")[1] == card.model_sha256[:8]
+    assert card.cost_matrix == {"fn": 10.0, "fp": 1.0}
+    for name in ("roc.png", "cost_vs_threshold.png", "feature_importance.png"):
+        data = (result.model_dir / "plots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    assert card.reference is not None
+    top = list(card.reference["features"])
+    gains = load_model(result.model_dir).booster.feature_importance("gain")
+    names = list(card.features)
+    assert top[0] == names[int(np.argmax(gains))]
+
+
+def test_same_seed_same_model(make_feature_dir, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    feature_dir = make_feature_dir(n_rows=600, seed=1)
+    config = TrainConfig(folds=2, seed=3, max_rounds=30, early_stopping=0, plots=False, params=FAST)
+    a = train_model(feature_dir, tmp_path / "a", config)
+    b = train_model(feature_dir, tmp_path / "b", config)
+    assert a.card.model_sha256 == b.card.model_sha256
+    assert a.card.training_data.fingerprint == b.card.training_data.fingerprint
