@@ -110,6 +110,14 @@ class StreamSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    top_reasons: int = Field(3, ge=0, le=20, description="Reasons returned by POST /predict.")
+    reasons: Literal["refusals", "all", "none"] = Field(
+        "all", description="Which /predict answers carry top reasons (all, like the original API)."
+    )
+    publish_timeout_s: float = Field(
+        5.0, gt=0, description="POST /applications: max wait for the broker (connect + ack) before a 503."
+    )
+    access_log: bool = Field(False, description="uvicorn's per-request access log (off: it costs latency).")
 
 
 class DriftSettings(BaseModel):

@@ -1,0 +1,146 @@
+"""FastAPI app factory: ``create_app(settings)``; clients and the model are made in the lifespan.
+
+The lifespan loads and verifies the model (:func:`scoring.model.load_model`; when it cannot, the API
+still starts so /health can say why, and /predict answers 503), creates the Redis client and the
+feature store, and a publisher whose Kafka producer starts on the first POST /applications. Metrics
+go to a registry per app instance (:class:`stream_app.metrics.ScorerMetrics`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.exceptions import ApiError
+from api.publisher import ApplicationPublisher
+from api.routes import OrjsonResponse, router
+from api.scorer import ApiScorer
+from credit_scorer.settings import Settings
+from stream_app.metrics import ScorerMetrics
+
+log = logging.getLogger(__name__)
+
+_STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+
+class RequestMetricsMiddleware:
+    """credit_scorer_api_request_seconds{route, status}: route = the matched path template (bounded:
+    unmatched paths are ``other``), status = class (2xx, 4xx, …)."""
+
+    def __init__(self, app: ASGIApp, metrics: ScorerMetrics) -> None:
+        self.app = app
+        self.histogram = metrics.api_request_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "other"
+            self.histogram.labels(path, _STATUS_CLASSES.get(status[0] // 100, "5xx")).observe(
+                time.perf_counter() - started
+            )
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every integer orjson cannot write (beyond 64 bits) as its decimal string, so a 422
+    can echo any input back (pydantic puts it in ``input`` and ``ctx``); NaN/Infinity become null."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
+
+
+def _load_model(settings: Settings) -> tuple[Any, str | None]:
+    from scoring.exceptions import ScoringError
+    from scoring.model import load_model, resolve_model_dir
+
+    try:
+        return load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path)), None
+    except ScoringError as exc:
+        log.error("API started without a model: %s", exc)
+        return None, str(exc)
+
+
+def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> FastAPI:
+    """The REST API on ``settings`` (model, Redis and Kafka from it; nothing is connected before start)."""
+    app_metrics = metrics or ScorerMetrics(CollectorRegistry(auto_describe=True))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from feature_loader.exceptions import FeatureCacheError
+        from feature_loader.redis_features import RedisFeatureStore, create_redis_client
+        from scoring.service import prepare
+
+        model, model_error = _load_model(settings)
+        client = create_redis_client(settings.redis)
+        store = RedisFeatureStore(client, settings.redis.key_prefix)
+        if model is not None:
+            prepare(model)
+            app_metrics.set_model(model.model_version, model.feature_version, model.threshold)
+            try:
+                await store.check_compatible(model.feature_version)
+            except FeatureCacheError as exc:  # /health reports it; /predict answers 503 until fixed
+                log.warning("feature cache not ready: %s", exc)
+        app.state.scorer = ApiScorer(
+            model,
+            store,
+            app_metrics,
+            model_error=model_error,
+            top_reasons=settings.api.top_reasons,
+            reasons=settings.api.reasons,
+        )
+        app.state.publisher = ApplicationPublisher(settings.kafka, settings.api.publish_timeout_s)
+        try:
+            yield
+        finally:
+            await app.state.publisher.stop()
+            await client.aclose()
+
+    app = FastAPI(
+        title="credit-scorer API",
+        version="1",
+        summary="Prêt à dépenser credit scoring: the original REST API over the stream scorer's model.",
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+    )
+    app.include_router(router)
+
+    async def api_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return OrjsonResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    async def invalid_request(_request: Request, exc: Exception) -> Response:
+        # FastAPI's default handler fails (500) on a NaN/Infinity input: orjson writes them as null.
+        assert isinstance(exc, RequestValidationError)
+        return OrjsonResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_middleware(RequestMetricsMiddleware, metrics=app_metrics)
+    app.state.metrics = app_metrics
+    return app

@@ -1,0 +1,108 @@
+"""Request and response bodies of the REST API (pydantic v2; they make the OpenAPI document).
+
+``PredictRequest`` takes the client id and, optionally, the application fields of
+:class:`schemas.events.LoanApplication` with exactly the same names, types and bounds (copied from
+it, so the two contracts cannot drift). Unknown fields are rejected (422) so a typo such as
+``AMT_CREDITT`` never silently scores the cached value instead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from schemas.events import APPLICATION_FIELDS, LoanApplication
+
+_ID_FIELD = LoanApplication.model_fields["sk_id_curr"]
+
+
+def _application_field(name: str) -> tuple[Any, Any]:
+    info = LoanApplication.model_fields[name]
+    return info.annotation, info
+
+
+def _fix_schema(schema: dict[str, Any]) -> None:
+    """Standard JSON Schema bounds for the id (pydantic writes ``gt``/``le`` for the wrapped int)."""
+    prop = schema.get("properties", {}).get("sk_id_curr", {})
+    if "gt" in prop:
+        prop["exclusiveMinimum"] = prop.pop("gt")
+    if "le" in prop:
+        prop["maximum"] = prop.pop("le")
+    schema["examples"] = [{"sk_id_curr": 100001}, {"sk_id_curr": 100001, "AMT_CREDIT": 250000.0}]
+
+
+class _PredictBase(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        frozen=True,
+        json_schema_extra=lambda schema: _fix_schema(schema),
+    )
+
+    def scoring_fields(self) -> dict[str, object]:
+        """The application fields the request carries (present in the body; ``null`` = unknown)."""
+        values = self.__dict__
+        return {name: values[name] for name in self.model_fields_set if name != "sk_id_curr"}
+
+
+if TYPE_CHECKING:
+    PredictRequest = _PredictBase
+else:
+    PredictRequest = create_model(
+        "PredictRequest",
+        __base__=_PredictBase,
+        __doc__=(
+            "A client id and, optionally, application fields (Home Credit column names). A field present "
+            "(even null) overrides the client's cached value; an absent one keeps it."
+        ),
+        sk_id_curr=(_ID_FIELD.annotation, _ID_FIELD),
+        **{name: _application_field(name) for name in APPLICATION_FIELDS},
+    )
+
+
+class ReasonOut(BaseModel):
+    feature: str
+    value: float | str | None = Field(description="Human-readable value (category name, number or null).")
+    contribution: float = Field(description="Contribution to the log-odds of default.")
+
+
+class PredictResponse(BaseModel):
+    """The original project's response, plus the decision's provenance and reasons."""
+
+    sk_id_curr: int
+    score: float = Field(description="Probability of default (same as probability_refusal).")
+    decision: Literal["ACCORD", "REFUS"] = Field(description="REFUS when score >= threshold.")
+    probability_refusal: float
+    probability_approval: float = Field(description="1 - probability_refusal.")
+    threshold: float
+    model_version: str
+    feature_version: str
+    features_found: bool = Field(
+        description="False when the client is not cached (scored on the request's application fields)."
+    )
+    features_age_s: float | None = Field(description="Seconds since the cache load; null if not found.")
+    reasons: list[ReasonOut] = Field(description="Top reasons, largest contribution first.")
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    reasons: list[str] = Field(description="Why the service is degraded (empty when ok).")
+    model_loaded: bool
+    model_version: str | None
+    model_feature_version: str | None
+    redis_reachable: bool
+    cache_feature_version: str | None = Field(description="The live feature version in the cache.")
+    feature_versions_match: bool
+
+
+class ApplicationAccepted(BaseModel):
+    application_id: str
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+class ErrorResponse(BaseModel):
+    detail: str

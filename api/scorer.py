@@ -1,0 +1,160 @@
+"""The API's scoring and health logic: one Redis round trip, then the stream worker's scoring service.
+
+:class:`ApiScorer` holds the model (or why it could not be loaded), the feature store and the app's
+metrics. It returns plain dicts in the shape of :mod:`api.models` (the routes send them with orjson)
+and raises :mod:`api.exceptions` errors, which the app turns into HTTP responses.
+
+An unknown client (not in the cache):
+
+* with no application field in the request → :class:`ClientNotFoundError` (404 ``Client not found``);
+* with application fields → scored on those fields alone, exactly as the stream worker scores an
+  application of an unknown client (``features_found: false`` in the answer).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from api.exceptions import (
+    ClientNotFoundError,
+    FeatureCacheUnavailableError,
+    ModelNotLoadedError,
+    UnscorableInputError,
+)
+from feature_loader.exceptions import (
+    CacheUnavailableError,
+    FeatureCacheError,
+    FeatureVersionMismatchError,
+    NoCurrentVersionError,
+)
+from feature_loader.redis_features import RedisFeatureStore
+from scoring.exceptions import InvalidInputError, SchemaMismatchError
+from scoring.service import CachedFeatures, ReasonsMode, ScoreResult, ScoringInput, ScoringModel, score_batch
+from stream_app.metrics import ScorerMetrics
+
+CLIENT_NOT_FOUND = "Client not found"
+
+
+class ApiScorer:
+    """Per-app scoring state (created in the lifespan, never at import)."""
+
+    def __init__(
+        self,
+        model: ScoringModel | None,
+        store: RedisFeatureStore,
+        metrics: ScorerMetrics,
+        *,
+        model_error: str | None = None,
+        top_reasons: int = 3,
+        reasons: ReasonsMode = "all",
+    ) -> None:
+        self.model = model
+        self.model_error = model_error
+        self.store = store
+        self.metrics = metrics
+        self.top_reasons = top_reasons
+        self.reasons: ReasonsMode = reasons
+
+    def require_model(self) -> ScoringModel:
+        if self.model is None:
+            raise ModelNotLoadedError(f"model not loaded: {self.model_error or 'unknown reason'}")
+        return self.model
+
+    async def predict(self, sk_id_curr: int, fields: dict[str, object]) -> dict[str, Any]:
+        """The /predict answer for one client (see the module docstring for unknown clients)."""
+        model = self.require_model()
+        try:
+            batch = await self.store.fetch([sk_id_curr], version=model.feature_version)
+        except CacheUnavailableError as exc:
+            raise FeatureCacheUnavailableError(f"feature cache unavailable: {exc}") from exc
+        except FeatureCacheError as exc:  # version not loaded / partial / corrupt vector
+            raise FeatureCacheUnavailableError(f"feature cache not ready: {exc}") from exc
+        found = bool(batch.found[0])
+        self.metrics.feature_lookups.inc()
+        if not found:
+            self.metrics.feature_misses.inc()
+            if not fields:
+                raise ClientNotFoundError(CLIENT_NOT_FOUND)
+        cached = CachedFeatures(batch.matrix, batch.found, batch.feature_version, batch.loaded_at)
+        try:
+            scored = score_batch(
+                model,
+                [ScoringInput(sk_id_curr, fields)],
+                cached,
+                top_reasons=self.top_reasons,
+                reasons=self.reasons,
+            )
+        except InvalidInputError as exc:
+            raise UnscorableInputError(str(exc)) from exc
+        except SchemaMismatchError as exc:  # cannot happen with fetch(version=model's); say so if it does
+            raise FeatureCacheUnavailableError(f"feature cache not ready: {exc}") from exc
+        return response_of(scored.results[0])
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy, body): model loaded, Redis reachable, the cache's live version = the model's."""
+        reasons: list[str] = []
+        model = self.model
+        if model is None:
+            reasons.append(f"model not loaded: {self.model_error or 'unknown reason'}")
+        reachable = True
+        live: str | None = None
+        match = False
+        try:
+            await self.store.ping()
+        except FeatureCacheError as exc:
+            reachable = False
+            reasons.append(f"Redis unreachable: {exc}")
+        if reachable:
+            try:
+                live = await self.store.current_version()
+                if model is not None:
+                    await self.store.check_compatible(model.feature_version)
+                    match = True
+            except NoCurrentVersionError as exc:
+                reasons.append(f"no live feature version: {exc}")
+            except FeatureVersionMismatchError as exc:
+                reasons.append(f"feature version mismatch: {exc}")
+            except CacheUnavailableError as exc:
+                reachable = False
+                reasons.append(f"Redis unreachable: {exc}")
+            except FeatureCacheError as exc:
+                reasons.append(f"feature cache unusable: {exc}")
+        body = {
+            "status": "degraded" if reasons else "ok",
+            "reasons": reasons,
+            "model_loaded": model is not None,
+            "model_version": model.model_version if model is not None else None,
+            "model_feature_version": model.feature_version if model is not None else None,
+            "redis_reachable": reachable,
+            "cache_feature_version": live,
+            "feature_versions_match": match,
+        }
+        return not reasons, body
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def response_of(result: ScoreResult) -> dict[str, Any]:
+    """The original API's answer (score, decision, both probabilities) plus provenance and reasons."""
+    p = float(result.probability)
+    return {
+        "sk_id_curr": result.sk_id_curr,
+        "score": p,
+        "decision": result.decision,
+        "probability_refusal": p,
+        "probability_approval": 1.0 - p,
+        "threshold": float(result.threshold),
+        "model_version": result.model_version,
+        "feature_version": result.feature_version,
+        "features_found": result.features_found,
+        "features_age_s": result.features_age_s,
+        "reasons": [
+            {"feature": r.feature, "value": _finite(r.value), "contribution": float(r.contribution)}
+            for r in result.reasons
+        ],
+    }
