@@ -19,7 +19,10 @@ test: setup ## Set everything up and run the whole test suite (what CI runs)
 test-unit: ## Unit tests only (no network)
 	$(UV) run pytest -q tests/unit
 
+demo: setup ## Embedded demo (Tansu + redis-server + worker, sample streamed live; DEMO_ARGS="--rate 5000")
+	$(UV) run credit-scorer stream demo $(DEMO_ARGS)
+
 bench: ## Run the benchmarks (results in bench/results/)
 	$(UV) run python -m bench
 
-.PHONY: help setup lint test test-unit bench
+.PHONY: help setup lint test test-unit bench demo

@@ -1,0 +1,397 @@
+"""Benchmark of the stream worker, side by side in one run (real Tansu broker, real redis-server).
+
+    uv run python -m bench.bench_stream [--model DIR] [--events 100000] [--runs 3] [--quick]
+
+* Sustained decisions/s of ONE worker process (``credit-scorer stream worker``) draining a pre-filled
+  applications topic: the ``batch`` engine (default) vs the ``faust`` engine (a Faust agent with
+  ``take_events``) vs a naive one-event-at-a-time worker (:mod:`bench.stream_naive`). Rate = decisions
+  between the first and the last decision's broker timestamp.
+* The cost of reasons: the batch engine with reasons on every REFUS (default) vs none.
+* Event→decision latency p50/p99 at fixed offered loads of 1,000 and 5,000 events/s (batch engine):
+  "decided" = the decision's own ``latency.total_s`` (event time → decision built) and "received" =
+  event time → the decision read by a downstream consumer.
+
+Model: ``--model DIR``, else the newest under var/models, else a 500-tree model trained once on
+var/features (the real sample's feature build) into var/bench/stream-model. Events are the feature
+table's application_test rows. Tansu's memory storage never frees records: the broker is restarted
+between phases. Goals: ≥ 20,000 decisions/s per worker, p99 ≤ 15 ms at 5,000/s, reasons on every REFUS.
+Writes bench/results/stream.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from credit_scorer.redis_server import RedisServer
+from credit_scorer.settings import PROJECT_ROOT, RedisSettings, Settings
+from stream_app.harness import WorkerProcess, application_payloads, collect, produce_payloads, settings_env
+from stream_app.kafka_decisions import RecordPublisher
+from stream_app.tansu import TansuBroker, free_port
+from tests.fixtures.kafka import KafkaTopics, create_topics, settings_for
+
+RESULTS = Path(__file__).resolve().parent / "results" / "stream.json"
+BENCH_DIR = PROJECT_ROOT / "var" / "bench"
+LOGS = BENCH_DIR / "stream-logs"
+
+
+# --- setup ------------------------------------------------------------------------------------------
+def bench_model(explicit: Path | None) -> Path:
+    from scoring.model import resolve_model_dir
+
+    if explicit is not None:
+        return resolve_model_dir(PROJECT_ROOT, explicit)
+    models = PROJECT_ROOT / "var" / "models"
+    if models.is_dir() and any(models.iterdir()):
+        return resolve_model_dir(models)
+    own = BENCH_DIR / "stream-model"
+    if own.is_dir() and any(own.iterdir()):
+        return resolve_model_dir(own)
+    from training.train import TrainConfig, train_model
+
+    print("training a 500-tree model on var/features (once) …", flush=True)
+    cfg = TrainConfig(folds=2, max_rounds=500, early_stopping=0, plots=False, params={"learning_rate": 0.05})
+    return train_model(PROJECT_ROOT / "var" / "features", own, cfg).model_dir
+
+
+def event_rows(features_dir: Path, schema: Any) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    import polars as pl
+
+    from feature_loader.redis_loader import read_feature_table
+
+    ids, matrix = read_feature_table(features_dir / "features.parquet", schema)
+    is_train = pl.read_parquet(features_dir / "features.parquet", columns=["IS_TRAIN"])["IS_TRAIN"].to_numpy()
+    rows = np.flatnonzero(~is_train).tolist() or list(range(len(ids)))
+    return ids, matrix, rows
+
+
+class Env:
+    def __init__(self, model_dir: Path, redis: RedisServer, broker: TansuBroker) -> None:
+        self.model_dir, self.redis, self.broker = model_dir, redis, broker
+        self.n = 0
+
+    def settings(self, **stream: Any) -> tuple[Settings, KafkaTopics]:
+        self.n += 1
+        sfx = f"{os.getpid()}-{self.n}"
+        topics = KafkaTopics(f"apps-{sfx}", f"dec-{sfx}", f"dlq-{sfx}", f"bench-{sfx}", 4)
+        asyncio.run(
+            create_topics(
+                self.broker.bootstrap_servers, [topics.applications, topics.decisions, topics.dead_letters], 4
+            )
+        )
+        s = settings_for(self.broker.bootstrap_servers, topics, metrics_port=free_port(), **stream)
+        return s.model_copy(
+            update={
+                "redis": RedisSettings(url=self.redis.url, key_prefix="bench"),
+                "model": s.model.model_copy(update={"path": self.model_dir}),
+                "log_level": "WARNING",
+            }
+        ), topics
+
+
+def start_worker(settings: Settings, engine: str, log: Path) -> Any:
+    if engine == "naive":
+        env = {**os.environ, **settings_env(settings)}
+        out = open(log, "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.stream_naive"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        out.close()
+        return proc
+    return WorkerProcess(settings, engine, log).start().proc
+
+
+def stop(proc: Any) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+# --- phases -----------------------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _drain(bs: str, topic: str, n: int, pid: int, timeout_s: float = 900) -> dict[str, Any]:
+    """Read decisions until ``n`` distinct keys; CPU and wall time from the first to the last one."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bs, group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    keys: set[bytes] = set()
+    stamps: list[int] = []
+    refus = with_reasons = 0
+    cpu0 = t0 = 0.0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(keys) < n and time.monotonic() < deadline:
+            data = await consumer.getmany(timeout_ms=200, max_records=20_000)
+            if data and not stamps:
+                cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+            for msgs in data.values():
+                for m in msgs:
+                    keys.add(m.key)
+                    stamps.append(m.timestamp)
+                    if len(stamps) % 5 == 0:  # sample the decisions' content
+                        d = orjson.loads(m.value)
+                        if d["decision"] == "REFUS":
+                            refus += 1
+                            with_reasons += bool(d["reasons"])
+        cpu1, t1 = cpu_seconds(pid), time.perf_counter()
+    finally:
+        await consumer.stop()
+    span = max(1e-3, (max(stamps) - min(stamps)) / 1000) if stamps else float("nan")
+    return {
+        "decisions": len(stamps),
+        "distinct": len(keys),
+        "seconds": round(span, 3),
+        "decisions_per_s": round((len(stamps) - 1) / span, 1),
+        "worker_cpu_s": round(cpu1 - cpu0, 3),
+        "decisions_per_cpu_s": round(len(stamps) / max(1e-3, cpu1 - cpu0), 1),
+        "collector_wall_s": round(t1 - t0, 3),
+        "refusal_share": round(refus / max(1, len(stamps) // 5), 4),
+        "refusals_with_reasons": round(with_reasons / max(1, refus), 4),
+    }
+
+
+def sustained(env: Env, payloads: list[tuple[bytes, bytes]], engine: str, **stream: Any) -> dict[str, Any]:
+    """Pre-fill, start one worker, measure from its first to its last decision (wall and worker CPU)."""
+    settings, topics = env.settings(**stream)
+    bs = env.broker.bootstrap_servers
+    asyncio.run(produce_payloads(bs, topics.applications, payloads))
+    proc = start_worker(settings, engine, LOGS / f"{topics.group}-{engine}.log")
+    try:
+        result = asyncio.run(_drain(bs, topics.decisions, len(payloads), proc.pid))
+    finally:
+        stop(proc)
+    return {"engine": engine, "events": len(payloads), **result}
+
+
+async def _offer(
+    bs: str, topics: KafkaTopics, rows: list[tuple[bytes, dict[str, Any]]], rate: float
+) -> dict[str, Any]:
+    """Send ``rows`` at ``rate``/s (event time = send time) while reading their decisions."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bs, linger_ms=0, enable_idempotence=False)
+    consumer = AIOKafkaConsumer(
+        topics.decisions,
+        bootstrap_servers=bs,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=5,
+    )
+    await producer.start()
+    await consumer.start()
+    publisher = RecordPublisher(producer)
+    decided: list[float] = []
+    received: list[float] = []
+
+    async def read() -> None:
+        while len(received) < len(rows):
+            data = await consumer.getmany(timeout_ms=100)
+            now = time.time()
+            for msgs in data.values():
+                for m in msgs:
+                    if not (m.key or b"").startswith(b"lat-"):
+                        continue  # warm-up decisions
+                    d = orjson.loads(m.value)
+                    event = datetime.fromisoformat(d["event_time"].replace("Z", "+00:00")).timestamp()
+                    received.append(now - event)
+                    decided.append(d["latency"]["total_s"])
+
+    reader = asyncio.ensure_future(read())
+    step = max(1, int(rate / 500))  # 2 ms slices
+    started = time.perf_counter()
+    try:
+        for i in range(0, len(rows), step):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            stamp = datetime.now(UTC).isoformat()
+            batch = [(k, orjson.dumps({**doc, "event_time": stamp})) for k, doc in rows[i : i + step]]
+            await publisher.send_groups(await publisher.plan(topics.applications, batch))
+        achieved = len(rows) / (time.perf_counter() - started)
+        await asyncio.wait_for(reader, 120)
+    finally:
+        reader.cancel()
+        await producer.stop()
+        await consumer.stop()
+
+    def ms(xs: list[float], q: float) -> float:
+        return round(float(np.quantile(np.asarray(xs), q)) * 1000, 2)
+
+    return {
+        "offered_per_s": rate,
+        "achieved_offer_per_s": round(achieved, 1),
+        "events": len(rows),
+        "decided_ms": {"p50": ms(decided, 0.5), "p99": ms(decided, 0.99)},
+        "received_ms": {"p50": ms(received, 0.5), "p99": ms(received, 0.99), "max": ms(received, 1.0)},
+    }
+
+
+def latency(env: Env, docs: list[dict[str, Any]], rate: float, seconds: float) -> dict[str, Any]:
+    """One warm batch-engine worker; events offered at ``rate``/s for ``seconds``."""
+    settings, topics = env.settings()
+    bs = env.broker.bootstrap_servers
+    proc = start_worker(settings, "batch", LOGS / f"{topics.group}-latency.log")
+    try:
+        warm = [(b"warm-%d" % i, orjson.dumps(d)) for i, d in enumerate(docs[:500])]
+        asyncio.run(produce_payloads(bs, topics.applications, warm))
+        asyncio.run(collect(bs, topics.decisions, len(warm), timeout_s=120))  # worker up, group joined, warm
+        n = int(rate * seconds)
+        rows = [(b"lat-%d" % i, {**docs[i % len(docs)], "application_id": f"lat-{i}"}) for i in range(n)]
+        return asyncio.run(_offer(bs, topics, rows, rate))
+    finally:
+        stop(proc)
+
+
+# --- main -------------------------------------------------------------------------------------------
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    rates = [r["decisions_per_s"] for r in runs]
+    per_cpu = [r["decisions_per_cpu_s"] for r in runs]
+    mid = sorted(runs, key=lambda r: r["decisions_per_s"])[len(runs) // 2]
+    return {
+        **mid,
+        "decisions_per_s": round(statistics.median(rates), 1),
+        "decisions_per_cpu_s": round(statistics.median(per_cpu), 1),
+        "runs_per_s": rates,
+        "runs_per_cpu_s": per_cpu,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--events", type=int, default=100_000, help="events per batch-engine run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each latency run")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run (smoke test)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.events, args.runs, args.seconds = 10_000, 1, 3.0
+    LOGS.mkdir(parents=True, exist_ok=True)
+
+    from scoring.model import load_model
+    from stream_app.harness import load_cache
+
+    model_dir = bench_model(args.model)
+    model = load_model(model_dir)
+    features_dir = PROJECT_ROOT / "var" / "features"
+    ids, matrix, rows = event_rows(features_dir, model.schema)
+    print(
+        f"model {model.model_version}: {model.booster.num_trees()} trees, {len(model.schema)} features; "
+        f"{len(rows):,} event rows",
+        flush=True,
+    )
+    payloads = application_payloads(
+        model.schema, ids, matrix, [rows[i % len(rows)] for i in range(args.events)], id_prefix="b"
+    )
+    docs = [orjson.loads(v) for _, v in payloads[:5000]]
+    small = max(2000, args.events // 5)
+
+    results: dict[str, Any] = {}
+    with RedisServer() as redis:
+        load_cache(redis.url, "bench", features_dir)
+        broker = TansuBroker().start()
+        try:
+            env = Env(model_dir, redis, broker)
+            plan: list[tuple[str, str, int, dict[str, Any]]] = [
+                ("batch", "batch", args.events, {}),
+                ("batch_no_reasons", "batch", args.events, {"reasons": "none"}),
+                ("faust", "faust", small, {}),
+                ("naive", "naive", max(1000, small // 4), {}),
+            ]
+            for name, engine, n, stream in plan:
+                runs = []
+                for r in range(args.runs):
+                    broker.restart()  # Tansu's memory storage never frees
+                    runs.append(sustained(env, payloads[:n], engine, **stream))
+                    print(f"  {name} run {r + 1}: {runs[-1]['decisions_per_s']:,.0f} decisions/s", flush=True)
+                results[name] = median_run(runs)
+            for rate in (1000.0, 5000.0):
+                broker.restart()
+                results[f"latency_{int(rate)}"] = lat = latency(env, docs, rate, args.seconds)
+                print(f"  latency at {rate:,.0f}/s: {lat}", flush=True)
+        finally:
+            broker.stop()
+
+    b = results["batch"]["decisions_per_s"]
+    bc = results["batch"]["decisions_per_cpu_s"]
+    ratios = {
+        "batch_vs_faust": round(b / results["faust"]["decisions_per_s"], 2),
+        "batch_vs_naive": round(b / results["naive"]["decisions_per_s"], 2),
+        "reasons_cost": round(1 - b / results["batch_no_reasons"]["decisions_per_s"], 3),
+        "per_cpu_batch_vs_faust": round(bc / results["faust"]["decisions_per_cpu_s"], 2),
+        "per_cpu_batch_vs_naive": round(bc / results["naive"]["decisions_per_cpu_s"], 2),
+        "per_cpu_reasons_cost": round(1 - bc / results["batch_no_reasons"]["decisions_per_cpu_s"], 3),
+    }
+    goals = {
+        "decisions_per_s_ge_20000": b >= 20_000,
+        "p99_le_15ms_at_5000": results["latency_5000"]["received_ms"]["p99"] <= 15.0,
+        "reasons_on_every_refus": results["batch"]["refusals_with_reasons"] == 1.0,
+        "with_reasons_ge_10000": b >= 10_000,
+    }
+    print("\nsustained decisions/s (median of runs) and decisions per worker CPU-second:")
+    for name in ("batch", "batch_no_reasons", "faust", "naive"):
+        r = results[name]
+        print(
+            f"  {name:18s} {r['decisions_per_s']:>10,.0f}/s  {r['decisions_per_cpu_s']:>10,.0f}/cpu-s  "
+            f"runs={r['runs_per_s']}"
+        )
+    print(f"ratios: {ratios}")
+    for rate in (1000, 5000):
+        dec, rec = results[f"latency_{rate}"]["decided_ms"], results[f"latency_{rate}"]["received_ms"]
+        print(
+            f"latency @ {rate:>5}/s: decided p50={dec['p50']} ms p99={dec['p99']} ms; "
+            f"received p50={rec['p50']} ms p99={rec['p99']} ms"
+        )
+    print(f"goals: {goals}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "benchmark": "stream",
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "loadavg_at_end": os.getloadavg(),
+                },
+                "model": {
+                    "version": model.model_version,
+                    "trees": model.booster.num_trees(),
+                    "features": len(model.schema),
+                },
+                "args": vars(args) | {"model": str(model_dir)},
+                "results": results,
+                "ratios": ratios,
+                "goals": goals,
+                "measured_at": datetime.now(UTC).isoformat(),
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""One replay batch, pure: rescore the applications and build the replay decisions and report rows.
+
+No I/O: the runner (:mod:`replay.runner`) reads, fetches, publishes and checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from feature_loader.feature_schema import FeatureKind
+from replay.baseline import Baseline
+from replay.reader import Message
+from schemas.events import LoanApplication
+from scoring.decision import StageTimings, decision_bytes
+from scoring.exceptions import InvalidInputError
+from scoring.model import LoadedModel
+from scoring.service import BatchScore, CachedFeatures, ScoringInput, score_batch
+from stream_app.kafka_decisions import Record
+
+ReasonsMode = Literal["refusals", "all", "none"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch parsed and enriched, waiting to be rescored."""
+
+    apps: list[LoanApplication]
+    kept: list[Message]  # the record of each application
+    cached: CachedFeatures | None  # None when no record of the batch was a valid application
+    consumed_at: float
+    features_s: float
+    invalid: dict[str, int]  # counted when the batch is processed (so a checkpoint never counts ahead)
+
+
+def segment_columns(
+    model: LoadedModel, score: BatchScore, apps: list[LoanApplication]
+) -> tuple[list[Any], list[Any]]:
+    """(contract type, income) of each row: the scored vector's values (event value, else the cached
+    one) when the model has the field, else the event's."""
+    schema = model.schema
+    out: list[list[Any]] = []
+    for name in ("NAME_CONTRACT_TYPE", "AMT_INCOME_TOTAL"):
+        j = schema.index.get(name)
+        if j is None:
+            out.append([a.scoring_fields().get(name) for a in apps])
+            continue
+        col = score.matrix[:, j].astype(np.float64)
+        f = schema.fields[j]
+        if f.kind is FeatureKind.CATEGORICAL:
+            levels = f.categories or ()
+            out.append(
+                [None if v != v or not 0 <= int(v) < len(levels) else levels[int(v)] for v in col.tolist()]
+            )
+        else:
+            out.append([None if v != v else v for v in col.tolist()])
+    return out[0], out[1]
+
+
+def score_rows(
+    model: LoadedModel,
+    apps: list[LoanApplication],
+    kept: list[Message],
+    cached: CachedFeatures,
+    reasons: ReasonsMode = "none",
+    top_reasons: int = 3,
+    num_threads: int = 0,
+) -> tuple[list[LoanApplication], list[Message], BatchScore | None, int]:
+    """Score a batch; rows whose field the scorer cannot use are left out (and counted), as the live
+    worker dead-letters them. Returns (applications, records, score, unscorable count)."""
+    inputs = [ScoringInput.from_application(a) for a in apps]
+    try:
+        score = score_batch(
+            model, inputs, cached, top_reasons=top_reasons, reasons=reasons, num_threads=num_threads
+        )
+        return apps, kept, score, 0
+    except InvalidInputError:
+        pass
+    good: list[int] = []
+    for i, inp in enumerate(inputs):
+        one = CachedFeatures(cached.matrix[i : i + 1], cached.found[i : i + 1], cached.feature_version, None)
+        try:
+            score_batch(model, [inp], one, reasons="none")
+            good.append(i)
+        except InvalidInputError:
+            pass
+    bad = len(inputs) - len(good)
+    if not good:
+        return [], [], None, bad
+    idx = np.asarray(good, dtype=np.int64)
+    sub = CachedFeatures(
+        cached.matrix[idx], np.asarray(cached.found)[idx], cached.feature_version, cached.loaded_at
+    )
+    score = score_batch(
+        model,
+        [inputs[i] for i in good],
+        sub,
+        top_reasons=top_reasons,
+        reasons=reasons,
+        num_threads=num_threads,
+    )
+    return [apps[i] for i in good], [kept[i] for i in good], score, bad
+
+
+def replay_outputs(
+    model: LoadedModel,
+    apps: list[LoanApplication],
+    kept: list[Message],
+    score: BatchScore,
+    baseline: Baseline,
+    timings: StageTimings,
+) -> tuple[list[Record], dict[str, list[Any]]]:
+    """The replay decision records (marked is_replay, with the live decision joined by application id)
+    and the report rows' columns (:data:`replay.checkpoint.ROW_SCHEMA`)."""
+    records: list[Record] = []
+    old_prob: list[float | None] = []
+    old_refused: list[bool | None] = []
+    old_model: list[str | None] = []
+    for app, res in zip(apps, score.results, strict=True):
+        live = baseline.get(app.key)
+        extra: dict[str, Any] = {}
+        if live is None:
+            old_prob.append(None)
+            old_refused.append(None)
+            old_model.append(None)
+        else:
+            old_prob.append(live.probability)
+            old_refused.append(live.refused)
+            old_model.append(live.model_version)
+            extra = {
+                "baseline_model_version": live.model_version,
+                "baseline_decision": "REFUS" if live.refused else "ACCORD",
+                "baseline_probability": live.probability,
+            }
+        records.append((app.key.encode(), decision_bytes(app, res, timings, is_replay=True, **extra)))
+    contract, income = segment_columns(model, score, apps)
+    columns: dict[str, list[Any]] = {
+        "application_id": [a.key for a in apps],
+        "sk_id_curr": [a.sk_id_curr for a in apps],
+        "partition": [m.partition for m in kept],
+        "offset": [m.offset for m in kept],
+        "contract_type": contract,
+        "income": income,
+        "prob_new": [r.probability for r in score.results],
+        "refused_new": [r.decision == "REFUS" for r in score.results],
+        "prob_old": old_prob,
+        "refused_old": old_refused,
+        "baseline_model": old_model,
+    }
+    return records, columns

@@ -1,0 +1,156 @@
+"""The Faust app of the stream worker, for either engine, from the one settings object.
+
+* ``engine="batch"`` (default): the app (lifecycle, signals, web, sensors) runs
+  :class:`stream_app.batch_service.BatchEngineService`, which owns a plain aiokafka consumer and
+  producer; Faust's own Kafka consumer/producer are not booted (they would join a second group for
+  nothing). See the batch_service docstring for why the hot path goes around Faust's consumer.
+* ``engine="faust"``: a real Faust agent on the applications topic, micro-batched with
+  ``stream.take_events(batch_max, within=…)``, calling the same :class:`MicroBatchPipeline`; Faust
+  acks (and later commits) the events only after ``pipeline.handle`` returned, i.e. after every
+  decision was acknowledged. Its consumer is :class:`stream_app.faust_consumer.SeekSafeConsumer`
+  (Faust's own loses records after a seek; ``settings.stream.faust_stock_consumer`` brings it back to
+  reproduce that).
+
+Clients are created when the app starts (``MicroBatchPipeline.start``), never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.app.base import BootStrategy
+from mode import Service
+
+from credit_scorer.settings import Settings
+from stream_app.batch_service import BatchEngineService
+from stream_app.dead_letters import InboundRecord
+from stream_app.engine import MicroBatchPipeline
+from stream_app.exceptions import EngineStoppedError
+from stream_app.faust_consumer import SeekSafeApp
+
+log = logging.getLogger(__name__)
+FAUST_WITHIN_MIN_S = 0.001
+
+
+def faust_settings(settings: Settings, engine: str) -> dict[str, Any]:
+    """faust.Settings keyword arguments derived from :class:`Settings`."""
+    kafka, stream = settings.kafka, settings.stream
+    hosts = ";".join(h.strip() for h in kafka.bootstrap_servers.split(",") if h.strip())
+    conf: dict[str, Any] = {
+        "broker": f"kafka://{hosts}",
+        "broker_session_timeout": kafka.session_timeout_s,
+        "broker_rebalance_timeout": kafka.rebalance_timeout_s,
+        "broker_heartbeat_interval": max(0.1, kafka.session_timeout_s / 3),
+        "broker_request_timeout": kafka.request_timeout_s,
+        "broker_commit_interval": 0.5,
+        "broker_commit_every": stream.batch_max,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "topic_partitions": kafka.partitions,
+        "topic_replication_factor": kafka.replication_factor,
+        "topic_allow_declare": True,
+        "stream_buffer_maxsize": max(4096, 2 * stream.batch_max),
+        "web_enabled": stream.web_port != 0,
+        "web_port": stream.web_port or 6066,
+        "web_bind": "127.0.0.1",
+        "datadir": str(settings.paths.data_dir / "faust"),
+        "processing_guarantee": "at_least_once",
+    }
+    if kafka.security_protocol != "PLAINTEXT":
+        conf["broker_credentials"] = _credentials(settings)
+    return conf
+
+
+def _credentials(settings: Settings) -> Any:
+    kafka = settings.kafka
+    ssl_context = None
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        ssl_context = create_ssl_context()
+    if kafka.sasl_mechanism:
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=password,
+            ssl_context=ssl_context,
+            mechanism=kafka.sasl_mechanism,
+        )
+    return faust.SSLCredentials(ssl_context)
+
+
+class _NoKafkaBoot(BootStrategy):
+    """Web and sensors only: the batch engine owns its Kafka clients."""
+
+    enable_kafka = False
+
+
+class BatchEngineApp(faust.App):
+    BootStrategy = _NoKafkaBoot
+
+
+class PipelineService(Service):
+    """Starts/stops the pipeline (producer, Redis client) with the Faust app (``faust`` engine)."""
+
+    def __init__(self, pipeline: MicroBatchPipeline, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+
+    async def on_start(self) -> None:
+        await self.pipeline.start()
+
+    async def on_stop(self) -> None:
+        self.pipeline.stopping.set()
+        await self.pipeline.stop()
+
+
+def create_app(settings: Settings, pipeline: MicroBatchPipeline, engine: str | None = None) -> faust.App:
+    """The worker's Faust app running ``pipeline`` with the chosen engine (default settings.stream.engine)."""
+    engine = engine or settings.stream.engine
+    if engine == "batch":
+        app = BatchEngineApp(f"{settings.kafka.consumer_group}-app", **faust_settings(settings, engine))
+        app.service(BatchEngineService(settings, pipeline))  # type: ignore[arg-type]  # instances work too
+        return app
+    if engine != "faust":
+        raise ValueError(f"unknown stream engine {engine!r} (expected 'batch' or 'faust')")
+    app_class: type[faust.App] = faust.App if settings.stream.faust_stock_consumer else SeekSafeApp
+    faust_app = app_class(settings.kafka.consumer_group, **faust_settings(settings, engine))
+    faust_app.service(PipelineService(pipeline))  # type: ignore[arg-type]
+    _add_faust_agent(faust_app, settings, pipeline)
+    return faust_app
+
+
+def _add_faust_agent(app: faust.App, settings: Settings, pipeline: MicroBatchPipeline) -> None:
+    stream = settings.stream
+    topic = app.topic(
+        settings.kafka.applications_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.kafka.partitions,
+    )
+    within = max(FAUST_WITHIN_MIN_S, stream.batch_within_s)
+
+    @app.agent(topic, name="score_applications")
+    async def score_applications(events: faust.StreamT) -> None:
+        await pipeline.ready.wait()
+        async for batch in events.take_events(stream.batch_max, within=within):  # type: ignore[attr-defined]
+            records = [
+                InboundRecord(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.key,
+                    e.message.value,
+                    int(e.message.timestamp * 1000),
+                )
+                for e in batch
+            ]
+            try:
+                await pipeline.handle(records)
+            except EngineStoppedError:
+                log.info("stopping with an unacknowledged batch; it will be reprocessed")
+                return

@@ -1,0 +1,41 @@
+"""``credit-scorer stream …``: the worker command (other stream commands are added here by their owners)."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Stream worker, producer and the embedded demo.")
+
+
+class Engine(StrEnum):
+    batch = "batch"
+    faust = "faust"
+
+
+@app.command()
+def worker(
+    engine: Engine | None = typer.Option(
+        None, "--engine", help="batch (aiokafka micro-batches, default) or faust (Faust agent)."
+    ),
+) -> None:
+    """Run one stream worker: applications topic → decisions topic (settings from CREDIT_SCORER_…)."""
+    import logging
+
+    from credit_scorer.settings import get_settings
+    from stream_app.exceptions import StreamError
+    from stream_app.worker import load_worker_model, run_worker
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        model = load_worker_model(settings)
+        run_worker(settings, engine.value if engine else None, model=model)
+    except StreamError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+import stream_app.demo_cli  # noqa: E402, F401  (registers `produce` and `demo`, owned by the demo work)

@@ -1,0 +1,362 @@
+"""The micro-batch step shared by both engines: records → decisions + dead letters, published and acked.
+
+:meth:`MicroBatchPipeline.handle` is the whole per-batch path, the same behind the aiokafka loop
+(``batch`` engine) and behind the Faust agent (``faust`` engine):
+
+1. parse every record (:func:`schemas.codec.parse_application`); unusable ones become dead letters;
+2. one feature-cache round trip for the batch (``features.fetch``), retried with backoff on outage;
+3. score in-process (:func:`scoring.service.score_batch`, reasons on every REFUS); a row whose field
+   the scorer cannot use is dead-lettered (``unscorable``) and the rest of the batch is scored;
+4. publish decisions (key = application id) and dead letters, and return only when the broker has
+   acknowledged every record (broker faults retried with backoff) — the caller then commits;
+5. metrics, then the per-batch observers (e.g. live drift histograms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from aiokafka.errors import KafkaError
+
+from credit_scorer.settings import Settings
+from schemas.codec import encode_decision, parse_application
+from schemas.events import LoanApplication
+from schemas.exceptions import ErrorKind, InvalidEvent
+from scoring.decision import StageTimings, build_decision
+from scoring.exceptions import InvalidInputError, SchemaMismatchError
+from scoring.service import (
+    BatchScore,
+    CachedFeatures,
+    ReasonsMode,
+    ScoringInput,
+    ScoringModel,
+    prepare,
+    score_batch,
+)
+from stream_app.dead_letters import InboundRecord, dead_letter_record
+from stream_app.kafka_decisions import PartitionBatch, Record, RecordPublisher
+from stream_app.metric_batch import observe_many
+from stream_app.metrics import ScorerMetrics
+from stream_app.retry import Backoff, retry_transient
+
+log = logging.getLogger(__name__)
+
+BatchObserver = Callable[[BatchScore], None]
+
+
+class FeatureSource(Protocol):
+    """The feature cache as the engine sees it (see :mod:`stream_app.features`)."""
+
+    transient_errors: tuple[type[BaseException], ...]
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def fetch(self, sk_ids: Sequence[int]) -> CachedFeatures: ...
+
+
+class Producer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class BatchReport:
+    """What one batch produced (tests and the benchmark read it)."""
+
+    decisions: int = 0
+    dead_letters: int = 0
+    refusals: int = 0
+    score: BatchScore | None = None
+    dead_letter_kinds: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class PreparedBatch:
+    """A processed batch waiting to be published (decisions and dead letters encoded)."""
+
+    records: Sequence[InboundRecord]
+    consumed_at: float
+    decisions: list[Record] = field(default_factory=list)
+    dead: list[Record] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=dict)
+    event_ts: list[float] = field(default_factory=list)
+    score: BatchScore | None = None
+    report: BatchReport = field(default_factory=BatchReport)
+
+    def add_dead(self, record: InboundRecord, error: InvalidEvent, max_payload_bytes: int) -> None:
+        self.dead.append(dead_letter_record(record, error, max_payload_bytes))
+        self.kinds[error.kind.value] = self.kinds.get(error.kind.value, 0) + 1
+
+
+class MicroBatchPipeline:
+    """Parse → fetch features → score → publish for one micro-batch; clients created in :meth:`start`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: ScoringModel,
+        features: FeatureSource,
+        metrics: ScorerMetrics,
+        *,
+        producer_factory: Callable[[], Any],
+        observers: Sequence[BatchObserver] = (),
+        reasons: ReasonsMode = "refusals",
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.features = features
+        self.metrics = metrics
+        self.observers = list(observers)
+        self.reasons = reasons
+        self.stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+        self._producer_factory = producer_factory
+        self._producer: Any = None
+        self._publisher: RecordPublisher | None = None
+        stream = settings.stream
+        self._backoff = Backoff(stream.retry_initial_s, stream.retry_max_s)
+
+    def add_observer(self, observer: BatchObserver) -> None:
+        self.observers.append(observer)
+
+    async def start(self) -> None:
+        prepare(self.model)
+        self.metrics.set_model(
+            self.model.model_version, self.model.feature_version, float(self.model.threshold)
+        )
+        self._producer = self._producer_factory()
+        await self._producer.start()
+        self._publisher = RecordPublisher(self._producer)
+        await self.features.start()
+        self.ready.set()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            try:
+                await self._producer.stop()
+            finally:
+                self._producer = None
+        await self.features.stop()
+
+    # --- the batch --------------------------------------------------------------------------------------
+    async def handle(self, records: Sequence[InboundRecord]) -> BatchReport:
+        """Process, publish and wait for the acks of one batch (raises EngineStoppedError on stop)."""
+        return await self.deliver(await self.prepare(records))
+
+    async def prepare(self, records: Sequence[InboundRecord]) -> PreparedBatch:
+        """Parse, fetch features (one round trip), score and encode: everything but publishing."""
+        consumed_at = time.time()
+        stream = self.settings.stream
+        batch = PreparedBatch(records=records, consumed_at=consumed_at)
+        apps: list[LoanApplication] = []
+        app_records: list[InboundRecord] = []  # the record of each parsed application
+        for rec in records:
+            try:
+                app = parse_application(
+                    rec.value, stream.max_payload_bytes, record_time=rec.timestamp_ms / 1000
+                )
+            except InvalidEvent as exc:
+                batch.add_dead(rec, exc, stream.max_payload_bytes)
+                continue
+            apps.append(app)
+            app_records.append(rec)
+            batch.event_ts.append(rec.timestamp_ms / 1000)
+        if apps:
+            t0 = time.perf_counter()
+            cached = await self._fetch([a.sk_id_curr for a in apps])
+            features_s = time.perf_counter() - t0
+            apps, cached, unscorable, score = self._score(apps, cached, app_records)
+            for bad_rec, error in unscorable:
+                batch.add_dead(bad_rec, error, stream.max_payload_bytes)
+            if score is not None:
+                timings = StageTimings(consumed_at, features_s, score.inference_s, score.reasons_s)
+                batch.decisions = [
+                    (app.key.encode(), encode_decision(build_decision(app, res, timings)))
+                    for app, res in zip(apps, score.results, strict=True)
+                ]
+                batch.score = score
+                batch.report.refusals = self._observe_scoring(cached, features_s, score)
+        return batch
+
+    async def deliver(self, batch: PreparedBatch) -> BatchReport:
+        """Publish a prepared batch and wait for every ack; then metrics and observers."""
+        t_pub = time.perf_counter()
+        await self._publish(batch.decisions, batch.dead)
+        produced_at = time.time()
+        self._observe_batch(
+            batch.records,
+            batch.event_ts,
+            batch.consumed_at,
+            produced_at,
+            time.perf_counter() - t_pub,
+            batch.kinds,
+        )
+        report = batch.report
+        report.decisions, report.dead_letters, report.score = (
+            len(batch.decisions),
+            len(batch.dead),
+            batch.score,
+        )
+        report.dead_letter_kinds = batch.kinds
+        if batch.score is not None:
+            self._notify(batch.score)
+        return report
+
+    async def _fetch(self, sk_ids: list[int]) -> CachedFeatures:
+        async def fetch_checked() -> CachedFeatures:
+            cached = await self.features.fetch(sk_ids)
+            if cached.feature_version != self.model.feature_version:
+                raise SchemaMismatchError(
+                    f"feature cache holds version {cached.feature_version}, model "
+                    f"{self.model.model_version} needs {self.model.feature_version}"
+                )
+            return cached
+
+        return await retry_transient(
+            fetch_checked,
+            dependency="redis",
+            transient=(*self.features.transient_errors, SchemaMismatchError),
+            backoff=self._backoff,
+            metrics=self.metrics,
+            stopping=self.stopping,
+        )
+
+    def _score(
+        self, apps: list[LoanApplication], cached: CachedFeatures, app_records: Sequence[InboundRecord]
+    ) -> tuple[
+        list[LoanApplication], CachedFeatures, list[tuple[InboundRecord, InvalidEvent]], BatchScore | None
+    ]:
+        stream = self.settings.stream
+        inputs = [ScoringInput.from_application(a) for a in apps]
+        try:
+            score = score_batch(
+                self.model, inputs, cached, top_reasons=stream.top_reasons, reasons=self.reasons
+            )
+            return apps, cached, [], score
+        except InvalidInputError:
+            pass
+        # A field the scorer cannot use: find the rows, dead-letter them, score the others.
+        keep: list[int] = []
+        bad: list[tuple[InboundRecord, InvalidEvent]] = []
+        for i, inp in enumerate(inputs):
+            one = CachedFeatures(
+                cached.matrix[i : i + 1], cached.found[i : i + 1], cached.feature_version, None
+            )
+            try:
+                score_batch(self.model, [inp], one, reasons="none")
+                keep.append(i)
+            except InvalidInputError as exc:
+                bad.append((app_records[i], InvalidEvent(ErrorKind.UNSCORABLE, str(exc))))
+        idx = np.asarray(keep, dtype=np.int64)
+        kept = CachedFeatures(
+            cached.matrix[idx], np.asarray(cached.found)[idx], cached.feature_version, cached.loaded_at
+        )
+        kept_apps = [apps[i] for i in keep]
+        if not kept_apps:
+            return [], kept, bad, None
+        score = score_batch(
+            self.model,
+            [inputs[i] for i in keep],
+            kept,
+            top_reasons=stream.top_reasons,
+            reasons=self.reasons,
+        )
+        return kept_apps, kept, bad, score
+
+    async def _publish(self, decisions: list[Record], dead: list[Record]) -> None:
+        publisher = self._publisher
+        assert publisher is not None, "pipeline not started"
+        kafka = self.settings.kafka
+
+        async def plan() -> list[PartitionBatch]:
+            return [
+                *await publisher.plan(kafka.decisions_topic, decisions),
+                *await publisher.plan(kafka.dead_letter_topic, dead),
+            ]
+
+        groups = await retry_transient(
+            plan,
+            dependency="kafka",
+            transient=(KafkaError,),
+            backoff=self._backoff,
+            metrics=self.metrics,
+            stopping=self.stopping,
+        )
+        pending = groups
+
+        async def send() -> None:
+            nonlocal pending
+            pending = await publisher.send_groups(pending)
+            if pending:
+                raise _PublishIncomplete(f"{len(pending)} partition batch(es) not acknowledged")
+
+        await retry_transient(
+            send,
+            dependency="kafka",
+            transient=(_PublishIncomplete, KafkaError),
+            backoff=self._backoff,
+            metrics=self.metrics,
+            stopping=self.stopping,
+        )
+
+    # --- metrics and observers ------------------------------------------------------------------------
+    def _observe_scoring(self, cached: CachedFeatures, features_s: float, score: BatchScore) -> int:
+        m = self.metrics
+        n = len(score.results)
+        found = int(np.count_nonzero(cached.found))
+        m.feature_lookups.inc(n)
+        if n - found:
+            m.feature_misses.inc(n - found)
+        stage = m.stage_seconds
+        stage.labels("features").observe(features_s)
+        stage.labels("inference").observe(score.inference_s)
+        stage.labels("reasons").observe(score.reasons_s)
+        version = self.model.model_version
+        refusals = sum(1 for r in score.results if r.decision == "REFUS")
+        if refusals:
+            m.decisions.labels("REFUS", version).inc(refusals)
+        if n - refusals:
+            m.decisions.labels("ACCORD", version).inc(n - refusals)
+        probs = (
+            score.probabilities
+            if score.probabilities is not None
+            else np.array([r.probability for r in score.results])
+        )
+        observe_many(m.default_probability.labels(version), probs)
+        return refusals
+
+    def _observe_batch(
+        self,
+        records: Sequence[InboundRecord],
+        event_ts: list[float],
+        consumed_at: float,
+        produced_at: float,
+        produce_s: float,
+        kinds: dict[str, int],
+    ) -> None:
+        m = self.metrics
+        m.batch_size.observe(len(records))
+        m.stage_seconds.labels("produce").observe(produce_s)
+        if event_ts:
+            ts = np.asarray(event_ts)
+            observe_many(m.stage_seconds.labels("queue"), np.maximum(0.0, consumed_at - ts))
+            observe_many(m.stage_seconds.labels("total"), np.maximum(0.0, produced_at - ts))
+        for kind, count in kinds.items():
+            m.dead_letters.labels(kind).inc(count)
+
+    def _notify(self, score: BatchScore) -> None:
+        for observer in self.observers:
+            try:
+                observer(score)
+            except Exception:  # an observer must never stop the stream
+                log.exception("batch observer %r failed", observer)
+
+
+class _PublishIncomplete(Exception):
+    """Some partition batches were not acknowledged (retried)."""

@@ -1,0 +1,108 @@
+"""One stream-worker process: load the model, build the pipeline and the Faust app, run until signalled.
+
+SIGTERM/SIGINT (handled by the Faust/mode worker) stop the app gracefully: the batch engine finishes
+its in-flight batch (decisions acknowledged, offsets committed), leaves the group and closes its
+clients. A SIGKILL loses nothing either: uncommitted records are redelivered (at-least-once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from credit_scorer.settings import Settings
+from scoring.service import ReasonsMode
+from stream_app.engine import BatchObserver, MicroBatchPipeline
+from stream_app.exceptions import MetricsPortError, ModelNotFoundError
+from stream_app.features import RedisFeatures
+from stream_app.kafka_config import producer_kwargs
+from stream_app.metrics import ScorerMetrics, default_metrics
+
+log = logging.getLogger(__name__)
+
+
+def load_worker_model(settings: Settings) -> Any:
+    """The model of settings.model.path, or the newest under the models dir (ModelNotFoundError)."""
+    from scoring.exceptions import ModelLoadError
+    from scoring.model import load_model, resolve_model_dir
+
+    try:
+        return load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path))
+    except ModelLoadError as exc:
+        raise ModelNotFoundError(str(exc)) from exc
+
+
+def build_pipeline(
+    settings: Settings,
+    model: Any,
+    metrics: ScorerMetrics | None = None,
+    observers: Sequence[BatchObserver] = (),
+    reasons: ReasonsMode | None = None,
+) -> MicroBatchPipeline:
+    """The micro-batch pipeline on Redis features and an aiokafka producer (both made in start())."""
+    from aiokafka import AIOKafkaProducer
+
+    return MicroBatchPipeline(
+        settings,
+        model,
+        RedisFeatures(settings.redis, model.feature_version),
+        metrics or default_metrics(),
+        producer_factory=lambda: AIOKafkaProducer(**producer_kwargs(settings.kafka)),
+        observers=observers,
+        reasons=reasons or settings.stream.reasons,
+    )
+
+
+def start_metrics_server(metrics: ScorerMetrics, port: int) -> Any:
+    """prometheus_client's /metrics HTTP server on ``port`` (0 = disabled); returns it (or None)."""
+    if not port:
+        return None
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(port, registry=metrics.registry)
+    except OSError as exc:
+        raise MetricsPortError(f"cannot serve /metrics on port {port}: {exc.strerror or exc}") from exc
+    return server
+
+
+def _drift_observers(settings: Settings, model: Any, metrics: ScorerMetrics) -> list[BatchObserver]:
+    """Live drift histograms (stream_app.drift_observer) when enabled in settings.drift."""
+    from stream_app.drift_observer import drift_observers
+
+    return list(drift_observers(settings.drift, model, metrics))
+
+
+def run_worker(
+    settings: Settings,
+    engine: str | None = None,
+    observers: Sequence[BatchObserver] = (),
+    model: Any = None,
+) -> None:
+    """Run one worker until SIGTERM/SIGINT (blocks; raises SystemExit like any Faust worker)."""
+    import faust
+
+    from stream_app.app import create_app
+
+    engine = engine or settings.stream.engine
+    model = model if model is not None else load_worker_model(settings)
+    metrics = default_metrics()
+    pipeline = build_pipeline(
+        settings, model, metrics, [*observers, *_drift_observers(settings, model, metrics)]
+    )
+    app = create_app(settings, pipeline, engine)
+    server = start_metrics_server(metrics, settings.stream.metrics_port)
+    log.info(
+        "worker: engine=%s model=%s topic=%s group=%s",
+        engine,
+        model.model_version,
+        settings.kafka.applications_topic,
+        settings.kafka.consumer_group,
+    )
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), redirect_stdouts=False, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if server is not None:
+            server.shutdown()

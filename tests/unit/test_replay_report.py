@@ -1,0 +1,189 @@
+"""The replay comparison and report on hand-made rows whose answers are worked out below."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replay.checkpoint import ROW_SCHEMA
+from replay.cli import parse_offsets, parse_time
+from replay.compare import CostMatrix, compare, income_band, load_labels
+from replay.exceptions import ReplayInputError
+from replay.report import render_markdown, write_plots
+
+# id, client, contract, income, p_old, refused_old, p_new, refused_new   (None = no live decision)
+HAND = [
+    ("a1", 1, "Cash loans", 90_000.0, 0.1, False, 0.6, True),  # ACCORD→REFUS, defaulted: FN fixed
+    ("a2", 2, "Cash loans", 120_000.0, 0.7, True, 0.2, False),  # REFUS→ACCORD, repaid: FP fixed
+    ("a3", 3, "Revolving loans", 250_000.0, 0.2, False, 0.3, False),  # ACCORD both, defaulted: FN both
+    ("a4", 4, "Revolving loans", 400_000.0, 0.8, True, 0.9, True),  # REFUS both, repaid: FP both
+    ("a5", 5, "Cash loans", None, 0.1, False, 0.1, False),  # no label, unknown income
+    ("a6", 6, None, 150_000.0, None, None, 0.5, True),  # no live decision: not joined
+]
+LABELS = {1: 1, 2: 0, 3: 1, 4: 0, 6: 1}
+
+
+def hand_rows(rows: list[tuple[Any, ...]] = HAND) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "application_id": [r[0] for r in rows],
+            "sk_id_curr": [r[1] for r in rows],
+            "partition": [0] * len(rows),
+            "offset": list(range(len(rows))),
+            "contract_type": [r[2] for r in rows],
+            "income": [r[3] for r in rows],
+            "prob_new": [r[6] for r in rows],
+            "refused_new": [r[7] for r in rows],
+            "prob_old": [r[4] for r in rows],
+            "refused_old": [r[5] for r in rows],
+            "baseline_model": [None if r[5] is None else "m-live" for r in rows],
+        },
+        schema=ROW_SCHEMA,
+    )
+
+
+def hand_labels() -> pl.DataFrame:
+    return pl.DataFrame(
+        {"sk_id_curr": list(LABELS), "label": list(LABELS.values())},
+        schema={"sk_id_curr": pl.Int64, "label": pl.Int8},
+    )
+
+
+def test_hand_case_counts_rates_flips_and_cost() -> None:
+    c = compare(hand_rows(), "m-new", hand_labels())
+    o = c.overall
+    assert (c.rescored, c.joined, c.unmatched, c.labelled) == (6, 5, 1, 5)
+    assert c.baseline_models == {"m-live": 5}
+    assert o.approval_before == pytest.approx(3 / 5) and o.approval_after == pytest.approx(3 / 5)
+    assert (o.accord_to_refus, o.refus_to_accord, o.labelled) == (1, 1, 4)
+    # before: FN a1, a3 (10 each) + FP a2, a4 (1 each) = 22; after: FN a3 + FP a4 = 11
+    assert (o.fn_before, o.fp_before, o.cost_before) == (2, 2, 22.0)
+    assert (o.fn_after, o.fp_after, o.cost_after) == (1, 1, 11.0)
+    assert c.shift["mean"] == pytest.approx(0.04) and c.shift["median"] == pytest.approx(0.1)
+    assert c.shift["max_abs"] == pytest.approx(0.5)
+    assert [e["application_id"] for e in c.examples["accord_to_refus"]] == ["a1"]
+    assert [e["application_id"] for e in c.examples["refus_to_accord"]] == ["a2"]
+
+
+def test_hand_case_segments() -> None:
+    c = compare(hand_rows(), "m-new", hand_labels())
+    contract = {g.name: g for g in c.by_contract}
+    assert list(contract) == ["Cash loans", "Revolving loans"]  # a6 (unknown contract) is not joined
+    cash, revolving = contract["Cash loans"], contract["Revolving loans"]
+    assert (cash.joined, cash.approval_before, cash.approval_after) == (
+        3,
+        pytest.approx(2 / 3),
+        pytest.approx(2 / 3),
+    )
+    assert (cash.cost_before, cash.cost_after, revolving.cost_before, revolving.cost_after) == (11, 0, 11, 11)
+    income = {g.name: (g.joined, g.accord_to_refus, g.refus_to_accord) for g in c.by_income}
+    assert income == {
+        "< 100k": (1, 1, 0),
+        "100k–150k": (1, 0, 1),
+        "200k–300k": (1, 0, 0),
+        "≥ 300k": (1, 0, 0),
+        "unknown": (1, 0, 0),
+    }
+
+
+def test_custom_cost_matrix_and_no_labels() -> None:
+    c = compare(hand_rows(), "m-new", hand_labels(), CostMatrix(fn=5, fp=2))
+    assert (c.overall.cost_before, c.overall.cost_after) == (2 * 5 + 2 * 2, 5 + 2)
+    bare = compare(hand_rows(), "m-new")
+    assert (bare.labelled, bare.overall.cost_before, bare.overall.cost_after) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("income", "band"),
+    [
+        (None, "unknown"),
+        (float("nan"), "unknown"),
+        (0.0, "< 100k"),
+        (99_999.0, "< 100k"),
+        (100_000.0, "100k–150k"),
+        (150_000.0, "150k–200k"),
+        (300_000.0, "≥ 300k"),
+    ],
+)
+def test_income_band_edges(income: float | None, band: str) -> None:
+    assert income_band(income) == band
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.booleans(), st.sampled_from([0, 1, None])), min_size=1, max_size=40)
+)
+def test_rates_move_by_the_net_flips_and_cost_matches_its_definition(
+    cases: list[tuple[bool, bool, int | None]],
+) -> None:
+    rows = [
+        (f"x{i}", i + 1, "Cash loans", 1e5, 0.9 if old else 0.1, old, 0.9 if new else 0.1, new)
+        for i, (old, new, _) in enumerate(cases)
+    ]
+    labels = pl.DataFrame(
+        {
+            "sk_id_curr": [i + 1 for i, c in enumerate(cases) if c[2] is not None],
+            "label": [c[2] for c in cases if c[2] is not None],
+        },
+        schema={"sk_id_curr": pl.Int64, "label": pl.Int8},
+    )
+    o = compare(hand_rows(rows), "m", labels).overall
+    n = len(cases)
+    assert o.approval_after - o.approval_before == pytest.approx((o.refus_to_accord - o.accord_to_refus) / n)  # type: ignore[operator]
+    fn = sum(1 for old, new, y in cases if y == 1 and not new)
+    fp = sum(1 for old, new, y in cases if y == 0 and new)
+    assert o.cost_after == 10 * fn + fp
+
+
+def test_markdown_and_plots(tmp_path: Path) -> None:
+    c = compare(hand_rows(), "m-new", hand_labels())
+    text = render_markdown(
+        c, {"applications_topic": "apps", "decisions_topic": "dec", "counts": {"invalid_bad_json": 2}}
+    )
+    assert "ACCORD → REFUS: **1**" in text and "REFUS → ACCORD: **1**" in text
+    assert "| live | 2 | 2 | 22 | 5.5000 |" in text and "| replay | 1 | 1 | 11 | 2.7500 |" in text
+    assert "invalid_bad_json 2" in text and "**m-live** (5)" in text
+    paths = write_plots(c, pl.Series([0.5, -0.5, 0.1, 0.1, 0.0]), tmp_path / "plots")
+    assert sorted(p.name for p in paths) == [
+        "approval_by_segment.png",
+        "approval_rate.png",
+        "cost.png",
+        "score_shift.png",
+    ]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+
+
+def test_labels_file_errors_name_the_file_and_field(tmp_path: Path) -> None:
+    good = tmp_path / "labels.csv"
+    good.write_text("SK_ID_CURR,TARGET\n1,1\n2,0\n3,\n")
+    assert load_labels(good).to_dicts() == [{"sk_id_curr": 1, "label": 1}, {"sk_id_curr": 2, "label": 0}]
+    cases = {
+        "nocol.csv": ("SK_ID_CURR,Y\n1,1\n", "no column TARGET"),
+        "two.csv": ("SK_ID_CURR,TARGET\n1,2\n", "TARGET must be 0 or 1, got 2 for SK_ID_CURR 1"),
+        "dup.csv": ("SK_ID_CURR,TARGET\n1,1\n1,0\n", "SK_ID_CURR 1 has more than one TARGET"),
+    }
+    for name, (body, message) in cases.items():
+        (tmp_path / name).write_text(body)
+        with pytest.raises(ReplayInputError, match=f"{name}.*{message}"):
+            load_labels(tmp_path / name)
+    with pytest.raises(ReplayInputError, match="not found"):
+        load_labels(tmp_path / "absent.parquet")
+
+
+def test_cli_range_arguments() -> None:
+    assert parse_offsets(None, "--from-offset") == {}
+    assert parse_offsets(["42"], "--from-offset") == 42
+    assert parse_offsets(["0:10", "3:7"], "--from-offset") == {0: 10, 3: 7}
+    for bad, message in ((["x"], "not an integer"), (["-1"], ">= 0"), (["1:2", "5"], "PARTITION:OFFSET")):
+        with pytest.raises(ReplayInputError, match=message):
+            parse_offsets(bad, "--from-offset")
+    assert parse_time("1700000000000", "--from-time") == 1_700_000_000_000
+    assert parse_time("2023-11-14T22:13:20", "--from-time") == 1_700_000_000_000
+    assert parse_time("2023-11-14T23:13:20+01:00", "--to-time") == 1_700_000_000_000
+    with pytest.raises(ReplayInputError, match="--to-time 'yesterday'"):
+        parse_time("yesterday", "--to-time")
