@@ -100,7 +100,7 @@ class StreamSettings(BaseModel):
         "refusals", description="Which decisions carry top reasons (every REFUS by default)."
     )
     fetch_max_wait_ms: int = Field(
-        5, ge=0, le=5000, description="Broker long-poll wait of the worker's fetches (latency vs idle CPU)."
+        5, ge=1, le=5000, description="Broker long-poll wait of the worker's fetches (0 stalls on Tansu)."
     )
     faust_stock_consumer: bool = Field(
         False, description="faust engine only: Faust's stock consumer (loses records after a seek) - tests."

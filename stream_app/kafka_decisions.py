@@ -84,6 +84,13 @@ class RecordPublisher:
                 failed.append(group)
         return failed
 
+    async def submit(self, groups: Sequence[PartitionBatch]) -> list[asyncio.Future[Any]]:
+        """Hand every group to the producer without waiting for acks (load generators)."""
+        futures: list[asyncio.Future[Any]] = []
+        for group in groups:
+            futures.extend(await self._submit(group))
+        return futures
+
     async def _submit(self, group: PartitionBatch) -> list[asyncio.Future[Any]]:
         producer = self._producer
         futures: list[asyncio.Future[Any]] = []
