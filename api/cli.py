@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import typer
 
+from credit_scorer.cli_errors import cli_error
+
 app = typer.Typer(no_args_is_help=True, help="The REST API.")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
 
 
 @app.command()
@@ -33,17 +30,17 @@ def serve(
     from feature_loader.redis_features import create_redis_client
 
     if port is not None and not 0 <= port <= 65535:
-        raise _fail(f"option --port must be in 0..65535, got {port}")
+        raise cli_error(f"option --port must be in 0..65535, got {port}")
     try:
         settings = get_settings()
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field = "__".join(str(p).upper() for p in first["loc"])
-        raise _fail(f"invalid setting CREDIT_SCORER_{field}: {first['msg']}") from None
+        raise cli_error(f"invalid setting CREDIT_SCORER_{field}: {first['msg']}") from None
     try:
         create_redis_client(settings.redis)  # validates the URL; connects only on first use
     except FeatureCacheError as exc:
-        raise _fail(str(exc)) from None
+        raise cli_error(str(exc)) from None
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),

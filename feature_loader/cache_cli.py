@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import orjson
 import typer
 
+from credit_scorer.cli_errors import cli_error
 from feature_loader.exceptions import FeatureLoaderError
 
 if TYPE_CHECKING:
@@ -27,11 +28,6 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Cl
 
 URL_OPTION = typer.Option(None, "--url", help="Redis URL (default: settings.redis.url).")
 PREFIX_OPTION = typer.Option(None, "--prefix", help="Key prefix (default: settings.redis.key_prefix).")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
-    return typer.Exit(code=2)
 
 
 def _redis_settings(url: str | None, prefix: str | None) -> RedisSettings:
@@ -49,11 +45,11 @@ def _client(settings: RedisSettings) -> Iterator[redis.Redis]:
     try:
         client = create_sync_redis_client(settings)
     except FeatureLoaderError as exc:
-        raise _fail(str(exc)) from None
+        raise cli_error(str(exc)) from None
     try:
         yield client
     except (FeatureLoaderError, ValueError) as exc:  # ValueError: a malformed version or prefix
-        raise _fail(str(exc)) from None
+        raise cli_error(str(exc)) from None
     finally:
         client.close()
 
@@ -115,7 +111,7 @@ def load(
                     on_progress=on_progress,
                 )
         except KeyboardInterrupt:
-            raise _fail(
+            raise cli_error(
                 f"load of {folder} interrupted after {done[0]:,} clients: that version is not complete "
                 "(it cannot be switched live); re-run the same command to complete it"
             ) from None

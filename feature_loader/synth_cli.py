@@ -9,14 +9,11 @@ from pathlib import Path
 
 import typer
 
+from credit_scorer.cli_errors import cli_error
+
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
 _COMPRESS_DEFAULT_BELOW = 0.5
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
 
 
 @app.command("synth")
@@ -62,7 +59,7 @@ def synth(
                 out, scale=scale, seed=seed, compress=gzip_it, progress=_progress, profile_path=profile
             )
     except FeatureLoaderError as exc:
-        _fail(str(exc))
+        raise cli_error(str(exc)) from None
         return
     table = Table(title=f"synthetic Home Credit data in {summary.out_dir} (scale {scale:g}, seed {seed})")
     table.add_column("file")
@@ -95,6 +92,6 @@ def profile(
     try:
         size = write_profile(build_profile(sample_dir), target)
     except FeatureLoaderError as exc:
-        _fail(str(exc))
+        raise cli_error(str(exc)) from None
         return
     typer.echo(f"profile of {sample_dir} written to {target} ({size / 1024:.0f} KiB)")

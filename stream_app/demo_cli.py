@@ -14,20 +14,18 @@ from pathlib import Path
 
 import typer
 
+from credit_scorer.cli_errors import cli_error
 from stream_app.cli import app
 from stream_app.exceptions import DemoError, ProducerInputError, StreamError
-
-
-def _fail(code: int, message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _check_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
     if value is None:
         return
     if value < 0 or (value == 0 and not allow_zero):
-        raise _fail(2, f"option --{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+        raise cli_error(
+            code=2, message=f"option --{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}"
+        )
 
 
 @app.command("produce")
@@ -55,7 +53,7 @@ def produce_command(
     _check_positive("duration", duration)
     _check_positive("bad-every", bad_every, allow_zero=True)
     if (csv is None) == (synthetic <= 0):
-        raise _fail(2, "give either a CSV file or --synthetic N (N > 0)")
+        raise cli_error("give either a CSV file or --synthetic N (N > 0)")
     settings = get_settings()
     servers = bootstrap_servers or settings.kafka.bootstrap_servers
     target = topic or settings.kafka.applications_topic
@@ -65,7 +63,7 @@ def produce_command(
         else:
             rows = synthetic_applications(synthetic, seed)
     except ProducerInputError as exc:
-        raise _fail(2, str(exc)) from None
+        raise cli_error(str(exc)) from None
     source = str(csv) if csv is not None else f"{synthetic:,} synthetic applications (seed {seed})"
     typer.echo(f"producing {source} → {target} on {servers} at {rate:,.0f}/s", err=True)
     interactive = is_interactive(sys.stderr)
@@ -101,9 +99,9 @@ def produce_command(
     try:
         summary = asyncio.run(run())
     except ProducerInputError as exc:
-        raise _fail(2, str(exc)) from None
+        raise cli_error(str(exc)) from None
     except StreamError as exc:
-        raise _fail(1, str(exc)) from None
+        raise cli_error(str(exc), code=1) from None
     if interactive:
         sys.stderr.write("\n")
     typer.echo(
@@ -112,7 +110,10 @@ def produce_command(
         f"failed deliveries: {summary.failed:,}"
     )
     if summary.failed:
-        raise _fail(1, f"{summary.failed:,} events were not delivered (first error: {summary.first_error})")
+        raise cli_error(
+            code=1,
+            message=f"{summary.failed:,} events were not delivered (first error: {summary.first_error})",
+        )
 
 
 @app.command("demo")
@@ -148,10 +149,12 @@ def demo_command(
     try:
         report = run_demo(options)
     except ProducerInputError as exc:
-        raise _fail(2, str(exc)) from None
+        raise cli_error(str(exc)) from None
     except (DemoError, StreamError) as exc:
-        raise _fail(1, str(exc)) from None
+        raise cli_error(str(exc), code=1) from None
     if report.interrupted:
         raise typer.Exit(130)
     if not report.complete:
-        raise _fail(1, "some applications got no decision or dead letter (see the summary above)")
+        raise cli_error(
+            code=1, message="some applications got no decision or dead letter (see the summary above)"
+        )

@@ -11,19 +11,14 @@ from typing import Any
 
 import typer
 
+from credit_scorer.cli_errors import cli_error
+
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
 
 @app.callback()
 def _train() -> None:
     """Train, evaluate and register the LightGBM model."""
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def _target(data_dir: Path | None = None, tracking_uri: str | None = None) -> Any:
@@ -83,7 +78,7 @@ def run_command(
         except TrainingError as exc:
             failure = str(exc)
     if failure is not None:  # after the progress bar is gone: one clean line on stderr
-        raise _fail(failure)
+        raise cli_error(failure)
     registration = None
     if register:
         from training.exceptions import RegistryError
@@ -93,7 +88,7 @@ def run_command(
             try:
                 registration = register_model_dir(result.model_dir, _target(tracking_uri=tracking_uri))
             except RegistryError as exc:
-                raise _fail(f"model saved in {result.model_dir} but not registered: {exc}", 1) from None
+                raise cli_error(f"model saved in {result.model_dir} but not registered: {exc}", 1) from None
     Console().print(summary_table(result.card, result.model_dir, result.seconds, registration))
 
 
@@ -150,7 +145,7 @@ def show_command(
     try:
         loaded = load_model(resolve_model_dir(settings.paths.models_dir, model))
     except ScoringError as exc:
-        raise _fail(str(exc)) from None
+        raise cli_error(str(exc)) from None
     Console().print(summary_table(loaded.card, loaded.path, None))
 
 
@@ -173,7 +168,7 @@ def fetch_command(
             name or target.registered_model_name, version, dest or settings.paths.models_dir, target
         )
     except RegistryError as exc:
-        raise _fail(str(exc)) from None
+        raise cli_error(str(exc)) from None
     typer.echo(str(path))
 
 
@@ -191,7 +186,7 @@ def baseline_command(
     try:
         r = run_baseline(raw or get_settings().paths.raw_dir, seed=seed, holdout=holdout)
     except RawDataError as exc:
-        raise _fail(str(exc)) from None
+        raise cli_error(str(exc)) from None
     typer.echo(
         f"baseline (default LightGBM, {r.features} raw application columns, {r.rows:,} labelled rows): "
         f"held-out AUC {r.auc:.4f}, best possible cost {r.best_cost:,.0f}, cost at 0.5 {r.cost_at_0_5:,.0f}, "
