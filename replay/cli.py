@@ -15,14 +15,10 @@ from typing import Any
 
 import typer
 
+from credit_scorer.cli_errors import cli_error
 from replay.exceptions import CheckpointError, ReplayError, ReplayInputError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
-
-
-def _fail(code: int, message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def parse_offsets(values: list[str] | None, option: str, partitions_hint: str = "") -> dict[int, int] | int:
@@ -189,9 +185,9 @@ def run_command(
             raise typer.Exit(130)
         comparison = build_report(out_dir, labels, CostMatrix(**loaded.card.cost_matrix), plots=plots)
     except (ReplayInputError, CheckpointError) as exc:
-        raise _fail(2, str(exc)) from None
+        raise cli_error(str(exc), 2) from None
     except (ReplayError, ScoringError, FeatureLoaderError, TrainingError, KafkaError, OSError) as exc:
-        raise _fail(1, str(exc) or type(exc).__name__) from None
+        raise cli_error(str(exc) or type(exc).__name__, 1) from None
     o = comparison.overall
     typer.echo(
         f"replayed {comparison.rescored} applications with {loaded.model_version}: "
@@ -243,11 +239,11 @@ def report_command(
     from replay.report import REPORT_FILE, build_report
 
     if not (out / "checkpoint.json").is_file():
-        raise _fail(2, f"{out}: no replay checkpoint (checkpoint.json) in this folder")
+        raise cli_error(f"{out}: no replay checkpoint (checkpoint.json) in this folder", 2)
     try:
         build_report(out, labels, CostMatrix(fn_cost, fp_cost), plots=plots)
     except ReplayInputError as exc:
-        raise _fail(2, str(exc)) from None
+        raise cli_error(str(exc), 2) from None
     except (ReplayError, OSError) as exc:
-        raise _fail(1, str(exc)) from None
+        raise cli_error(str(exc), 1) from None
     typer.echo(f"report: {out / REPORT_FILE}")
