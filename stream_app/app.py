@@ -109,6 +109,9 @@ class PipelineService(Service):
 def create_app(settings: Settings, pipeline: MicroBatchPipeline, engine: str | None = None) -> faust.App:
     """The worker's Faust app running ``pipeline`` with the chosen engine (default settings.stream.engine)."""
     engine = engine or settings.stream.engine
+    # Faust keeps its table/offset state under datadir and fails at start if the folder is missing
+    # (a fresh checkout has no var/).
+    (settings.paths.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     if engine == "batch":
         app = BatchEngineApp(f"{settings.kafka.consumer_group}-app", **faust_settings(settings, engine))
         app.service(BatchEngineService(settings, pipeline))  # type: ignore[arg-type]  # instances work too
