@@ -30,8 +30,13 @@ def test_version_changes_with_any_field_change() -> None:
     base = make_schema()
     renamed = FeatureSchema(fields=(*base.fields[:-1], FeatureField(name="X", source=FeatureSource.DERIVED)))
     moved = FeatureSchema(fields=(base.fields[1], base.fields[0], *base.fields[2:]))
-    resourced = FeatureSchema(fields=(*base.fields[:2], FeatureField(name="AMT_INCOME_TOTAL",
-                              source=FeatureSource.EVENT), base.fields[3]))
+    resourced = FeatureSchema(
+        fields=(
+            *base.fields[:2],
+            FeatureField(name="AMT_INCOME_TOTAL", source=FeatureSource.EVENT),
+            base.fields[3],
+        )
+    )
     assert len({base.version, renamed.version, moved.version, resourced.version}) == 4
 
 
