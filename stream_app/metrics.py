@@ -16,7 +16,22 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 # Seconds: event→decision targets are single-digit milliseconds, but queueing under overload can reach s.
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 PROBABILITY_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 21))  # 0.05 … 1.0
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000)
