@@ -24,6 +24,7 @@ from schemas.events import (
     LoanApplication,
 )
 from schemas.exceptions import ErrorKind, InvalidEvent, InvalidRecord
+from schemas.fast_application import fast_application
 
 _MAX_INPUT_REPR = 60
 _RANGE_ERRORS = frozenset(
@@ -72,20 +73,40 @@ def _parse(raw: Any, max_bytes: int, record_time: datetime | float | None) -> Lo
         raise InvalidEvent(ErrorKind.SCHEMA, f"payload must be a JSON object, got {_json_type(doc)}")
     if isinstance(record_time, int | float) and record_time <= 0:
         record_time = None  # Kafka's "no timestamp" (-1): fall back to now
+    salt: bytes | None = None
     if "event_time" not in doc and record_time is not None:
-        doc["event_time"] = (
-            record_time
-            if isinstance(record_time, datetime)
-            else datetime.fromtimestamp(float(record_time), UTC)
-        )
+        if isinstance(record_time, datetime):
+            doc["event_time"] = record_time
+        else:
+            doc["event_time"], salt = _record_stamp(float(record_time))
     if "event_id" not in doc:
-        stamp = doc.get("event_time")
-        salt = stamp.isoformat() if isinstance(stamp, datetime) else ""
-        doc["event_id"] = hashlib.blake2b(raw + salt.encode(), digest_size=16).hexdigest()
+        if salt is None:
+            stamp = doc.get("event_time")
+            salt = stamp.isoformat().encode() if isinstance(stamp, datetime) else b""
+        doc["event_id"] = hashlib.blake2b(raw + salt, digest_size=16).hexdigest()
+    app = fast_application(doc)  # the plainly valid common case; anything else is pydantic's call
+    if app is not None:
+        return app
     try:
         return LoanApplication.model_validate(doc)
     except ValidationError as exc:
         raise validation_to_invalid_event(exc) from None
+
+
+_last_stamp: tuple[float, datetime, bytes] = (float("nan"), datetime.min, b"")
+
+
+def _record_stamp(seconds: float) -> tuple[datetime, bytes]:
+    """The UTC datetime of a record timestamp and its ISO bytes (the event-id salt), remembered for the
+    next record: records of one producer batch share their timestamp, and these cost ~1.5 µs."""
+    global _last_stamp
+    last = _last_stamp
+    if last[0] == seconds:
+        return last[1], last[2]
+    stamp = datetime.fromtimestamp(seconds, UTC)
+    salt = stamp.isoformat().encode()
+    _last_stamp = (seconds, stamp, salt)
+    return stamp, salt
 
 
 def validation_to_invalid_event(exc: ValidationError) -> InvalidEvent:

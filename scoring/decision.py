@@ -15,6 +15,7 @@ validated copies and round-trip through the codec.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -106,6 +107,69 @@ def decision_bytes(
     return orjson.dumps(decision_document(application, result, timings, **replay), option=orjson.OPT_UTC_Z)
 
 
+def decision_batch_bytes(
+    applications: Sequence[LoanApplication], results: Sequence[ScoreResult], timings: StageTimings
+) -> list[bytes]:
+    """The JSON bytes of a batch's decisions (not replays) — byte for byte
+    ``[decision_bytes(a, r, timings) for a, r in zip(applications, results)]``, each decision stamped
+    ``decided_at`` when its record is built (unless ``timings.decided_at``), at a fraction of the cost:
+    the batch-wide values are converted once and each record is a copy of one template document."""
+    if len(applications) != len(results):
+        raise ValueError(f"{len(applications)} applications but {len(results)} scores")
+    consumed_at = timings.consumed_at
+    fixed_decided = timings.decided_at
+    latency = {
+        "queue_s": 0.0,
+        "features_s": timings.features_s,
+        "inference_s": timings.inference_s,
+        "reasons_s": timings.reasons_s,
+        "produce_s": timings.produce_s,
+        "total_s": 0.0,
+    }
+    template: dict[str, Any] = dict.fromkeys(_DOCUMENT_KEYS)
+    template["schema_version"] = SCHEMA_VERSION
+    template["consumed_at"] = datetime.fromtimestamp(consumed_at, UTC)
+    template["is_replay"] = False
+    dumps, opt, clock, stamp = orjson.dumps, orjson.OPT_UTC_Z, time.time, datetime.fromtimestamp
+    out: list[bytes] = []
+    append = out.append
+    for application, result in zip(applications, results, strict=True):
+        if result.sk_id_curr != application.sk_id_curr or result.decision not in _LABELS:
+            decision_document(application, result, timings)  # raises the same error as the slow path
+        decided_at = clock() if fixed_decided is None else fixed_decided
+        event_time = application.event_time
+        event_ts = event_time.timestamp()
+        doc = template.copy()
+        lat = latency.copy()
+        queue_s = consumed_at - event_ts
+        lat["queue_s"] = queue_s if queue_s > 0.0 else 0.0
+        total_s = decided_at - event_ts
+        lat["total_s"] = total_s if total_s > 0.0 else 0.0
+        doc["application_id"] = application.key
+        doc["event_id"] = application.event_id
+        doc["sk_id_curr"] = application.sk_id_curr
+        doc["decision"] = result.decision
+        doc["probability_default"] = doc["score"] = result.probability
+        doc["threshold"] = result.threshold
+        doc["model_version"] = result.model_version
+        doc["feature_version"] = result.feature_version
+        doc["features_found"] = result.features_found
+        doc["features_age_s"] = result.features_age_s
+        doc["reasons"] = (
+            [
+                {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution}
+                for r in result.reasons
+            ]
+            if result.reasons
+            else []
+        )
+        doc["latency"] = lat
+        doc["event_time"] = event_time
+        doc["decided_at"] = stamp(decided_at, UTC)
+        append(dumps(doc, option=opt))
+    return out
+
+
 def build_decision(
     application: LoanApplication, result: ScoreResult, timings: StageTimings, **replay: Any
 ) -> Decision:
@@ -117,6 +181,9 @@ def build_decision(
     doc["latency"] = _trusted(StageLatency, doc["latency"])
     doc["reasons"] = [_trusted(ReasonRecord, r) for r in doc["reasons"]]
     return _trusted(Decision, doc)
+
+
+_DOCUMENT_KEYS: tuple[str, ...] = tuple(Decision.model_fields)
 
 
 def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:

@@ -26,7 +26,9 @@ commits of ``last offset + 1`` per partition only after every decision / dead le
 acknowledged by the broker, ``auto_offset_reset="earliest"`` (never ListOffsets LATEST), a rebalance
 listener that lets the in-flight batch finish and commit before partitions are given away, records of
 partitions no longer assigned discarded before processing, and lag from the fetch responses' high
-watermark. Faust still runs the app (lifecycle, signals, web, settings).
+watermark. Batches overlap by one: batch N is staged (parsed, one Redis round trip) on the event loop
+while batch N-1 is scored on the scorer thread (LightGBM releases the GIL) and published; commits stay
+in batch order. Faust still runs the app (lifecycle, signals, web, settings).
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class BatchEngineService(Service):
-    """aiokafka consumer loop: getmany → pipeline.prepare → pipeline.deliver (publish + acks) → commit."""
+    """aiokafka consumer loop: getmany → pipeline.stage → [pipeline.finish (scorer thread) →
+    pipeline.deliver (publish + acks) → commit, in a task overlapping the next batch's stage]."""
 
     def __init__(self, settings: Settings, pipeline: MicroBatchPipeline, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -141,7 +144,9 @@ class BatchEngineService(Service):
         log.info("batch loop stopped")
 
     async def _handle(self, consumer: AIOKafkaConsumer, data: dict[TopicPartition, list[Any]]) -> None:
-        """Prepare this batch while the previous one is still being acknowledged (at most one).
+        """Stage this batch (parse, fetch features) while the previous one is scored on the scorer
+        thread and published (at most one batch behind: this returns when that one is committed);
+        this batch's own scoring, publishing and commit run in its delivery task.
 
         Offsets are committed in batch order, each only after its own records *and* every earlier
         batch's were acknowledged and committed, so a crash anywhere loses nothing.
@@ -162,10 +167,10 @@ class BatchEngineService(Service):
             self._uncommitted += len(records)
             self.metrics.in_flight.set(self._uncommitted)
             started = time.perf_counter()
-            prepared = await self.pipeline.prepare(records)
+            staged = await self.pipeline.stage(records)
             previous = self._delivering
             self._delivering = asyncio.ensure_future(
-                self._deliver(consumer, prepared, offsets, previous, started, len(records))
+                self._deliver(consumer, staged, offsets, previous, started, len(records))
             )
             if previous is not None:
                 await previous  # raises if that batch failed: nothing after it is committed
@@ -173,12 +178,13 @@ class BatchEngineService(Service):
     async def _deliver(
         self,
         consumer: AIOKafkaConsumer,
-        prepared: PreparedBatch,
+        staged: PreparedBatch,
         offsets: dict[TopicPartition, int],
         previous: asyncio.Future[None] | None,
         started: float,
         n_records: int,
     ) -> None:
+        prepared = await self.pipeline.finish(staged)  # the scorer thread takes batches in order
         await self.pipeline.deliver(prepared)
         if previous is not None:
             await previous  # commit order = batch order

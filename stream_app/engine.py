@@ -5,8 +5,10 @@
 
 1. parse every record (:func:`schemas.codec.parse_application`); unusable ones become dead letters;
 2. one feature-cache round trip for the batch (``features.fetch``), retried with backoff on outage;
-3. score in-process (:func:`scoring.service.score_batch`, reasons on every REFUS); a row whose field
-   the scorer cannot use is dead-lettered (``unscorable``) and the rest of the batch is scored;
+3. score in-process (:func:`scoring.service.score_batch`, reasons on every REFUS) on the pipeline's
+   one scorer thread (LightGBM releases the GIL: the loop stages the next batch meanwhile); a row
+   whose field the scorer cannot use is dead-lettered (``unscorable``) and the rest is scored; the
+   decisions are encoded in one pass (:func:`scoring.decision.decision_batch_bytes`);
 4. publish decisions (key = application id) and dead letters, and return only when the broker has
    acknowledged every record (broker faults retried with backoff) — the caller then commits;
 5. metrics, then the per-batch observers (e.g. live drift histograms).
@@ -18,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,10 +28,10 @@ import numpy as np
 from aiokafka.errors import KafkaError
 
 from credit_scorer.settings import Settings
-from schemas.codec import encode_decision, parse_application
+from schemas.codec import parse_application
 from schemas.events import LoanApplication
 from schemas.exceptions import ErrorKind, InvalidEvent
-from scoring.decision import StageTimings, build_decision
+from scoring.decision import StageTimings, decision_batch_bytes
 from scoring.exceptions import InvalidInputError, SchemaMismatchError
 from scoring.service import (
     BatchScore,
@@ -78,7 +81,8 @@ class BatchReport:
 
 @dataclass
 class PreparedBatch:
-    """A processed batch waiting to be published (decisions and dead letters encoded)."""
+    """A batch on its way: staged (parsed, features fetched), then prepared (decisions and dead letters
+    encoded), then published."""
 
     records: Sequence[InboundRecord]
     consumed_at: float
@@ -87,6 +91,10 @@ class PreparedBatch:
     kinds: dict[str, int] = field(default_factory=dict)
     event_ts: list[float] = field(default_factory=list)
     score: BatchScore | None = None
+    apps: list[LoanApplication] = field(default_factory=list)  # parsed, in record order
+    app_records: list[InboundRecord] = field(default_factory=list)  # the record of each
+    cached: CachedFeatures | None = None  # their features (None: nothing to score)
+    features_s: float = 0.0
     report: BatchReport = field(default_factory=BatchReport)
 
     def add_dead(self, record: InboundRecord, error: InvalidEvent, max_payload_bytes: int) -> None:
@@ -119,6 +127,7 @@ class MicroBatchPipeline:
         self._producer_factory = producer_factory
         self._producer: Any = None
         self._publisher: RecordPublisher | None = None
+        self._scorer: ThreadPoolExecutor | None = None
         stream = settings.stream
         self._backoff = Backoff(stream.retry_initial_s, stream.retry_max_s)
 
@@ -130,6 +139,7 @@ class MicroBatchPipeline:
         self.metrics.set_model(
             self.model.model_version, self.model.feature_version, float(self.model.threshold)
         )
+        self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
         self._producer = self._producer_factory()
         await self._producer.start()
         self._publisher = RecordPublisher(self._producer)
@@ -137,12 +147,17 @@ class MicroBatchPipeline:
         self.ready.set()
 
     async def stop(self) -> None:
-        if self._producer is not None:
-            try:
-                await self._producer.stop()
-            finally:
-                self._producer = None
-        await self.features.stop()
+        try:
+            if self._producer is not None:
+                try:
+                    await self._producer.stop()
+                finally:
+                    self._producer = None
+            await self.features.stop()
+        finally:
+            if self._scorer is not None:
+                self._scorer.shutdown(wait=True)
+                self._scorer = None
 
     # --- the batch --------------------------------------------------------------------------------------
     async def handle(self, records: Sequence[InboundRecord]) -> BatchReport:
@@ -151,37 +166,56 @@ class MicroBatchPipeline:
 
     async def prepare(self, records: Sequence[InboundRecord]) -> PreparedBatch:
         """Parse, fetch features (one round trip), score and encode: everything but publishing."""
+        return await self.finish(await self.stage(records))
+
+    async def stage(self, records: Sequence[InboundRecord]) -> PreparedBatch:
+        """First half of :meth:`prepare`, on the event loop: parse, then one feature-cache round trip."""
         consumed_at = time.time()
         stream = self.settings.stream
         batch = PreparedBatch(records=records, consumed_at=consumed_at)
-        apps: list[LoanApplication] = []
-        app_records: list[InboundRecord] = []  # the record of each parsed application
+        apps = batch.apps
+        app_records = batch.app_records  # the record of each parsed application
+        event_ts = batch.event_ts
+        max_bytes = stream.max_payload_bytes
         for rec in records:
+            stamp = rec.timestamp_ms / 1000
             try:
-                app = parse_application(
-                    rec.value, stream.max_payload_bytes, record_time=rec.timestamp_ms / 1000
-                )
+                app = parse_application(rec.value, max_bytes, record_time=stamp)
             except InvalidEvent as exc:
-                batch.add_dead(rec, exc, stream.max_payload_bytes)
+                batch.add_dead(rec, exc, max_bytes)
                 continue
             apps.append(app)
             app_records.append(rec)
-            batch.event_ts.append(rec.timestamp_ms / 1000)
+            event_ts.append(stamp)
         if apps:
             t0 = time.perf_counter()
-            cached = await self._fetch([a.sk_id_curr for a in apps])
-            features_s = time.perf_counter() - t0
-            apps, cached, unscorable, score = self._score(apps, cached, app_records)
-            for bad_rec, error in unscorable:
-                batch.add_dead(bad_rec, error, stream.max_payload_bytes)
-            if score is not None:
-                timings = StageTimings(consumed_at, features_s, score.inference_s, score.reasons_s)
-                batch.decisions = [
-                    (app.key.encode(), encode_decision(build_decision(app, res, timings)))
-                    for app, res in zip(apps, score.results, strict=True)
-                ]
-                batch.score = score
-                batch.report.refusals = self._observe_scoring(cached, features_s, score)
+            batch.cached = await self._fetch([a.sk_id_curr for a in apps])
+            batch.features_s = time.perf_counter() - t0
+        return batch
+
+    async def finish(self, batch: PreparedBatch) -> PreparedBatch:
+        """Second half of :meth:`prepare`: score on the scorer thread (LightGBM releases the GIL while it
+        predicts, so the event loop meanwhile stages the next batch and publishes the previous one),
+        then encode the decisions and observe the scoring metrics."""
+        if batch.cached is None:
+            return batch
+        if self._scorer is None:  # not started (unit tests): inline
+            scored = self._score(batch.apps, batch.cached, batch.app_records)
+        else:
+            loop = asyncio.get_running_loop()
+            scored = await loop.run_in_executor(
+                self._scorer, self._score, batch.apps, batch.cached, batch.app_records
+            )
+        apps, cached, unscorable, score = scored
+        max_bytes = self.settings.stream.max_payload_bytes
+        for bad_rec, error in unscorable:
+            batch.add_dead(bad_rec, error, max_bytes)
+        if score is not None:
+            timings = StageTimings(batch.consumed_at, batch.features_s, score.inference_s, score.reasons_s)
+            encoded = decision_batch_bytes(apps, score.results, timings)
+            batch.decisions = [(app.key.encode(), value) for app, value in zip(apps, encoded, strict=True)]
+            batch.score = score
+            batch.report.refusals = self._observe_scoring(cached, batch.features_s, score)
         return batch
 
     async def deliver(self, batch: PreparedBatch) -> BatchReport:

@@ -261,3 +261,23 @@ def test_empty_batch(model: TinyModel) -> None:
     empty = np.zeros((0, len(schema)), dtype=np.float32)
     batch = score_batch(model, [], CachedFeatures(empty, np.zeros(0, bool), schema.version, None))
     assert batch.results == [] and batch.matrix.shape == (0, len(schema))
+
+
+def test_results_are_the_objects_the_dataclass_constructor_builds(model: TinyModel) -> None:
+    from dataclasses import fields, replace
+
+    from scoring.service import ScoreResult
+
+    schema = model.schema
+    table = feature_table(schema, 40, 23)
+    found = np.arange(40) % 3 != 0
+    inputs = [ScoringInput(i + 1, {}) for i in range(40)]
+    batch = score_batch(model, inputs, CachedFeatures(table, found, schema.version, 10.0), now=70.0)
+    for res in batch.results:
+        built = ScoreResult(*(getattr(res, f.name) for f in fields(ScoreResult)))
+        assert res == built and hash(res) == hash(built) and repr(res) == repr(built)
+        assert replace(res) == res
+        with pytest.raises(AttributeError):
+            res.probability = 0.5  # type: ignore[misc]
+    assert {r.decision for r in batch.results} <= {"ACCORD", "REFUS"}
+    assert [r.features_age_s for r in batch.results[:3]] == [None, 60.0, 60.0]

@@ -1,0 +1,140 @@
+"""The lean application validator never disagrees with pydantic (it only ever skips work)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from schemas.codec import parse_application
+from schemas.events import APPLICATION_FIELDS, MAX_AMOUNT, LoanApplication
+from schemas.fast_application import fast_application
+
+AMOUNTS = [f for f in APPLICATION_FIELDS if f.startswith("AMT_")]
+TEXTS = ["NAME_CONTRACT_TYPE", "NAME_TYPE_SUITE", "WEEKDAY_APPR_PROCESS_START"]
+
+numbers = st.one_of(
+    st.integers(-5, 2 * int(MAX_AMOUNT)),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, 0.0, -0.0, MAX_AMOUNT, MAX_AMOUNT + 1, 10.0, 23, 24, 2**63, 2**64]),
+)
+junk = st.one_of(st.none(), st.booleans(), st.text(max_size=70), st.lists(st.integers(), max_size=2))
+times = st.one_of(
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2110, 1, 1), timezones=st.just(UTC)),
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=2))])),
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2110, 1, 1)).map(
+        lambda d: d.replace(tzinfo=UTC).isoformat()
+    ),
+    st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2110, 1, 1)).map(
+        lambda d: d.isoformat() + "Z"
+    ),
+    st.sampled_from(
+        ["2026-11-21T12:00:00+02:00", "2026-01-02T03:04:05", "2026-02-30T00:00:00Z", "2026-01-01T23:59:60Z"]
+    ),
+    st.floats(1e9, 4e9),
+    junk,
+)
+ids = st.one_of(st.text(min_size=0, max_size=130), junk)
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> dict[str, Any]:
+    doc: dict[str, Any] = {"event_id": draw(ids), "event_time": draw(times)}
+    if draw(st.booleans()):
+        doc["sk_id_curr"] = draw(st.one_of(st.integers(-2, 2**64), numbers, junk))
+    else:
+        doc["sk_id_curr"] = draw(st.integers(1, 10**9))
+    for name in draw(st.lists(st.sampled_from(AMOUNTS), unique=True)):
+        doc[name] = draw(st.one_of(numbers, junk))
+    for name in draw(st.lists(st.sampled_from(TEXTS), unique=True)):
+        doc[name] = draw(st.one_of(st.text(max_size=70), junk, numbers))
+    if draw(st.booleans()):
+        doc["HOUR_APPR_PROCESS_START"] = draw(st.one_of(st.integers(-2, 30), numbers, junk))
+    if draw(st.booleans()):
+        doc["application_id"] = draw(ids)
+    if draw(st.booleans()):
+        doc["schema_version"] = draw(st.one_of(st.integers(0, 3), numbers, junk))
+    if draw(st.booleans()):
+        doc["SOMETHING_NEW"] = draw(junk)
+    return doc
+
+
+def same_application(a: LoanApplication, b: LoanApplication) -> bool:
+    return (
+        a == b
+        and a.model_fields_set == b.model_fields_set
+        and list(a.__dict__) == list(b.__dict__)
+        and all(type(a.__dict__[k]) is type(b.__dict__[k]) for k in a.__dict__)
+        and a.event_time.tzinfo is b.event_time.tzinfo
+    )
+
+
+@settings(max_examples=600, deadline=None)
+@given(documents())
+def test_fast_path_accepts_only_what_pydantic_accepts_and_builds_the_same_object(doc: dict[str, Any]) -> None:
+    fast = fast_application(dict(doc))
+    try:
+        slow = LoanApplication.model_validate(dict(doc))
+    except ValidationError:
+        assert fast is None, f"fast path accepted what pydantic rejects: {doc!r}"
+        return
+    if fast is not None:
+        assert same_application(fast, slow), (doc, fast, slow)
+
+
+def test_fast_path_takes_the_usual_events() -> None:
+    stamp = datetime(2026, 11, 21, 12, 0, 0, 123456, tzinfo=UTC)
+    doc = {
+        "event_id": "e-1",
+        "sk_id_curr": 100002,
+        "event_time": stamp,
+        "AMT_CREDIT": 1000,
+        "AMT_ANNUITY": 35698.5,
+        "NAME_CONTRACT_TYPE": "Cash loans",
+        "HOUR_APPR_PROCESS_START": 11,
+        "AMT_GOODS_PRICE": None,
+    }
+    for event_time in (stamp, stamp.isoformat(), "2026-11-21T12:00:00.123456Z"):
+        fast = fast_application({**doc, "event_time": event_time})
+        assert fast is not None
+        assert same_application(fast, LoanApplication.model_validate({**doc, "event_time": event_time}))
+    assert fast is not None and fast.AMT_CREDIT == 1000.0 and type(fast.AMT_CREDIT) is float
+    assert fast.key == "e-1" and fast.scoring_fields()["AMT_GOODS_PRICE"] is None
+    floats = fast_application({**doc, "sk_id_curr": 100002.0, "HOUR_APPR_PROCESS_START": 11.0})
+    assert floats is not None and same_application(floats, fast)
+
+
+def test_fast_path_declines_what_it_cannot_judge() -> None:
+    base = {"event_id": "e", "sk_id_curr": 1, "event_time": "2026-01-01T00:00:00Z"}
+    for extra in (
+        {"sk_id_curr": 1.5},
+        {"HOUR_APPR_PROCESS_START": 23.5},
+        {"event_time": 1_700_000_000.5},  # numeric time: pydantic's own rounding
+        {"event_time": "2026-01-01T00:00:00+02:00"},
+        {"AMT_CREDIT": -1},
+        {"AMT_CREDIT": float("nan")},
+        {"HOUR_APPR_PROCESS_START": True},
+        {"schema_version": 2},
+    ):
+        assert fast_application({**base, **extra}) is None, extra
+    assert fast_application({"sk_id_curr": 1, "event_time": "2026-01-01T00:00:00Z"}) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(documents(), st.floats(1.6e9, 1.9e9))
+def test_codec_results_do_not_depend_on_the_path(doc: dict[str, Any], record_time: float) -> None:
+    del doc["event_time"]
+    raw = json.dumps(doc, default=str).encode()
+    try:
+        via_codec = parse_application(raw, 64 * 1024, record_time=record_time)
+    except Exception:
+        return  # rejections are pydantic's (covered by test_schemas_codec)
+    again = LoanApplication.model_validate(
+        {**orjson.loads(raw), "event_id": via_codec.event_id, "event_time": via_codec.event_time}
+    )
+    assert same_application(via_codec, again)
