@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.events import (
-    SUPPORTED_VERSIONS,
+    SCHEMA_VERSION,
     DeadLetter,
     Decision,
     LoanApplication,
@@ -250,7 +250,7 @@ def make_dead_letter(
     body = payload or b""
     kept = body[:max_payload_bytes]
     return DeadLetter.model_construct(
-        schema_version=max(SUPPORTED_VERSIONS),
+        schema_version=SCHEMA_VERSION,
         error_kind=error.kind,
         message=error.message,
         payload_b64=base64.b64encode(kept).decode("ascii"),

@@ -25,14 +25,14 @@ import base64
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.exceptions import ErrorKind
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
 MAX_AMOUNT = 1e9  # the largest Home Credit income is 1.17e8; beyond 1e9 is a unit or typing error
 MAX_ID_LEN = 128
