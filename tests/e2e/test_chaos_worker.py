@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from credit_scorer.settings import Settings
 from stream_app.harness import WorkerProcess, application_payloads, collect, produce_payloads, sample_total
 from stream_app.tansu import free_port
 from tests.fixtures.kafka import StreamEnv
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -57,15 +57,6 @@ def tail_bound(settings: Settings, engine: str) -> int:
     # Faust commits acked offsets every 0.5 s (broker_commit_interval); each kill also rebalances the
     # stable worker twice, and Faust redelivers its uncommitted events then too
     return 3 * (settings.stream.batch_max + 2_500)
-
-
-async def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @pytest.mark.timeout(420)

@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from stream_app.harness import (
 )
 from stream_app.tansu import free_port
 from tests.fixtures.kafka import StreamEnv
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -31,15 +31,6 @@ pytestmark = pytest.mark.e2e
 def with_metrics_port(settings: Settings) -> Settings:
     stream = settings.stream.model_copy(update={"metrics_port": free_port()})
     return settings.model_copy(update={"stream": stream})
-
-
-async def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def lag_partitions(worker: WorkerProcess) -> set[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,17 +17,9 @@ from stream_app.harness import application_payloads, collect, produce_payloads
 from stream_app.metrics import ScorerMetrics
 from stream_app.worker import build_pipeline
 from tests.fixtures.kafka import StreamEnv
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-async def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 async def start_engine(env: StreamEnv, metrics: ScorerMetrics, **kw: object) -> BatchEngineService:
@@ -188,7 +179,7 @@ async def test_redis_outage_is_retried_without_dead_letters(
             port = own.port
             own.stop()
             await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, payloads[10:])
-            await wait_for(
+            await wait_until(
                 lambda: metric(metrics, "credit_scorer_retries_total", {"dependency": "redis"}) >= 3,
                 20,
                 "redis retries",
@@ -223,7 +214,7 @@ async def test_graceful_stop_commits_everything_it_published(
     service = await start_engine(env, metrics)
     try:
         await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, payloads)
-        await wait_for(
+        await wait_until(
             lambda: metric(metrics, "credit_scorer_feature_lookups_total") >= 200, 30, "200 decisions"
         )
     finally:
@@ -233,7 +224,7 @@ async def test_graceful_stop_commits_everything_it_published(
     try:
         more = application_payloads(env.model.schema, env.ids, env.matrix, range(200, 210), id_prefix="g2")
         await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, more)
-        await wait_for(
+        await wait_until(
             lambda: metric(second_metrics, "credit_scorer_feature_lookups_total") >= 10, 30, "10 more"
         )
     finally:
