@@ -98,7 +98,7 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
 
         model, model_error = _load_model(settings)
         client = create_redis_client(settings.redis)
-        store = RedisFeatureStore(client, settings.redis.key_prefix)
+        store = RedisFeatureStore(client, settings.redis.key_prefix, pipelined=True)
         if model is not None:
             prepare(model)
             app_metrics.set_model(model.model_version, model.feature_version, model.threshold)
@@ -119,6 +119,7 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
             yield
         finally:
             await app.state.publisher.stop()
+            await store.aclose()
             await client.aclose()
 
     app = FastAPI(

@@ -8,8 +8,9 @@ Starts its own redis-server on a free port, generates a full-size-like random fe
 * load rate (clients/s, median of repeats): MSETs streamed on one connection (default) vs MSET +
   Lua EXPIRE (with a TTL),
   and the end-to-end ``load_features`` from a parquet file (what ``credit-scorer cache load`` does);
-* batch-read latency p50/p99 of ``RedisFeatureStore.fetch`` for 1, 100 and 500 ids (5 % unknown),
-  side by side with: the live-version path (Lua), the pure-Python RESP parser instead of hiredis, a
+* batch-read latency p50/p99 of ``RedisFeatureStore.fetch`` (``fetch_version``: the product's pipelined
+  path, :mod:`feature_loader.redis_mget`) for 1, 100 and 500 ids (5 % unknown), side by side with: the
+  same store over redis-py's asyncio client (``fetch_version_redis_py``), the live-version path (Lua), the pure-Python RESP parser instead of hiredis, a
   compact encoding (NaN bitmap + non-NaN values), a non-blocking connection pool, a minimal asyncio
   protocol + hiredis instead of redis-py, and the raw-socket floor (server + loopback, blocking);
 * client and server CPU per client / per call next to every wall-clock number: on a shared machine
@@ -337,6 +338,7 @@ def run(n_clients: int, n_features: int, nan_share: float, iterations: int, repe
 
             client = create_redis_client(settings)
             store = RedisFeatureStore(client, PREFIX)
+            pipelined_store = RedisFeatureStore(client, PREFIX, pipelined=True)  # the product's hot path
             pure_pool = redis.asyncio.ConnectionPool.from_url(server.url, parser_class=_AsyncRESP2Parser)
             pure = redis.asyncio.Redis.from_pool(pure_pool)
             pure_store = RedisFeatureStore(pure, PREFIX)
@@ -360,7 +362,8 @@ def run(n_clients: int, n_features: int, nan_share: float, iterations: int, repe
                 )
 
             configs: dict[str, Callable[[np.ndarray], Awaitable[Any]]] = {
-                "fetch_version": lambda b: store.fetch(b, version=version),
+                "fetch_version": lambda b: pipelined_store.fetch(b, version=version),
+                "fetch_version_redis_py": lambda b: store.fetch(b, version=version),
                 "fetch_live_lua": store.fetch,
                 "fetch_version_pure_python_parser": lambda b: pure_store.fetch(b, version=version),
                 "fetch_version_plain_pool": lambda b: plain_store.fetch(b, version=version),
@@ -370,6 +373,7 @@ def run(n_clients: int, n_features: int, nan_share: float, iterations: int, repe
             }
             for n in BATCH_SIZES:
                 reads[str(n)] = await interleaved(configs, inputs[n], meter)
+            await pipelined_store.aclose()
             await client.aclose()
             await pure.aclose()
             await plain.aclose()

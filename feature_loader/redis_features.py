@@ -41,6 +41,7 @@ from feature_loader.redis_keys import (
     schema_key,
     vector_keys,
 )
+from feature_loader.redis_mget import PipelinedMget
 
 T = TypeVar("T")
 
@@ -202,8 +203,13 @@ def decode_vectors(
 class RedisFeatureStore:
     """The scorer's view of the cache (asyncio). All Redis failures surface as FeatureCacheError."""
 
-    def __init__(self, client: redis.asyncio.Redis, key_prefix: str = "cs") -> None:
+    def __init__(
+        self, client: redis.asyncio.Redis, key_prefix: str = "cs", *, pipelined: bool = False
+    ) -> None:
+        """``pipelined``: serve the hot path's MGETs over a lean pipelined connection to the same server
+        (:mod:`feature_loader.redis_mget`; plain TCP clients only); the owner then calls :meth:`aclose`."""
         self._client = client
+        self._fast = PipelinedMget.from_client(client) if pipelined else None
         self._prefix = key_prefix
         self._where = describe_client(client)
         self._schemas: dict[str, FeatureSchema] = {}
@@ -219,6 +225,11 @@ class RedisFeatureStore:
             return await awaitable
         except (redis.exceptions.RedisError, OSError) as exc:
             raise translate_redis_error(exc, self._where) from exc
+
+    async def aclose(self) -> None:
+        """Close the pipelined connection, if any (the redis-py client stays its owner's to close)."""
+        if self._fast is not None:
+            await self._fast.aclose()
 
     # --- versions ------------------------------------------------------------------------------------
     async def ping(self) -> None:
@@ -315,8 +326,12 @@ class RedisFeatureStore:
             replies = await self._call(pipe.execute())
             info = self._parse_meta(version, replies[0])
             values = replies[1] if keys else []
+        elif not keys:
+            values = []
+        elif self._fast is not None:
+            values = await self._call(self._fast.mget(keys))
         else:
-            values = await self._call(self._client.mget(keys)) if keys else []
+            values = await self._call(self._client.mget(keys))
         matrix, found = decode_vectors(values, info.n_features, self._where)
         if keys and not found.any():
             info = await self._version_info(version, force=True)  # dropped meanwhile? raise, loudly

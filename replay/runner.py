@@ -131,7 +131,7 @@ class Replayer:
         prepare(self.model)
         kafka = self.settings.kafka
         redis_client = create_redis_client(self.settings.redis)
-        features = RedisFeatureStore(redis_client, self.settings.redis.key_prefix)
+        features = RedisFeatureStore(redis_client, self.settings.redis.key_prefix, pipelined=True)
         reader = TopicReader(kafka, kafka.applications_topic, batch_size=self.options.batch_size)
         producer: Any = None
         baseline_task: asyncio.Task[Baseline] | None = None
@@ -164,6 +164,7 @@ class Replayer:
             await reader.stop()
             if producer is not None:
                 await producer.stop()
+            await features.aclose()
             await redis_client.aclose()
 
     async def _read_baseline(self, checkpoint: Checkpoint) -> Baseline:

@@ -32,7 +32,7 @@ class RedisFeatures:
         from feature_loader.redis_features import RedisFeatureStore, create_redis_client
 
         self._client = create_redis_client(self.settings)
-        self._store = RedisFeatureStore(self._client, self.settings.key_prefix)
+        self._store = RedisFeatureStore(self._client, self.settings.key_prefix, pipelined=True)
         try:
             await self._store.check_compatible(self.feature_version)
         except FeatureCacheError as exc:  # the engine retries per batch; say it once, loudly
@@ -40,6 +40,8 @@ class RedisFeatures:
 
     async def stop(self) -> None:
         client, self._client = self._client, None
+        if self._store is not None:
+            await self._store.aclose()
         if client is not None:
             await client.aclose()
 
