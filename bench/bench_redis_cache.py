@@ -8,11 +8,12 @@ Starts its own redis-server on a free port, generates a full-size-like random fe
 * load rate (clients/s, median of repeats): MSETs streamed on one connection (default) vs MSET +
   Lua EXPIRE (with a TTL),
   and the end-to-end ``load_features`` from a parquet file (what ``credit-scorer cache load`` does);
-* batch-read latency p50/p99 of ``RedisFeatureStore.fetch`` (``fetch_version``: the product's pipelined
-  path, :mod:`feature_loader.redis_mget`) for 1, 100 and 500 ids (5 % unknown), side by side with: the
-  same store over redis-py's asyncio client (``fetch_version_redis_py``), the live-version path (Lua), the pure-Python RESP parser instead of hiredis, a
-  compact encoding (NaN bitmap + non-NaN values), a non-blocking connection pool, a minimal asyncio
-  protocol + hiredis instead of redis-py, and the raw-socket floor (server + loopback, blocking);
+* batch-read latency p50/p99 of ``RedisFeatureStore.fetch`` (``fetch_version``: the product's
+  pipelined path, :mod:`feature_loader.redis_mget`) for 1, 100 and 500 ids (5 % unknown), side by side
+  with: the same store over redis-py's asyncio client (``fetch_version_redis_py``), the live-version
+  path (Lua), the pure-Python RESP parser instead of hiredis, a compact encoding (NaN bitmap + non-NaN
+  values), a non-blocking connection pool, a minimal asyncio protocol + hiredis without the store, and
+  the raw-socket floor (server + loopback, blocking);
 * client and server CPU per client / per call next to every wall-clock number: on a shared machine
   CPU time is the more stable measure, and ``CPU-bound rate`` is what the load reaches when the
   loader and redis-server each have a core (they overlap).
