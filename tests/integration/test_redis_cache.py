@@ -25,12 +25,9 @@ from feature_loader.redis_loader import (
     write_vectors,
 )
 from tests.fixtures.redis import FeatureBuild, small_schema
+from tests.fixtures.redis import float_bits as bits
 
 pytestmark = pytest.mark.integration
-
-
-def bits(matrix: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(matrix, dtype=np.float32).view(np.uint32)
 
 
 class Interrupted(Exception):

@@ -14,12 +14,9 @@ import redis.asyncio
 from feature_loader.redis_features import RedisFeatureStore
 from feature_loader.redis_loader import load_features, switch_version
 from tests.fixtures.redis import FeatureBuild, small_schema
+from tests.fixtures.redis import float_bits as bits
 
 pytestmark = pytest.mark.integration
-
-
-def bits(matrix: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(matrix, dtype=np.float32).view(np.uint32)
 
 
 async def test_switch_while_readers_run(

@@ -17,12 +17,9 @@ from feature_loader.exceptions import CacheUnavailableError
 from feature_loader.redis_features import RedisFeatureStore, create_redis_client, create_sync_redis_client
 from feature_loader.redis_loader import load_features, switch_version
 from tests.fixtures.redis import FeatureBuild
+from tests.fixtures.redis import float_bits as bits
 
 pytestmark = pytest.mark.integration
-
-
-def bits(matrix: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(matrix, dtype=np.float32).view(np.uint32)
 
 
 async def test_pipelined_fetch_equals_redis_py_fetch_under_concurrency(
