@@ -204,6 +204,7 @@ async def _offer(
     publisher = RecordPublisher(producer)
     decided: list[float] = []
     received: list[float] = []
+    stages: dict[str, list[float]] = {k: [] for k in STAGES}
 
     async def read() -> None:
         while len(received) < len(rows):
@@ -217,6 +218,8 @@ async def _offer(
                     event = datetime.fromisoformat(d["event_time"].replace("Z", "+00:00")).timestamp()
                     received.append(now - event)
                     decided.append(d["latency"]["total_s"])
+                    for k, values in stages.items():
+                        values.append(d["latency"][k])
 
     reader = asyncio.ensure_future(read())
     step = max(1, int(rate / 500))  # 2 ms slices
@@ -249,7 +252,12 @@ async def _offer(
         "events": len(rows),
         "decided_ms": {"p50": ms(decided, 0.5), "p99": ms(decided, 0.99)},
         "received_ms": {"p50": ms(received, 0.5), "p99": ms(received, 0.99), "max": ms(received, 1.0)},
+        # where the time goes (queue = event time → consumed by the worker)
+        "stage_ms": {k: {"p50": ms(v, 0.5), "p99": ms(v, 0.99)} for k, v in stages.items()},
     }
+
+
+STAGES = ("queue_s", "features_s", "inference_s", "reasons_s")
 
 
 def latency(env: Env, docs: list[dict[str, Any]], rate: float, seconds: float) -> dict[str, Any]:
