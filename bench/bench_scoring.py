@@ -26,7 +26,6 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from schemas.codec import encode_decision, parse_application
 from schemas.events import LoanApplication
 from scoring.decision import StageTimings, build_decision, decision_bytes
 from scoring.reasons import explainer_for, reasons_by_pred_contrib, top_reasons
-from scoring.service import CachedFeatures, ScoringInput, prepare, score_batch
+from scoring.service import BoosterModel, CachedFeatures, ScoringInput, prepare, score_batch
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scoring.json"
 BATCH_SIZES = (1, 100, 500)
@@ -64,18 +63,6 @@ EVENT_CATEGORIES = {
 DERIVED = ("CREDIT_INCOME_RATIO", "ANNUITY_INCOME_RATIO", "CREDIT_ANNUITY_RATIO", "CREDIT_GOODS_RATIO",
            "CREDIT_GOODS_DIFF", "EMPLOYED_AGE_RATIO", "EXT_SOURCE_MEAN", "EXT_SOURCE_MIN", "EXT_SOURCE_MAX",
            "EXT_SOURCE_STD", "EXT_SOURCE_PROD", "EXT_SOURCE_WEIGHTED")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class BenchModel:
-    booster: lgb.Booster
-    schema: FeatureSchema
-    threshold: float
-    model_version: str = "bench"
-
-    @property
-    def feature_version(self) -> str:
-        return self.schema.version
 
 
 # --- data and model ----------------------------------------------------------------------------------------
@@ -113,7 +100,7 @@ def make_rows(schema: FeatureSchema, n: int, seed: int) -> np.ndarray:
     return x
 
 
-def train_model(schema: FeatureSchema, trees: int, rows: int) -> BenchModel:
+def train_model(schema: FeatureSchema, trees: int, rows: int) -> BoosterModel:
     x = make_rows(schema, rows, 0)
     rng = np.random.default_rng(1)
     idx = schema.index
@@ -132,10 +119,10 @@ def train_model(schema: FeatureSchema, trees: int, rows: int) -> BenchModel:
     )
     booster = lgb.train(params, data, num_boost_round=trees)
     threshold = float(np.quantile(booster.predict(x[:5000], num_threads=1), 1 - REFUSAL_RATE))
-    return BenchModel(booster, schema, threshold)
+    return BoosterModel(booster, schema, threshold, model_version="bench")
 
 
-def cached_model(features: int, trees: int, rows: int) -> BenchModel:
+def cached_model(features: int, trees: int, rows: int) -> BoosterModel:
     """Train the synthetic model once; later runs reuse it from var/bench/ (training takes minutes)."""
     from credit_scorer.settings import get_settings
 
@@ -145,7 +132,9 @@ def cached_model(features: int, trees: int, rows: int) -> BenchModel:
     if path.is_file() and meta.is_file():
         info = json.loads(meta.read_text())
         if info.get("feature_version") == schema.version:
-            return BenchModel(lgb.Booster(model_file=str(path)), schema, float(info["threshold"]))
+            return BoosterModel(
+                lgb.Booster(model_file=str(path)), schema, float(info["threshold"]), model_version="bench"
+            )
     model = train_model(schema, trees, rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.booster.save_model(str(path))
@@ -195,7 +184,9 @@ def bench_service(model: Any, pool: np.ndarray, quick: bool) -> dict[str, Any]:
     schema = model.schema
     prepare(model)
     # the same model without the one-pass path: predict, then pred_leaf again on the explained rows
-    two_pass = BenchModel(lgb.Booster(model_str=model.booster.model_to_string()), schema, model.threshold)
+    two_pass = BoosterModel(
+        lgb.Booster(model_str=model.booster.model_to_string()), schema, model.threshold, model_version="bench"
+    )
     explainer_for(two_pass.booster).exact_probabilities = False
     out: dict[str, Any] = {}
     ev = [f.name for f in schema.event_fields]

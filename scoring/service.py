@@ -50,6 +50,21 @@ class ScoringModel(Protocol):
     def feature_version(self) -> str: ...
 
 
+@dataclass(frozen=True)
+class BoosterModel:
+    """A booster held in memory with its schema and threshold, no model card: a :class:`ScoringModel`
+    for tests, benchmarks and notebooks (the worker, API and replay use ``scoring.model.LoadedModel``)."""
+
+    booster: lightgbm.Booster
+    schema: FeatureSchema
+    threshold: float
+    model_version: str = "in-memory"
+
+    @property
+    def feature_version(self) -> str:
+        return self.schema.version
+
+
 @dataclass(frozen=True, slots=True)
 class ScoringInput:
     sk_id_curr: int

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
@@ -14,22 +13,8 @@ from feature_loader.derived import apply_derived
 from feature_loader.feature_schema import FeatureKind, FeatureSchema, FeatureSource
 from scoring.exceptions import InvalidInputError, SchemaMismatchError
 from scoring.reasons import explainer_for
-from scoring.service import CachedFeatures, ScoringInput, prepare, score_batch
+from scoring.service import BoosterModel, CachedFeatures, ScoringInput, prepare, score_batch
 from tests.unit.test_vector import CATEGORICAL_EVENT, make_schema
-
-
-@dataclass(frozen=True)
-class TinyModel:
-    """A real LightGBM booster with the attributes the service reads (like scoring.model.LoadedModel)."""
-
-    booster: lgb.Booster
-    schema: FeatureSchema
-    threshold: float
-    model_version: str = "tiny-1"
-
-    @property
-    def feature_version(self) -> str:
-        return self.schema.version
 
 
 def feature_table(schema: FeatureSchema, n: int, seed: int) -> np.ndarray:
@@ -61,7 +46,7 @@ def schema() -> FeatureSchema:
 
 
 @pytest.fixture(scope="module")
-def model(schema: FeatureSchema) -> TinyModel:
+def model(schema: FeatureSchema) -> BoosterModel:
     x = feature_table(schema, 3000, 0)
     rng = np.random.default_rng(1)
     ext = np.nan_to_num(x[:, schema.index["EXT_SOURCE_MEAN"]], nan=0.5)
@@ -78,7 +63,7 @@ def model(schema: FeatureSchema) -> TinyModel:
     params = {"objective": "binary", "num_leaves": 15, "verbose": -1, "num_threads": 1, "seed": 0}
     booster = lgb.train(params, data, num_boost_round=40)
     threshold = float(np.quantile(booster.predict(x), 0.7))  # ~30 % refusals
-    return TinyModel(booster, schema, threshold)
+    return BoosterModel(booster, schema, threshold, model_version="tiny-1")
 
 
 def as_event_fields(schema: FeatureSchema, row: np.ndarray) -> dict[str, object]:
@@ -101,7 +86,7 @@ def stale_cache(schema: FeatureSchema, table: np.ndarray, seed: int) -> np.ndarr
     return cached
 
 
-def test_probability_is_bit_identical_to_the_offline_path(model: TinyModel, tmp_path: Path) -> None:
+def test_probability_is_bit_identical_to_the_offline_path(model: BoosterModel, tmp_path: Path) -> None:
     schema = model.schema
     table = feature_table(schema, 300, 7)
     path = tmp_path / "features.parquet"
@@ -119,10 +104,10 @@ def test_probability_is_bit_identical_to_the_offline_path(model: TinyModel, tmp_
     assert batch.probabilities is not None and batch.probabilities.tobytes() == expected.tobytes()
 
 
-def test_without_the_exact_leaf_path_scores_fall_back_to_predict(model: TinyModel) -> None:
+def test_without_the_exact_leaf_path_scores_fall_back_to_predict(model: BoosterModel) -> None:
     booster = lgb.Booster(model_str=model.booster.model_to_string())  # a fresh booster, own explainer
     explainer_for(booster).exact_probabilities = False  # as if the bit-for-bit check had failed
-    fallback = TinyModel(booster, model.schema, model.threshold)
+    fallback = BoosterModel(booster, model.schema, model.threshold, model_version="tiny-1")
     table = feature_table(model.schema, 200, 29)
     cached = CachedFeatures(table, np.ones(200, bool), model.schema.version, None)
     inputs = [ScoringInput(i + 1, {}) for i in range(200)]
@@ -132,7 +117,7 @@ def test_without_the_exact_leaf_path_scores_fall_back_to_predict(model: TinyMode
     assert slow.results == fast.results
 
 
-def test_batch_equals_row_by_row(model: TinyModel) -> None:
+def test_batch_equals_row_by_row(model: BoosterModel) -> None:
     schema = model.schema
     table = feature_table(schema, 40, 11)
     found = np.arange(40) % 5 != 0
@@ -151,7 +136,7 @@ def test_batch_equals_row_by_row(model: TinyModel) -> None:
         assert one.results[0] == whole.results[i]
 
 
-def test_policy_and_reasons_on_every_refusal(model: TinyModel) -> None:
+def test_policy_and_reasons_on_every_refusal(model: BoosterModel) -> None:
     schema = model.schema
     table = feature_table(schema, 400, 5)
     inputs = [ScoringInput(i + 1, {}) for i in range(400)]
@@ -178,7 +163,7 @@ def test_policy_and_reasons_on_every_refusal(model: TinyModel) -> None:
     assert batch.inference_s > 0 and batch.reasons_s > 0
 
 
-def test_categorical_reason_values_are_level_names(model: TinyModel) -> None:
+def test_categorical_reason_values_are_level_names(model: BoosterModel) -> None:
     schema = model.schema
     table = feature_table(schema, 300, 9)
     batch = score_batch(
@@ -200,7 +185,7 @@ def test_categorical_reason_values_are_level_names(model: TinyModel) -> None:
 CATEGORICAL_EVENT_LEVELS = {level for levels in CATEGORICAL_EVENT.values() for level in levels}
 
 
-def test_reasons_modes(model: TinyModel) -> None:
+def test_reasons_modes(model: BoosterModel) -> None:
     schema = model.schema
     table = feature_table(schema, 100, 13)
     inputs = [ScoringInput(i + 1, {}) for i in range(100)]
@@ -214,7 +199,7 @@ def test_reasons_modes(model: TinyModel) -> None:
         score_batch(model, inputs, cached, reasons="some")  # type: ignore[arg-type]
 
 
-def test_unknown_clients_are_flagged_and_scored_on_application_fields(model: TinyModel) -> None:
+def test_unknown_clients_are_flagged_and_scored_on_application_fields(model: BoosterModel) -> None:
     schema = model.schema
     table = feature_table(schema, 2, 17)
     found = np.array([True, False])
@@ -228,14 +213,14 @@ def test_unknown_clients_are_flagged_and_scored_on_application_fields(model: Tin
     assert 0.0 < unknown.probability < 1.0
 
 
-def test_missing_cache_helper_scores_on_application_fields(model: TinyModel) -> None:
+def test_missing_cache_helper_scores_on_application_fields(model: BoosterModel) -> None:
     schema = model.schema
     cached = CachedFeatures.missing(1, schema)
     batch = score_batch(model, [ScoringInput(9, {"AMT_CREDIT": 1.0})], cached)
     assert not batch.results[0].features_found
 
 
-def test_schema_mismatch_is_refused(model: TinyModel) -> None:
+def test_schema_mismatch_is_refused(model: BoosterModel) -> None:
     schema = model.schema
     table = feature_table(schema, 1, 19)
     with pytest.raises(SchemaMismatchError, match="reload the cache"):
@@ -244,7 +229,7 @@ def test_schema_mismatch_is_refused(model: TinyModel) -> None:
         )
 
 
-def test_bad_field_value_is_a_clear_error(model: TinyModel) -> None:
+def test_bad_field_value_is_a_clear_error(model: BoosterModel) -> None:
     schema = model.schema
     table = feature_table(schema, 1, 23)
     with pytest.raises(InvalidInputError, match="AMT_ANNUITY"):
@@ -255,7 +240,7 @@ def test_bad_field_value_is_a_clear_error(model: TinyModel) -> None:
         )
 
 
-def test_empty_batch(model: TinyModel) -> None:
+def test_empty_batch(model: BoosterModel) -> None:
     schema = model.schema
     prepare(model)
     empty = np.zeros((0, len(schema)), dtype=np.float32)
@@ -263,7 +248,7 @@ def test_empty_batch(model: TinyModel) -> None:
     assert batch.results == [] and batch.matrix.shape == (0, len(schema))
 
 
-def test_results_are_the_objects_the_dataclass_constructor_builds(model: TinyModel) -> None:
+def test_results_are_the_objects_the_dataclass_constructor_builds(model: BoosterModel) -> None:
     from dataclasses import fields, replace
 
     from scoring.service import ScoreResult
