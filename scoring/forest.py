@@ -7,9 +7,11 @@ feature, threshold as the text's exact ``%.17g`` double, decision type, children
 leaf values) into a branch-free plan and scores blocks of rows in one ``@njit(nogil=True)`` kernel:
 
 - every internal node's condition is evaluated for the whole block (the block is transposed so that the
-  pass over the rows is contiguous and vectorised) and stored as bit k of the tree's mask;
-- the mask indexes a per-tree table (2^(leaves-1) entries, built by walking the tree) that gives the
-  leaf LightGBM's walk would reach: the conditions of the nodes off the path are ignored by the table.
+  pass over the rows is contiguous and vectorised), with no data-dependent branch;
+- QuickScorer (Lucchese et al., SIGIR 2015): number a tree's leaves left to right and keep, per row, a
+  bit set of the leaves still possible; a node whose condition sends the row right removes the leaves of
+  its left subtree. After all nodes, the exit leaf of LightGBM's walk is the lowest bit left (nodes off
+  the path only remove leaves left of it). Trees of up to 64 leaves (one uint64); larger ones fall back.
 
 The conditions are LightGBM's own (``include/LightGBM/tree.h``), exactly:
 
@@ -48,7 +50,11 @@ from scoring.exceptions import ScoringError
 K_ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float), as a double
 MIN_ROWS_PER_THREAD = 2048  # below this, one thread: splitting costs more than it saves
 _INT_LIMIT = 2147483648.0  # static_cast<int> of a larger double is out of range (x86: INT_MIN → right)
-MAX_TABLE_BITS = 14  # trees of at most 15 leaves get a leaf table (16k entries); larger: LightGBM predict
+MAX_LEAVES = 64  # leaves of a tree are bits of one uint64; larger trees: LightGBM's own predict
+_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)  # (x & -x) * this >> 58: a distinct index for each bit of x
+_DE_BRUIJN_POSITION = np.zeros(64, dtype=np.int64)
+for _bit in range(64):
+    _DE_BRUIJN_POSITION[((1 << _bit) * 0x03F79D71B4CB0A89 & 0xFFFFFFFFFFFFFFFF) >> 58] = _bit
 BLOCK_ROWS = 64  # rows scored together (measured: 16 → 4.9, 64 → 3.2, 256 → 3.3 µs/row)
 # numerical node kinds
 _NAN_RIGHT, _NAN_LEFT, _ZERO_RIGHT, _ZERO_LEFT = 0, 1, 2, 3
@@ -57,7 +63,7 @@ _NAN_RIGHT, _NAN_LEFT, _ZERO_RIGHT, _ZERO_LEFT = 0, 1, 2, 3
 @njit(nogil=True, cache=True)
 def _route(  # pragma: no cover - compiled; covered through CompiledForest
     x: np.ndarray,  # (n, F) float32
-    plan: tuple,  # type: ignore[type-arg]  # _Plan's arrays, in field order
+    plan: tuple,  # type: ignore[type-arg]  # _plan's arrays, in its order
     minus_sigma: float,
     leaves_out: np.ndarray,  # (n, T) int32
     prob_out: np.ndarray,  # (n,) float64
@@ -65,12 +71,29 @@ def _route(  # pragma: no cover - compiled; covered through CompiledForest
     stop: int,
     block: int,
 ) -> None:
-    ntree, npos, nfeat, nthr, nkind, ctree, cpos, cfeat, clo, cn, cat_bits, tfirst, table, lfirst, lvalue = (
-        plan
-    )
-    n_trees = tfirst.shape[0]
+    (
+        ntree,
+        nmask,
+        nfeat,
+        nthr,
+        nkind,
+        ctree,
+        cmask,
+        cfeat,
+        clo,
+        cn,
+        cat_bits,
+        rfirst,
+        rank_leaf,
+        lfirst,
+        lvalue,
+    ) = plan
+    n_trees = rfirst.shape[0]
     n_features = x.shape[1]
-    masks = np.zeros((n_trees, block), dtype=np.int32)  # bit k of masks[t, r]: row r goes left at node k
+    everything = np.uint64(0xFFFFFFFFFFFFFFFF)
+    zero = np.uint64(0)
+    # bit j of alive[t, r]: the j-th leaf (left to right) of tree t can still be row r's exit leaf
+    alive = np.empty((n_trees, block), dtype=np.uint64)
     value = np.empty((n_features, block), dtype=np.float64)  # the block, transposed, tiny → 0
     is_nan = np.empty((n_features, block), dtype=np.bool_)
     raw = np.empty(block, dtype=np.float64)
@@ -81,31 +104,31 @@ def _route(  # pragma: no cover - compiled; covered through CompiledForest
                 v = np.float64(x[b0 + r, f])
                 value[f, r] = 0.0 if abs(v) <= K_ZERO_THRESHOLD else v
                 is_nan[f, r] = v != v
-        masks[:, :] = 0
+        alive[:, :] = everything
         for g in range(nfeat.shape[0]):  # numerical nodes: one vectorisable pass over the block each
             vv = value[nfeat[g]]
-            mm = masks[ntree[g]]
+            aa = alive[ntree[g]]
             th = nthr[g]
-            bit = npos[g]
+            cut = nmask[g]  # all leaves but the left subtree's: what stays alive when the row goes right
             kind = nkind[g]
             if kind == _NAN_RIGHT:
                 for r in range(m):
-                    mm[r] |= np.int32(vv[r] <= th) << bit
+                    aa[r] &= cut | (zero - np.uint64(vv[r] <= th))
             elif kind == _NAN_LEFT:
                 for r in range(m):
-                    mm[r] |= np.int32(not (vv[r] > th)) << bit
+                    aa[r] &= cut | (zero - np.uint64(not (vv[r] > th)))
             else:  # missing type Zero: NaN and zero take the default side
                 nn = is_nan[nfeat[g]]
                 default_left = kind == _ZERO_LEFT
                 for r in range(m):
                     go = default_left if (nn[r] or vv[r] == 0.0) else vv[r] <= th
-                    mm[r] |= np.int32(go) << bit
+                    aa[r] &= cut | (zero - np.uint64(go))
         for g in range(cfeat.shape[0]):  # categorical nodes: bitset membership of int(v)
             vv = value[cfeat[g]]
-            mm = masks[ctree[g]]
+            aa = alive[ctree[g]]
             lo = clo[g]
             words = cn[g]
-            bit = cpos[g]
+            cut = cmask[g]
             for r in range(m):
                 v = vv[r]
                 valid = (v == v) & (v > -1.0) & (v < _INT_LIMIT)
@@ -113,15 +136,17 @@ def _route(  # pragma: no cover - compiled; covered through CompiledForest
                 word = iv >> 5
                 inside = word < words
                 member = (cat_bits[lo + (word if inside else 0)] >> np.uint32(iv & 31)) & np.uint32(1)
-                mm[r] |= np.int32(valid & inside & (member != 0)) << bit
+                aa[r] &= cut | (zero - np.uint64(valid & inside & (member != 0)))
         for r in range(m):
             raw[r] = 0.0
-        for t in range(n_trees):  # leaf of each tree from its mask; raw summed in tree order (exact)
-            tf = tfirst[t]
+        for t in range(n_trees):  # exit leaf = leftmost alive leaf; raw summed in tree order (exact)
+            rf = rfirst[t]
             lf = lfirst[t]
-            mm = masks[t]
+            aa = alive[t]
             for r in range(m):
-                leaf = table[tf + mm[r]]
+                a = aa[r]
+                lowest = a & (zero - a)
+                leaf = rank_leaf[rf + np.int64((lowest * _DE_BRUIJN) >> np.uint64(58))]
                 leaves_out[b0 + r, t] = leaf
                 raw[r] += lvalue[lf + leaf]
         for r in range(m):
@@ -195,25 +220,28 @@ class CompiledForest:
 
 
 def _plan(t: _Trees) -> tuple[np.ndarray, ...]:
-    """The kernel's arrays: numerical nodes (tree, bit, feature, threshold, kind), categorical nodes
-    (tree, bit, feature, first bitset word, words), the bitsets, and per tree its mask → leaf table and
-    its leaf values."""
+    """The kernel's arrays: numerical nodes (tree, cut mask, feature, threshold, kind), categorical nodes
+    (tree, cut mask, feature, first bitset word, words), the bitsets, per tree its rank → leaf table
+    (indexed by de Bruijn position), and its leaf values."""
     num: list[tuple[int, int, int, float, int]] = []
     cat: list[tuple[int, int, int, int, int]] = []
-    table_first: list[int] = []
-    table: list[int] = []
+    rank_first: list[int] = []
+    rank_leaf: list[int] = []
+    full = (1 << 64) - 1
     for tree in range(t.node_start.shape[0]):
-        internal = int(t.n_leaves[tree]) - 1
-        if internal > MAX_TABLE_BITS:
-            raise ScoringError(f"forest: tree {tree} has {internal + 1} leaves, more than the table router's")
+        leaves = int(t.n_leaves[tree])
+        if leaves > MAX_LEAVES:
+            raise ScoringError(f"forest: tree {tree} has {leaves} leaves, more than {MAX_LEAVES}")
         first = int(t.node_start[tree])
-        for k in range(internal):
+        order, subtree = _leaf_order(t.left[first : first + leaves - 1], t.right[first : first + leaves - 1])
+        for k in range(leaves - 1):
             g = first + k
+            cut = full & ~sum(1 << order[leaf] for leaf in subtree[k])
             dt, feature, threshold = int(t.decision[g]), int(t.feature[g]), float(t.threshold[g])
             if dt & 1:
                 c = int(t.cat_start[tree]) + int(threshold)
                 lo, hi = int(t.cat_bound[c]), int(t.cat_bound[c + 1])
-                cat.append((tree, k, feature, lo, hi - lo))
+                cat.append((tree, cut, feature, lo, hi - lo))
                 continue
             missing, default_left = (dt >> 2) & 3, bool(dt & 2)
             if missing == 1:
@@ -221,34 +249,52 @@ def _plan(t: _Trees) -> tuple[np.ndarray, ...]:
             else:  # missing None: a NaN is read as 0.0; missing NaN: a NaN takes the default side
                 nan_left = (threshold >= 0.0) if missing == 0 else default_left
                 kind = _NAN_LEFT if nan_left else _NAN_RIGHT
-            num.append((tree, k, feature, threshold, kind))
-        table_first.append(len(table))
-        left, right = t.left[first : first + internal], t.right[first : first + internal]
-        for mask in range(1 << internal):
-            node = 0
-            while node >= 0 and internal:
-                node = int(left[node]) if (mask >> node) & 1 else int(right[node])
-            table.append(~node if internal else 0)
+            num.append((tree, cut, feature, threshold, kind))
+        rank_first.append(len(rank_leaf))
+        by_rank = {rank: leaf for leaf, rank in order.items()} if leaves > 1 else {0: 0}
+        # slot = de Bruijn position of bit `rank`; a single-leaf tree keeps every bit: lowest is bit 0
+        table = [0] * 64
+        for slot in range(64):
+            table[slot] = by_rank.get(int(_DE_BRUIJN_POSITION[slot]), 0)
+        rank_leaf.extend(table)
     ints = np.int64
-    num_cols = list(zip(*num, strict=True)) if num else [(), (), (), (), ()]
-    cat_cols = list(zip(*cat, strict=True)) if cat else [(), (), (), (), ()]
+    nc = list(zip(*num, strict=True)) if num else [(), (), (), (), ()]
+    cc = list(zip(*cat, strict=True)) if cat else [(), (), (), (), ()]
     return (
-        np.asarray(num_cols[0], dtype=ints),
-        np.asarray(num_cols[1], dtype=ints),
-        np.asarray(num_cols[2], dtype=ints),
-        np.asarray(num_cols[3], dtype=np.float64),
-        np.asarray(num_cols[4], dtype=np.int8),
-        np.asarray(cat_cols[0], dtype=ints),
-        np.asarray(cat_cols[1], dtype=ints),
-        np.asarray(cat_cols[2], dtype=ints),
-        np.asarray(cat_cols[3], dtype=ints),
-        np.asarray(cat_cols[4], dtype=ints),
+        np.asarray(nc[0], dtype=ints),
+        np.asarray(nc[1], dtype=np.uint64),
+        np.asarray(nc[2], dtype=ints),
+        np.asarray(nc[3], dtype=np.float64),
+        np.asarray(nc[4], dtype=np.int8),
+        np.asarray(cc[0], dtype=ints),
+        np.asarray(cc[1], dtype=np.uint64),
+        np.asarray(cc[2], dtype=ints),
+        np.asarray(cc[3], dtype=ints),
+        np.asarray(cc[4], dtype=ints),
         t.cat_bits,
-        np.asarray(table_first, dtype=ints),
-        np.asarray(table, dtype=np.int32),
+        np.asarray(rank_first, dtype=ints),
+        np.asarray(rank_leaf, dtype=np.int32),
         t.leaf_start,
         t.leaf_value,
     )
+
+
+def _leaf_order(left: np.ndarray, right: np.ndarray) -> tuple[dict[int, int], list[list[int]]]:
+    """Left-to-right rank of each leaf, and the leaves of each internal node's left subtree."""
+    order: dict[int, int] = {}
+    below: dict[int, list[int]] = {}
+
+    def leaves_of(child: int) -> list[int]:
+        if child < 0:
+            order[~child] = len(order)
+            return [~child]
+        left_leaves = leaves_of(int(left[child]))
+        below[child] = left_leaves
+        return left_leaves + leaves_of(int(right[child]))
+
+    if len(left):
+        leaves_of(0)
+    return order, [below[k] for k in range(len(left))]
 
 
 def parse_model_text(text: str) -> _Trees:

@@ -57,8 +57,16 @@ def _assert_same(booster: lightgbm.Booster, x: np.ndarray, forest: CompiledFores
         {"zero_as_missing": True},
         {"num_leaves": 15, "max_cat_to_onehot": 64},
         {"num_leaves": 3, "sigmoid": 0.7},
+        {"num_leaves": 64, "min_data_in_leaf": 3, "rounds": 20},
     ],
-    ids=["nan-missing", "no-missing", "zero-as-missing", "15-leaves-one-hot-cats", "sigmoid-0.7"],
+    ids=[
+        "nan-missing",
+        "no-missing",
+        "zero-as-missing",
+        "15-leaves-one-hot-cats",
+        "sigmoid-0.7",
+        "64-leaves",
+    ],
 )
 def test_forest_reproduces_lightgbm_bit_for_bit(params: dict[str, Any]) -> None:
     booster = _train(**params)
@@ -128,7 +136,8 @@ def test_empty_and_wrong_shapes() -> None:
 
 
 def test_large_trees_fall_back_to_lightgbm_with_a_reason() -> None:
-    booster = _train(num_leaves=31, rounds=5, min_data_in_leaf=5)
+    booster = _train(num_leaves=100, rounds=3, min_data_in_leaf=2)
+    assert max(t["num_leaves"] for t in booster.dump_model()["tree_info"]) > 64
     assert forest_for(booster) is None
     assert "leaves" in (fallback_reason(booster) or "")
 
