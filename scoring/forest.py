@@ -39,31 +39,25 @@ import math
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import lightgbm
 import numpy as np
 from numba import njit
 
 from scoring.exceptions import ScoringError
+from scoring.forest_plan import DE_BRUIJN, NAN_LEFT, NAN_RIGHT, ZERO_LEFT, parse_model_text
+from scoring.forest_plan import plan as build_plan
 
+BLOCK_ROWS = 64  # rows scored together (measured on the production model: 16 → 4.9, 64 → 3.2 µs/row)
 K_ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold (a float), as a double
 MIN_ROWS_PER_THREAD = 2048  # below this, one thread: splitting costs more than it saves
 _INT_LIMIT = 2147483648.0  # static_cast<int> of a larger double is out of range (x86: INT_MIN → right)
-MAX_LEAVES = 64  # leaves of a tree are bits of one uint64; larger trees: LightGBM's own predict
-_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)  # (x & -x) * this >> 58: a distinct index for each bit of x
-_DE_BRUIJN_POSITION = np.zeros(64, dtype=np.int64)
-for _bit in range(64):
-    _DE_BRUIJN_POSITION[((1 << _bit) * 0x03F79D71B4CB0A89 & 0xFFFFFFFFFFFFFFFF) >> 58] = _bit
-BLOCK_ROWS = 64  # rows scored together (measured: 16 → 4.9, 64 → 3.2, 256 → 3.3 µs/row)
-# numerical node kinds
-_NAN_RIGHT, _NAN_LEFT, _ZERO_RIGHT, _ZERO_LEFT = 0, 1, 2, 3
 
 
 @njit(nogil=True, cache=True)
 def _route(  # pragma: no cover - compiled; covered through CompiledForest
     x: np.ndarray,  # (n, F) float32
-    plan: tuple,  # type: ignore[type-arg]  # _plan's arrays, in its order
+    plan: tuple,  # type: ignore[type-arg]  # forest_plan.plan's arrays, in its order
     minus_sigma: float,
     leaves_out: np.ndarray,  # (n, T) int32
     prob_out: np.ndarray,  # (n,) float64
@@ -111,15 +105,15 @@ def _route(  # pragma: no cover - compiled; covered through CompiledForest
             th = nthr[g]
             cut = nmask[g]  # all leaves but the left subtree's: what stays alive when the row goes right
             kind = nkind[g]
-            if kind == _NAN_RIGHT:
+            if kind == NAN_RIGHT:
                 for r in range(m):
                     aa[r] &= cut | (zero - np.uint64(vv[r] <= th))
-            elif kind == _NAN_LEFT:
+            elif kind == NAN_LEFT:
                 for r in range(m):
                     aa[r] &= cut | (zero - np.uint64(not (vv[r] > th)))
             else:  # missing type Zero: NaN and zero take the default side
                 nn = is_nan[nfeat[g]]
-                default_left = kind == _ZERO_LEFT
+                default_left = kind == ZERO_LEFT
                 for r in range(m):
                     go = default_left if (nn[r] or vv[r] == 0.0) else vv[r] <= th
                     aa[r] &= cut | (zero - np.uint64(go))
@@ -146,29 +140,11 @@ def _route(  # pragma: no cover - compiled; covered through CompiledForest
             for r in range(m):
                 a = aa[r]
                 lowest = a & (zero - a)
-                leaf = rank_leaf[rf + np.int64((lowest * _DE_BRUIJN) >> np.uint64(58))]
+                leaf = rank_leaf[rf + np.int64((lowest * DE_BRUIJN) >> np.uint64(58))]
                 leaves_out[b0 + r, t] = leaf
                 raw[r] += lvalue[lf + leaf]
         for r in range(m):
             prob_out[b0 + r] = 1.0 / (1.0 + math.exp(minus_sigma * raw[r]))
-
-
-@dataclass(frozen=True)
-class _Trees:
-    node_start: np.ndarray
-    leaf_start: np.ndarray
-    cat_start: np.ndarray
-    n_leaves: np.ndarray
-    feature: np.ndarray
-    threshold: np.ndarray
-    decision: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    cat_bound: np.ndarray
-    cat_bits: np.ndarray
-    leaf_value: np.ndarray
-    n_features: int
-    sigmoid: float
 
 
 class CompiledForest:
@@ -179,7 +155,7 @@ class CompiledForest:
         self.n_trees = int(trees.node_start.shape[0])
         self.n_features = trees.n_features
         self._minus_sigma = -trees.sigmoid
-        self._plan = _plan(trees)
+        self._plan = build_plan(trees)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -217,163 +193,6 @@ class CompiledForest:
             if self._pool is None or self._pool._max_workers < threads:
                 self._pool = ThreadPoolExecutor(threads, thread_name_prefix="forest")
             return self._pool
-
-
-def _plan(t: _Trees) -> tuple[np.ndarray, ...]:
-    """The kernel's arrays: numerical nodes (tree, cut mask, feature, threshold, kind), categorical nodes
-    (tree, cut mask, feature, first bitset word, words), the bitsets, per tree its rank → leaf table
-    (indexed by de Bruijn position), and its leaf values."""
-    num: list[tuple[int, int, int, float, int]] = []
-    cat: list[tuple[int, int, int, int, int]] = []
-    rank_first: list[int] = []
-    rank_leaf: list[int] = []
-    full = (1 << 64) - 1
-    for tree in range(t.node_start.shape[0]):
-        leaves = int(t.n_leaves[tree])
-        if leaves > MAX_LEAVES:
-            raise ScoringError(f"forest: tree {tree} has {leaves} leaves, more than {MAX_LEAVES}")
-        first = int(t.node_start[tree])
-        order, subtree = _leaf_order(t.left[first : first + leaves - 1], t.right[first : first + leaves - 1])
-        for k in range(leaves - 1):
-            g = first + k
-            cut = full & ~sum(1 << order[leaf] for leaf in subtree[k])
-            dt, feature, threshold = int(t.decision[g]), int(t.feature[g]), float(t.threshold[g])
-            if dt & 1:
-                c = int(t.cat_start[tree]) + int(threshold)
-                lo, hi = int(t.cat_bound[c]), int(t.cat_bound[c + 1])
-                cat.append((tree, cut, feature, lo, hi - lo))
-                continue
-            missing, default_left = (dt >> 2) & 3, bool(dt & 2)
-            if missing == 1:
-                kind = _ZERO_LEFT if default_left else _ZERO_RIGHT
-            else:  # missing None: a NaN is read as 0.0; missing NaN: a NaN takes the default side
-                nan_left = (threshold >= 0.0) if missing == 0 else default_left
-                kind = _NAN_LEFT if nan_left else _NAN_RIGHT
-            num.append((tree, cut, feature, threshold, kind))
-        rank_first.append(len(rank_leaf))
-        by_rank = {rank: leaf for leaf, rank in order.items()} if leaves > 1 else {0: 0}
-        # slot = de Bruijn position of bit `rank`; a single-leaf tree keeps every bit: lowest is bit 0
-        table = [0] * 64
-        for slot in range(64):
-            table[slot] = by_rank.get(int(_DE_BRUIJN_POSITION[slot]), 0)
-        rank_leaf.extend(table)
-    ints = np.int64
-    nc = list(zip(*num, strict=True)) if num else [(), (), (), (), ()]
-    cc = list(zip(*cat, strict=True)) if cat else [(), (), (), (), ()]
-    return (
-        np.asarray(nc[0], dtype=ints),
-        np.asarray(nc[1], dtype=np.uint64),
-        np.asarray(nc[2], dtype=ints),
-        np.asarray(nc[3], dtype=np.float64),
-        np.asarray(nc[4], dtype=np.int8),
-        np.asarray(cc[0], dtype=ints),
-        np.asarray(cc[1], dtype=np.uint64),
-        np.asarray(cc[2], dtype=ints),
-        np.asarray(cc[3], dtype=ints),
-        np.asarray(cc[4], dtype=ints),
-        t.cat_bits,
-        np.asarray(rank_first, dtype=ints),
-        np.asarray(rank_leaf, dtype=np.int32),
-        t.leaf_start,
-        t.leaf_value,
-    )
-
-
-def _leaf_order(left: np.ndarray, right: np.ndarray) -> tuple[dict[int, int], list[list[int]]]:
-    """Left-to-right rank of each leaf, and the leaves of each internal node's left subtree."""
-    order: dict[int, int] = {}
-    below: dict[int, list[int]] = {}
-
-    def leaves_of(child: int) -> list[int]:
-        if child < 0:
-            order[~child] = len(order)
-            return [~child]
-        left_leaves = leaves_of(int(left[child]))
-        below[child] = left_leaves
-        return left_leaves + leaves_of(int(right[child]))
-
-    if len(left):
-        leaves_of(0)
-    return order, [below[k] for k in range(len(left))]
-
-
-def parse_model_text(text: str) -> _Trees:
-    """Flat tree arrays from LightGBM's model text (binary objective, one tree per iteration)."""
-    header, _, body = text.partition("\nTree=")
-    head = _key_values(header.splitlines())
-    objective = head.get("objective", "").split()
-    if not objective or objective[0] != "binary":
-        raise ScoringError(f"forest: only the binary objective is compiled, not {objective[:1]}")
-    if head.get("num_tree_per_iteration", "1") != "1":
-        raise ScoringError("forest: only one tree per iteration is supported")
-    sigmoid = next((float(p.split(":", 1)[1]) for p in objective[1:] if p.startswith("sigmoid:")), 1.0)
-    n_features = int(head["max_feature_idx"]) + 1
-    blocks = ("Tree=" + body).split("\nTree=") if body else []
-    node_start, leaf_start, cat_start, n_leaves = [], [], [], []
-    feature: list[int] = []
-    threshold: list[float] = []
-    decision: list[int] = []
-    left: list[int] = []
-    right: list[int] = []
-    cat_bound: list[int] = []
-    cat_bits: list[int] = []
-    leaf_value: list[float] = []
-    for block in blocks:
-        if block.startswith("end of trees") or not block.strip():
-            break
-        kv = _key_values(block.splitlines())
-        if kv.get("is_linear", "0") != "0":
-            raise ScoringError("forest: linear trees are not supported")
-        leaves = int(kv["num_leaves"])
-        node_start.append(len(feature))
-        leaf_start.append(len(leaf_value))
-        cat_start.append(len(cat_bound))
-        n_leaves.append(leaves)
-        values = [float(v) for v in kv["leaf_value"].split()]
-        if len(values) != leaves:
-            raise ScoringError(
-                f"forest: tree {len(n_leaves) - 1} has {len(values)} leaf values, not {leaves}"
-            )
-        leaf_value.extend(values)
-        if leaves > 1:
-            feature.extend(int(v) for v in kv["split_feature"].split())
-            threshold.extend(float(v) for v in kv["threshold"].split())
-            decision.extend(int(v) for v in kv["decision_type"].split())
-            left.extend(int(v) for v in kv["left_child"].split())
-            right.extend(int(v) for v in kv["right_child"].split())
-            if int(kv.get("num_cat", "0")) > 0:
-                words = len(cat_bits)
-                cat_bound.extend(int(v) + words for v in kv["cat_boundaries"].split())
-                cat_bits.extend(int(v) for v in kv["cat_threshold"].split())
-        if len(feature) != len(threshold) or len(left) != len(feature) or len(right) != len(feature):
-            raise ScoringError(f"forest: tree {len(n_leaves) - 1} has inconsistent split arrays")
-    if any(f < 0 or f >= n_features for f in feature):
-        raise ScoringError("forest: a split refers to a feature outside the model's features")
-    return _Trees(
-        node_start=np.asarray(node_start, dtype=np.int64),
-        leaf_start=np.asarray(leaf_start, dtype=np.int64),
-        cat_start=np.asarray(cat_start, dtype=np.int64),
-        n_leaves=np.asarray(n_leaves, dtype=np.int32),
-        feature=np.asarray(feature, dtype=np.int32),
-        threshold=np.asarray(threshold, dtype=np.float64),
-        decision=np.asarray(decision, dtype=np.int8),
-        left=np.asarray(left, dtype=np.int32),
-        right=np.asarray(right, dtype=np.int32),
-        cat_bound=np.asarray(cat_bound or [0], dtype=np.int32),
-        cat_bits=np.asarray(cat_bits or [0], dtype=np.uint32),
-        leaf_value=np.asarray(leaf_value or [0.0], dtype=np.float64),
-        n_features=n_features,
-        sigmoid=sigmoid,
-    )
-
-
-def _key_values(lines: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in lines:
-        key, sep, value = line.partition("=")
-        if sep and key not in out:
-            out[key] = value
-    return out
 
 
 def verify(forest: CompiledForest, booster: lightgbm.Booster, probe: np.ndarray) -> str | None:
