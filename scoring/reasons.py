@@ -33,6 +33,7 @@ from typing import Any
 import lightgbm
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from scoring.exceptions import ScoringError
 
@@ -72,6 +73,8 @@ class PathExplainer:
             shape=(max(base, 1), self.n_features),
         )
         self.deltas.sum_duplicates()
+        self._indptr = self.deltas.indptr.astype(np.int64)
+        self._indices = self.deltas.indices.astype(np.int64)
         self.leaf_values, self.sigmoid = _leaf_values_and_sigmoid(booster, base)
         self.exact_probabilities = self.sigmoid is not None and self._verify_probabilities(booster, dump)
 
@@ -123,11 +126,83 @@ class PathExplainer:
         )
         return np.asarray((indicator @ self.deltas).toarray())
 
+    def top_from_leaves(
+        self, leaves: np.ndarray, rows: np.ndarray, refused: np.ndarray, k: int
+    ) -> list[list[tuple[int, float]]]:
+        """:func:`top_reasons` of ``contributions_from_leaves(leaves[rows])`` for rows ``rows`` (refused
+        flags ``refused``, one per row in ``rows``), in one compiled pass: the same contributions (summed
+        in the same tree order) and the same picks; among exactly equal contributions the lower feature
+        index comes first."""
+        leaves = np.asarray(leaves)
+        if leaves.ndim != 2 or leaves.shape[1] != self.n_trees:
+            raise ScoringError(
+                f"reasons: expected leaf indices of shape (n, {self.n_trees}), got {leaves.shape}"
+            )
+        m = len(rows)
+        k = min(k, self.n_features)
+        if m == 0 or k <= 0:
+            return [[] for _ in range(m)]
+        idx = np.empty((m, k), dtype=np.int64)
+        val = np.empty((m, k), dtype=np.float64)
+        count = np.empty(m, dtype=np.int64)
+        _top_kernel(
+            leaves, np.asarray(rows, dtype=np.int64), np.asarray(refused, dtype=np.bool_), self.offsets,
+            self._indptr, self._indices, self.deltas.data, self.n_features, idx, val, count,
+        )  # fmt: skip
+        return [
+            list(zip(i[:c], v[:c], strict=True))
+            for i, v, c in zip(idx.tolist(), val.tolist(), count.tolist(), strict=True)
+        ]
+
     def contributions(
         self, booster: lightgbm.Booster, matrix: np.ndarray, num_threads: int = 0
     ) -> np.ndarray:
         """Contributions of each row of a float32 model matrix (routing by LightGBM itself)."""
         return self.contributions_from_leaves(self.leaves(booster, matrix, num_threads))
+
+
+@njit(nogil=True, cache=True)
+def _top_kernel(  # pragma: no cover - compiled; covered through PathExplainer.top_from_leaves
+    leaves: np.ndarray,  # (n, T) leaf index of each row in each tree
+    rows: np.ndarray,  # (m,) the rows to explain
+    refused: np.ndarray,  # (m,) bool
+    offsets: np.ndarray,  # (T,) first global leaf of each tree
+    indptr: np.ndarray,  # CSR of the per-leaf path deltas (global leaf × feature)
+    indices: np.ndarray,
+    data: np.ndarray,
+    n_features: int,
+    idx_out: np.ndarray,  # (m, k) feature indices, most decisive first
+    val_out: np.ndarray,  # (m, k) their contributions
+    count_out: np.ndarray,  # (m,) how many of the k are filled (zero contributions are skipped)
+) -> None:
+    k = idx_out.shape[1]
+    contrib = np.zeros(n_features, dtype=np.float64)
+    taken = np.zeros(n_features, dtype=np.bool_)
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        contrib[:] = 0.0
+        for t in range(offsets.shape[0]):
+            g = offsets[t] + leaves[i, t]
+            for p in range(indptr[g], indptr[g + 1]):
+                contrib[indices[p]] += data[p]
+        sign = 1.0 if refused[j] else -1.0
+        taken[:] = False
+        filled = 0
+        for _ in range(k):
+            best = -1
+            best_value = 0.0
+            for f in range(n_features):
+                if not taken[f]:
+                    v = sign * contrib[f]
+                    if best < 0 or v > best_value:
+                        best = f
+                        best_value = v
+            taken[best] = True
+            if contrib[best] != 0.0:
+                idx_out[j, filled] = best
+                val_out[j, filled] = contrib[best]
+                filled += 1
+        count_out[j] = filled
 
 
 def _walk(root: dict[str, Any], base: int, rows: list[int], cols: list[int], vals: list[float]) -> None:

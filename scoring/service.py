@@ -171,13 +171,12 @@ def score_batch(
     per_row: dict[int, tuple[Reason, ...]] = {}
     if explainer is not None and explain.size:
         if leaves is not None:
-            contrib = explainer.contributions_from_leaves(leaves[explain])
+            picks = explainer.top_from_leaves(leaves, explain, refused[explain], top_reasons)
         else:
             contrib = explainer.contributions(booster, matrix[explain], num_threads=num_threads)
+            picks = rank_reasons(contrib, refused[explain], top_reasons)
         fields = schema.fields
-        for row, picked in zip(
-            explain.tolist(), rank_reasons(contrib, refused[explain], top_reasons), strict=True
-        ):
+        for row, picked in zip(explain.tolist(), picks, strict=True):
             per_row[row] = tuple(
                 Reason(fields[j].name, fields[j].decode(float(matrix[row, j])), c) for j, c in picked
             )

@@ -168,3 +168,20 @@ def test_top_reasons_order_and_sign() -> None:
     assert got[1] == [(1, -1.0), (4, -0.2)]  # accord: what pulled away from default; zero skipped
     assert top_reasons(contrib, refused, 10)[0] == [(2, 2.0), (0, 0.5), (4, 0.1), (1, -1.0)]  # zero skipped
     assert top_reasons(contrib[:0], refused[:0], 3) == []
+
+
+def test_compiled_top_reasons_equal_the_sparse_path(booster: lgb.Booster) -> None:
+    explainer = explainer_for(booster)
+    x, _ = make_data(600, 21)
+    x = x.astype(np.float32)
+    leaves = explainer.leaves(booster, x, num_threads=1)
+    rng = np.random.default_rng(4)
+    rows = np.sort(rng.choice(len(x), 250, replace=False))
+    refused = rng.random(250) < 0.5
+    for k in (1, 3, x.shape[1] + 2):
+        expected = top_reasons(explainer.contributions_from_leaves(leaves[rows]), refused, k)
+        got = explainer.top_from_leaves(leaves, rows, refused, k)
+        assert got == expected  # same features, same order, contributions equal to the bit
+    assert explainer.top_from_leaves(leaves, rows[:0], refused[:0], 3) == []
+    with pytest.raises(ScoringError, match="shape"):
+        explainer.top_from_leaves(leaves[:, :2], rows, refused, 3)
