@@ -8,6 +8,7 @@ side, decisions/s of ``score_batch`` for batch sizes 1, 100 and 500 with:
 
 * reasons ``none``;
 * reasons on every REFUS by the fast path attribution (the default, ``refusals``);
+* both again with LightGBM's own routing instead of the compiled forest (:mod:`scoring.forest`);
 * reasons on every REFUS by LightGBM's ``pred_contrib`` (TreeSHAP) — the slow alternative;
 * reasons on every row by the fast path (``all``), and ``none`` with OpenMP's default thread count;
 
@@ -39,6 +40,7 @@ from feature_loader.feature_schema import FeatureField, FeatureKind, FeatureSche
 from schemas.codec import encode_decision, parse_application
 from schemas.events import LoanApplication
 from scoring.decision import StageTimings, build_decision, decision_bytes
+from scoring.forest import fallback_reason, forest_for, keep_lightgbm
 from scoring.reasons import explainer_for, reasons_by_pred_contrib, top_reasons
 from scoring.service import BoosterModel, CachedFeatures, ScoringInput, prepare, score_batch
 
@@ -183,10 +185,13 @@ def contrib_reasons(model: Any, inputs: list[ScoringInput], cached: CachedFeatur
 def bench_service(model: Any, pool: np.ndarray, quick: bool) -> dict[str, Any]:
     schema = model.schema
     prepare(model)
-    # the same model without the one-pass path: predict, then pred_leaf again on the explained rows
-    two_pass = BoosterModel(
-        lgb.Booster(model_str=model.booster.model_to_string()), schema, model.threshold, model_version="bench"
-    )
+    # the same model scored by LightGBM's own routing instead of the compiled forest: one pred_leaf pass
+    # (probabilities from the leaves), and the older two-pass path (predict, then pred_leaf again)
+    text = model.booster.model_to_string()
+    lightgbm_model = BoosterModel(lgb.Booster(model_str=text), schema, model.threshold, model_version="bench")
+    keep_lightgbm(lightgbm_model.booster, "benchmark baseline")
+    two_pass = BoosterModel(lgb.Booster(model_str=text), schema, model.threshold, model_version="bench")
+    keep_lightgbm(two_pass.booster, "benchmark baseline")
     explainer_for(two_pass.booster).exact_probabilities = False
     out: dict[str, Any] = {}
     ev = [f.name for f in schema.event_fields]
@@ -202,10 +207,14 @@ def bench_service(model: Any, pool: np.ndarray, quick: bool) -> dict[str, Any]:
         cases: dict[str, Callable[[], object]] = {
             "none": partial(score_batch, model, inputs, cached, reasons="none"),
             "refusals_fast": partial(score_batch, model, inputs, cached, reasons="refusals"),
+            "none_lightgbm": partial(score_batch, lightgbm_model, inputs, cached, reasons="none"),
+            "refusals_lightgbm": partial(score_batch, lightgbm_model, inputs, cached, reasons="refusals"),
             "refusals_two_pass": partial(score_batch, two_pass, inputs, cached, reasons="refusals"),
             "refusals_pred_contrib": partial(contrib_reasons, model, inputs, cached, 3),
             "all_fast": partial(score_batch, model, inputs, cached, reasons="all"),
-            "none_openmp_default": partial(score_batch, model, inputs, cached, reasons="none", num_threads=0),
+            "none_openmp_default": partial(
+                score_batch, lightgbm_model, inputs, cached, reasons="none", num_threads=0
+            ),
         }
         res: dict[str, Any] = {}
         for name, fn in cases.items():
@@ -280,21 +289,31 @@ def report(result: dict[str, Any]) -> None:
     print(
         f"\nmodel: {m['trees']} trees, {m['leaves']} leaves, {m['features']} features ({m['source']}), "
         f"build {m['build_s']:.1f}s, explainer precompute {m['explainer_s']:.2f}s, "
-        f"exact one-pass probabilities: {m['exact_probabilities']}"
+        f"exact one-pass probabilities: {m['exact_probabilities']}, compiled forest: {m['forest']}"
     )
-    cols: tuple[str, ...] = ("none", "refusals_fast", "refusals_two_pass", "refusals_pred_contrib")
-    cols += ("all_fast", "none_openmp_default")
-    names = ("none", "REFUS fast", "REFUS 2-pass", "REFUS shap", "all fast", "none omp")
+    cols: tuple[str, ...] = ("none", "refusals_fast", "none_lightgbm", "refusals_lightgbm")
+    cols += ("refusals_two_pass", "refusals_pred_contrib", "all_fast", "none_openmp_default")
+    names: tuple[str, ...] = (
+        "none",
+        "REFUS fast",
+        "none lgb",
+        "REFUS lgb",
+        "REFUS 2-pass",
+        "REFUS shap",
+        "all fast",
+    )
+    names += ("none lgb omp",)
     for key, title in (("decisions_per_s", "wall"), ("decisions_per_cpu_s", "per CPU-second")):
         print(f"\nscore_batch decisions/s, median ({title})")
         header = "".join(f"{h:>13}" for h in names)
-        print(f"{'batch':>6}{header}{'refused':>8}{'fast/shap':>10}{'fast/none':>10}")
+        print(f"{'batch':>6}{header}{'refused':>8}{'fast/shap':>10}{'fast/none':>10}{'forest/lgb':>11}")
         for n, r in result["service"].items():
             d = {k: r[k][key] or float("nan") for k in cols}
             cells = "".join(f"{d[k]:>13,.0f}" for k in cols)
             vs_shap = d["refusals_fast"] / d["refusals_pred_contrib"]
             vs_none = d["refusals_fast"] / d["none"]
-            print(f"{n:>6}{cells}{r['refused']:>8}{vs_shap:>9.1f}x{vs_none:>9.2f}x")
+            vs_lgb = d["refusals_fast"] / d["refusals_lightgbm"]
+            print(f"{n:>6}{cells}{r['refused']:>8}{vs_shap:>9.1f}x{vs_none:>9.2f}x{vs_lgb:>10.2f}x")
     c = result["codec"]
     fast, obj, pyd = (
         c["decision_bytes_us"],
@@ -344,6 +363,8 @@ def main() -> None:
             "source": str(args.model or "synthetic"),
             "threshold": model.threshold,
             "exact_probabilities": explainer.exact_probabilities,
+            "forest": forest_for(model.booster) is not None,
+            "forest_fallback_reason": fallback_reason(model.booster),
         },
         "service": bench_service(model, pool, args.quick),
         "codec": bench_codec(model, pool, args.quick),

@@ -265,6 +265,12 @@ def _build(
     return (None, problem) if problem is not None else (forest, None)
 
 
+def keep_lightgbm(booster: lightgbm.Booster, why: str) -> None:
+    """Never compile this booster: the service uses LightGBM's own predict (benchmarks, comparisons)."""
+    with _LOCK:
+        _CACHE[booster] = (None, why)
+
+
 def fallback_reason(booster: lightgbm.Booster) -> str | None:
     """Why :func:`forest_for` returned None for this booster (None if it compiled or was not tried)."""
     with _LOCK:
