@@ -36,9 +36,8 @@ class DerivedFeature:
         return FeatureField(name=self.name, source=FeatureSource.DERIVED)
 
 
-def _div(a: Array, b: Array) -> Array:
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        out = a / b
+def _div(a: Array, b: Array) -> Array:  # floating-point warnings are silenced by apply_derived
+    out = a / b
     out[b == 0] = np.nan
     return out
 
@@ -75,15 +74,13 @@ def _pick(a: Array, b: Array, take_a: Array) -> Array:
 
 
 def _ext_min(a: Array, b: Array, c: Array) -> Array:
-    with np.errstate(invalid="ignore"):
-        ab = _pick(a, b, a <= b)
-        return _pick(ab, c, ab <= c)
+    ab = _pick(a, b, a <= b)
+    return _pick(ab, c, ab <= c)
 
 
 def _ext_max(a: Array, b: Array, c: Array) -> Array:
-    with np.errstate(invalid="ignore"):
-        ab = _pick(a, b, a >= b)
-        return _pick(ab, c, ab >= c)
+    ab = _pick(a, b, a >= b)
+    return _pick(ab, c, ab >= c)
 
 
 def _ext_nan_count(a: Array, b: Array, c: Array) -> Array:
@@ -163,15 +160,41 @@ def apply_derived(matrix: np.ndarray, schema: FeatureSchema) -> None:
         raise ValueError(
             f"apply_derived needs a float32 (n, {len(schema)}) matrix, got {matrix.dtype} {matrix.shape}"
         )
+    steps, inputs = _plan_for(schema)
+    if not steps:
+        return
+    # every input column once, widened to float64, one contiguous row per input (inputs are never
+    # derived columns, so all can be read before any is written)
+    gathered = np.ascontiguousarray(matrix[:, inputs].T, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        for fn, rows, out_col in steps:
+            out = fn(*(gathered[r] for r in rows)).astype(np.float32)
+            out[~np.isfinite(out)] = np.nan
+            matrix[:, out_col] = out
+
+
+_Step = tuple[Callable[..., Array], tuple[int, ...], int]
+_PLANS: dict[str, tuple[list[_Step], list[int]]] = {}
+
+
+def _plan_for(schema: FeatureSchema) -> tuple[list[_Step], list[int]]:
+    """Per schema (cached by version): (function, rows of ``gathered``, output column) per derived
+    field, and the input columns to gather."""
+    found = _PLANS.get(schema.version)
+    if found is not None:
+        return found
+    specs: list[tuple[DerivedFeature, tuple[int, ...], int]] = []
     for field in schema.derived_fields:
         spec = DERIVED_BY_NAME.get(field.name)
         if spec is None:
             raise ValueError(f"derived feature {field.name!r} has no definition in feature_loader.derived")
         try:
-            cols = [matrix[:, schema.index[name]].astype(np.float64) for name in spec.inputs]
+            cols = tuple(schema.index[name] for name in spec.inputs)
         except KeyError as exc:
             raise ValueError(f"derived feature {field.name!r} needs input {exc.args[0]!r}") from None
-        with np.errstate(all="ignore"):
-            out = spec.fn(*cols).astype(np.float32)
-        out[~np.isfinite(out)] = np.nan
-        matrix[:, schema.index[field.name]] = out
+        specs.append((spec, cols, schema.index[field.name]))
+    inputs = sorted({c for _, cols, _ in specs for c in cols})
+    row_of = {c: k for k, c in enumerate(inputs)}
+    plan = ([(spec.fn, tuple(row_of[c] for c in cols), out) for spec, cols, out in specs], inputs)
+    _PLANS[schema.version] = plan
+    return plan
