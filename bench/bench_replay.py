@@ -9,11 +9,13 @@ decision per application in the decisions topic (scored beforehand with the same
 Client features: one vector per client in the model's schema, drawn from the real sample's feature
 build rows (realistic values and NaNs), loaded into a real redis-server.
 
-Measured end to end (``replay.runner.Replayer.run``): read the live decisions for the join, read the
-applications, fetch features (one MGET per batch), rescore, encode and publish the replay decisions,
-checkpoint the rows. Goal: ≥ 30,000 applications/s. Side by side: reasons on every REFUS, smaller
-batches, and building the report. Model: ``--model DIR``, else the stream benchmark's choice (newest
-under var/models, else its 500-tree model on var/features). Writes bench/results/replay.json.
+Measured end to end (``replay.parallel.ParallelReplayer.run``, one worker process per core, each on
+some partitions): read the live decisions for the join, read the applications, fetch features (one
+MGET per batch), rescore, encode and publish the replay decisions, checkpoint the rows. Goal: ≥ 30,000
+applications/s. Stage seconds are summed over the workers. Side by side: one process, reasons on
+every REFUS, smaller batches, and building the report. Model: ``--model DIR``, else the stream
+benchmark's choice (newest under var/models, else its 500-tree model on var/features). Writes
+bench/results/replay.json.
 """
 
 from __future__ import annotations
@@ -128,12 +130,14 @@ async def new_replay_topic(settings: Settings) -> Settings:
 
 
 def one_run(settings: Settings, model: Any, work: Path, **options: Any) -> dict[str, Any]:
-    from replay.runner import Replayer, ReplayOptions
+    from replay.parallel import ParallelReplayer
+    from replay.runner import ReplayOptions
 
     async def go() -> Any:
         s = await new_replay_topic(settings)
         out = Path(tempfile.mkdtemp(dir=work, prefix="run-"))
-        return await Replayer(s, model, ReplayOptions(out_dir=out, checkpoint_every_s=1e9, **options)).run()
+        opts = ReplayOptions(out_dir=out, checkpoint_every_s=1e9, **{"workers": 0, **options})
+        return await ParallelReplayer(s, model, opts).run()
 
     cpu0 = os.times()
     result = asyncio.run(go())
@@ -145,6 +149,9 @@ def one_run(settings: Settings, model: Any, work: Path, **options: Any) -> dict[
         "applications_per_s": round(result.rescored / result.seconds, 1),
         "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
         "process_cpu_s": round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 2),
+        "workers_cpu_s": round(
+            (cpu1.children_user + cpu1.children_system) - (cpu0.children_user + cpu0.children_system), 2
+        ),
         "out_dir": str(result.out_dir),
     }
 
@@ -246,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
         variants = {
+            "one_process": one_run(settings, model, work, workers=1),
             "reasons_on_refusals": one_run(settings, model, work, reasons="refusals"),
             "batch_1000": one_run(settings, model, work, batch_size=1_000),
             "no_publish": one_run(settings, model, work, publish=False),

@@ -136,6 +136,9 @@ def run_command(
     checkpoint_every: float = typer.Option(
         5.0, "--checkpoint-every", min=0.0, help="Seconds between checkpoints (0 = after every batch)."
     ),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="Processes, each rescoring some partitions (0 = one per core)."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plots."),
 ) -> None:
@@ -174,6 +177,7 @@ def run_command(
             resume=resume,
             publish=publish,
             checkpoint_every_s=checkpoint_every,
+            workers=workers,
         )
         result = asyncio.run(_run_with_signals(_replayer(settings, loaded, options, progress)))
         if result.status == "interrupted":
@@ -198,10 +202,10 @@ def run_command(
 
 
 def _replayer(settings: Any, model: Any, options: Any, progress: bool) -> Any:
-    from replay.runner import Replayer
+    from replay.parallel import ParallelReplayer
 
     if not progress:
-        return Replayer(settings, model, options)
+        return ParallelReplayer(settings, model, options)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     bar = Progress(
@@ -214,7 +218,7 @@ def _replayer(settings: Any, model: Any, options: Any, progress: bool) -> Any:
             bar.start()
         bar.update(task, completed=done, total=total)
 
-    class _WithBar(Replayer):
+    class _WithBar(ParallelReplayer):
         async def run(self) -> Any:
             try:
                 return await super().run()

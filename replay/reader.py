@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,7 @@ class TopicReader:
         self.stall_timeout_s = stall_timeout_s
         self.starts: dict[int, int] = {}
         self.ends: dict[int, int | None] = {}
+        self.topic_partitions: list[int] = []  # every partition of the topic (set by plan)
         self._consumer: Any = None
 
     async def start(self) -> None:
@@ -138,18 +139,25 @@ class TopicReader:
             await asyncio.sleep(0.1)
 
     async def plan(
-        self, rng: ReadRange, resume: Mapping[int, int] | None = None, ends: Mapping[int, int] | None = None
+        self,
+        rng: ReadRange,
+        resume: Mapping[int, int] | None = None,
+        ends: Mapping[int, int] | None = None,
+        only: Collection[int] | None = None,
     ) -> dict[int, int]:
-        """Assign every partition and seek to its start: ``resume`` offsets first (a checkpoint),
-        else ``rng.from_offsets``, else the log start. ``ends`` fixes the ends (a resumed run).
-        Returns partition → start offset."""
+        """Assign every partition (or those in ``only``) and seek to its start: ``resume`` offsets
+        first (a checkpoint), else ``rng.from_offsets``, else the log start. ``ends`` fixes the ends
+        (a resumed run). Returns partition → start offset."""
         from aiokafka import TopicPartition
 
         consumer = self._consumer
         parts = await self.partitions()
-        unknown = sorted((set(rng.from_offsets) | set(rng.to_offsets)) - set(parts))
+        self.topic_partitions = parts
+        unknown = sorted((set(rng.from_offsets) | set(rng.to_offsets) | set(only or ())) - set(parts))
         if unknown:
             raise TopicError(f"topic {self.topic!r} has no partition {unknown[0]} (partitions: {parts})")
+        if only is not None:
+            parts = sorted(only)
         tps = {p: TopicPartition(self.topic, p) for p in parts}
         consumer.assign(list(tps.values()))
         beginnings = await consumer.beginning_offsets(list(tps.values()))

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from credit_scorer.settings import Settings
-from replay.baseline import Baseline, read_baseline
+from replay.baseline import Baseline, complete_baseline, read_baseline
 from replay.checkpoint import Checkpoint, CheckpointStore, RowBuffer
-from replay.exceptions import CheckpointError, PublishError, ReplayError
+from replay.exceptions import CheckpointError, ReplayError
+from replay.publish import publish_records
 from replay.reader import Message, ReadBatch, ReadRange, TopicReader
 from replay.rescore import Prepared, ReasonsMode, replay_outputs, score_rows
 from schemas.codec import parse_application
@@ -36,7 +37,6 @@ from scoring.service import CachedFeatures, prepare
 from stream_app.kafka_decisions import Record
 
 STAGES = ("baseline", "read", "parse", "features", "score", "encode", "publish")
-PUBLISH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class ReplayOptions:
     resume: bool = False
     publish: bool = True
     checkpoint_every_s: float = 5.0
-    num_threads: int = 0  # LightGBM threads for the big replay batches (0 = all cores)
+    num_threads: int = 0  # scoring threads for the big replay batches (0 = all cores)
+    workers: int = 1  # processes (replay.parallel.ParallelReplayer; this class runs one)
 
 
 @dataclass
@@ -79,8 +80,10 @@ class Replayer:
         stop: asyncio.Event | None = None,
         progress: ProgressFn | None = None,
         on_batch: Callable[[int], None] | None = None,
+        partitions: Collection[int] | None = None,
     ) -> None:
         self.settings = settings
+        self.partitions = None if partitions is None else sorted(partitions)  # None: every partition
         self.model = model
         self.options = options
         self.stop = stop or asyncio.Event()
@@ -90,6 +93,7 @@ class Replayer:
         self.stage_seconds = dict.fromkeys(STAGES, 0.0)
         self._source_partitions: list[int] = []
         self.counts: dict[str, int] = {}
+        self._checkpoint = Checkpoint(params={})
 
     def params(self) -> dict[str, Any]:
         k = self.settings.kafka
@@ -115,6 +119,16 @@ class Replayer:
         return checkpoint
 
     async def run(self) -> ReplayResult:
+        started = time.perf_counter()
+        checkpoint = self._open_checkpoint()
+        if checkpoint.complete:
+            self.counts = dict(checkpoint.counts)
+            return self._result("complete", checkpoint, 0, started)
+        self.options.out_dir.mkdir(parents=True, exist_ok=True)
+        return await self.execute(checkpoint, started)
+
+    async def execute(self, checkpoint: Checkpoint, started: float) -> ReplayResult:
+        """Replay from ``checkpoint`` (the partitions given to the constructor, else all of them)."""
         from aiokafka import AIOKafkaProducer
 
         from feature_loader.exceptions import FeatureCacheError
@@ -122,12 +136,8 @@ class Replayer:
         from stream_app.kafka_config import producer_kwargs
         from stream_app.kafka_decisions import RecordPublisher
 
-        started = time.perf_counter()
-        checkpoint = self._open_checkpoint()
         self.counts = dict(checkpoint.counts)
-        if checkpoint.complete:
-            return self._result("complete", checkpoint, 0, started)
-        self.options.out_dir.mkdir(parents=True, exist_ok=True)
+        self._checkpoint = checkpoint
         prepare(self.model)
         kafka = self.settings.kafka
         redis_client = create_redis_client(self.settings.redis)
@@ -140,8 +150,6 @@ class Replayer:
                 await features.fetch([], version=self.model.feature_version)  # loaded and complete?
             except FeatureCacheError as exc:
                 raise ReplayError(f"feature cache: {exc}") from exc
-            # the live decisions are read while the first batches are parsed, fetched and scored
-            baseline_task = asyncio.create_task(self._read_baseline(checkpoint))
             if self.options.publish:
                 producer = AIOKafkaProducer(**producer_kwargs(kafka))
                 await producer.start()
@@ -151,8 +159,11 @@ class Replayer:
                 self.options.read_range,
                 resume=checkpoint.next_offsets or None,
                 ends=checkpoint.ends or None,
+                only=self.partitions,
             )
-            self._source_partitions = sorted(reader.starts)
+            self._source_partitions = reader.topic_partitions
+            # the live decisions are read while the first batches are parsed, fetched and scored
+            baseline_task = asyncio.create_task(self._read_baseline(checkpoint, sorted(reader.starts)))
             if not checkpoint.starts:
                 checkpoint.starts = dict(reader.starts)
             status, rescored = await self._loop(reader, features, baseline_task, publisher, checkpoint)
@@ -167,13 +178,28 @@ class Replayer:
             await features.aclose()
             await redis_client.aclose()
 
-    async def _read_baseline(self, checkpoint: Checkpoint) -> Baseline:
+    async def _read_baseline(self, checkpoint: Checkpoint, partitions: list[int]) -> Baseline:
+        """The live decisions; a run over some partitions reads the same decision partitions first."""
         t0 = time.perf_counter()
         kafka = self.settings.kafka
-        baseline = await read_baseline(kafka, kafka.decisions_topic, checkpoint.decision_ends or None)
-        checkpoint.decision_ends = baseline.ends
-        self.stage_seconds["baseline"] = time.perf_counter() - t0
+        aligned = partitions if self.partitions is not None else None
+        baseline = await read_baseline(
+            kafka, kafka.decisions_topic, checkpoint.decision_ends or None, aligned, self._source_partitions
+        )
+        checkpoint.decision_ends.update(baseline.ends)
+        self.stage_seconds["baseline"] += time.perf_counter() - t0
         return baseline
+
+    async def _joinable(self, baseline: Baseline, apps: list[LoanApplication]) -> None:
+        """Read the rest of the live decisions when one of ``apps`` is not in those read so far."""
+        if baseline.complete or all(a.key in baseline.decisions for a in apps):
+            return
+        t0 = time.perf_counter()
+        kafka = self.settings.kafka
+        checkpoint = self._checkpoint
+        await complete_baseline(baseline, kafka, kafka.decisions_topic, checkpoint.decision_ends or None)
+        checkpoint.decision_ends.update(baseline.ends)
+        self.stage_seconds["baseline"] += time.perf_counter() - t0
 
     async def _loop(
         self,
@@ -352,6 +378,7 @@ class Replayer:
         if score is None:
             return [], []
         baseline = await baseline_task  # done after the first batches: returns at once
+        await self._joinable(baseline, apps)
         t3 = time.perf_counter()
         timings = StageTimings(prepared.consumed_at, prepared.features_s, score.inference_s, score.reasons_s)
         records, columns = replay_outputs(self.model, apps, kept, score, baseline, timings)
@@ -364,27 +391,8 @@ class Replayer:
 
     # --- publishing -----------------------------------------------------------------------------------
     async def _publish(self, publisher: Any, records: list[Record], sources: list[int]) -> None:
-        """Publish and wait for the acks. When the replay topic has the applications topic's partitions,
-        a decision goes to its application's partition number — where the producers' murmur2 of the same
-        key put the application — without hashing every key again in Python; else keys are hashed."""
-        from stream_app.kafka_decisions import PartitionBatch
-
-        topic = self.settings.kafka.replay_topic
-        if await publisher.partitions(topic) == self._source_partitions:
-            by_partition: dict[int, list[Record]] = {}
-            for record, partition in zip(records, sources, strict=True):
-                by_partition.setdefault(partition, []).append(record)
-            groups = [PartitionBatch(topic, p, tuple(recs)) for p, recs in by_partition.items()]
-        else:
-            groups = await publisher.plan(topic, records)
-        for attempt in range(PUBLISH_ATTEMPTS):
-            groups = await publisher.send_groups(groups)
-            if not groups:
-                return
-            await asyncio.sleep(0.2 * 2**attempt)
-        raise PublishError(
-            f"{sum(len(g.records) for g in groups)} rescored decisions to {topic!r} were not acknowledged "
-            f"after {PUBLISH_ATTEMPTS} attempts"
+        await publish_records(
+            publisher, self.settings.kafka.replay_topic, records, sources, self._source_partitions
         )
 
     async def _await_publish(self, task: asyncio.Task[None]) -> None:

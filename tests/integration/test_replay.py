@@ -17,6 +17,7 @@ from credit_scorer.settings import Settings
 from replay.checkpoint import CheckpointStore
 from replay.compare import income_band
 from replay.exceptions import CheckpointError
+from replay.parallel import ParallelReplayer
 from replay.report import REPORT_FILE, SUMMARY_FILE, build_report
 from replay.runner import Replayer, ReplayOptions, ReplayResult
 from schemas.codec import decode_decision
@@ -264,3 +265,52 @@ async def test_ctrl_c_while_batches_are_read_ahead_stops_at_once(
     result = await asyncio.wait_for(replayer.run(), 30)
     assert result.status == "interrupted" and result.consumed == 20 and result.rescored == 20
     assert CheckpointStore(tmp_path / "ahead").load().next_offsets == {0: 20}
+
+
+async def test_worker_processes_resume_a_single_process_checkpoint_to_the_same_report(
+    make_history: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Two worker processes over four partitions continue a single-process checkpoint: every live decision
+    reproduced on the replay topic, the report identical to one process's, the group's offsets intact."""
+    history = await make_history(400, partitions=4)
+    before = await committed_offsets(history.settings)
+    model = history.env.model
+    stop = asyncio.Event()
+    out = tmp_path / "resumed"
+    first = Replayer(
+        history.settings,
+        model,
+        ReplayOptions(out_dir=out, batch_size=50),
+        stop=stop,
+        on_batch=lambda _: stop.set(),
+    )
+    interrupted = await asyncio.wait_for(first.run(), 60)
+    assert interrupted.status == "interrupted" and 0 < interrupted.consumed < 400
+
+    options = ReplayOptions(out_dir=out, batch_size=50, resume=True, workers=2, checkpoint_every_s=0.0)
+    seen: list[tuple[int, int | None]] = []
+    parallel = ParallelReplayer(history.settings, model, options, progress=lambda d, t: seen.append((d, t)))
+    resumed = await asyncio.wait_for(parallel.run(), 120)
+    assert resumed.status == "complete" and resumed.consumed == resumed.total == 400
+    assert resumed.rescored == 400 - interrupted.rescored
+    assert resumed.counts["rescored"] == resumed.counts["joined"] == 400
+    assert seen and seen[-1] == (400, 400)
+    checkpoint = CheckpointStore(out).load()
+    assert checkpoint.complete and len(checkpoint.parts) > 2 and sum(checkpoint.next_offsets.values()) == 400
+
+    kafka = history.settings.kafka
+    records = await collect(kafka.bootstrap_servers, kafka.replay_topic, 400, timeout_s=30, idle_s=0.3)
+    replayed = {r.key.decode(): decode_decision(r.value) for r in records}
+    assert set(replayed) == set(history.live)
+    for app_id, live in history.live.items():
+        new = replayed[app_id]
+        assert (new.decision, new.probability_default) == (live.decision, live.probability_default)
+        assert new.baseline_decision == live.decision and new.baseline_model_version == live.model_version
+
+    straight = await replay(history, tmp_path / "straight", batch_size=50, publish=False)
+    assert straight.status == "complete"
+    build_report(out, plots=False)
+    build_report(tmp_path / "straight", plots=False)
+    assert (out / REPORT_FILE).read_text() == (tmp_path / "straight" / REPORT_FILE).read_text()
+    assert orjson.loads((out / SUMMARY_FILE).read_bytes())["joined"] == 400
+    assert await committed_offsets(history.settings) == before
