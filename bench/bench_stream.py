@@ -39,7 +39,6 @@ import orjson
 from credit_scorer.redis_server import RedisServer
 from credit_scorer.settings import PROJECT_ROOT, RedisSettings, Settings
 from stream_app.harness import WorkerProcess, application_payloads, collect, produce_payloads, settings_env
-from stream_app.kafka_decisions import RecordPublisher
 from stream_app.tansu import TansuBroker, free_port
 from tests.fixtures.kafka import KafkaTopics, create_topics, settings_for
 
@@ -79,8 +78,11 @@ def event_rows(features_dir: Path, schema: Any) -> tuple[np.ndarray, np.ndarray,
 
 
 class Env:
-    def __init__(self, model_dir: Path, redis: RedisServer, broker: TansuBroker) -> None:
+    def __init__(
+        self, model_dir: Path, redis: RedisServer, broker: TansuBroker, overrides: dict[str, str]
+    ) -> None:
         self.model_dir, self.redis, self.broker = model_dir, redis, broker
+        self.overrides = overrides  # stream settings of every worker (experiments)
         self.n = 0
 
     def settings(self, **stream: Any) -> tuple[Settings, KafkaTopics]:
@@ -92,7 +94,9 @@ class Env:
                 self.broker.bootstrap_servers, [topics.applications, topics.decisions, topics.dead_letters], 4
             )
         )
-        s = settings_for(self.broker.bootstrap_servers, topics, metrics_port=free_port(), **stream)
+        s = settings_for(
+            self.broker.bootstrap_servers, topics, metrics_port=free_port(), **{**self.overrides, **stream}
+        )
         return s.model_copy(
             update={
                 "redis": RedisSettings(url=self.redis.url, key_prefix="bench"),
@@ -172,7 +176,9 @@ async def _drain(bs: str, topic: str, n: int, pid: int, timeout_s: float = 900) 
     }
 
 
-def sustained(env: Env, payloads: list[tuple[bytes, bytes]], engine: str, **stream: Any) -> dict[str, Any]:
+def sustained(
+    env: Env, payloads: list[tuple[bytes | None, bytes]], engine: str, **stream: Any
+) -> dict[str, Any]:
     """Pre-fill, start one worker, measure from its first to its last decision (wall and worker CPU)."""
     settings, topics = env.settings(**stream)
     bs = env.broker.bootstrap_servers
@@ -185,83 +191,23 @@ def sustained(env: Env, payloads: list[tuple[bytes, bytes]], engine: str, **stre
     return {"engine": engine, "events": len(payloads), **result}
 
 
-async def _offer(
-    bs: str, topics: KafkaTopics, rows: list[tuple[bytes, dict[str, Any]]], rate: float
-) -> dict[str, Any]:
-    """Send ``rows`` at ``rate``/s (event time = send time) while reading their decisions."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bs, linger_ms=0, enable_idempotence=False)
-    consumer = AIOKafkaConsumer(
-        topics.decisions,
-        bootstrap_servers=bs,
-        group_id=None,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=5,
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.stream_load", *args], stdout=subprocess.PIPE, env={**os.environ}
     )
-    await producer.start()
-    await consumer.start()
-    publisher = RecordPublisher(producer)
-    decided: list[float] = []
-    received: list[float] = []
-    stages: dict[str, list[float]] = {k: [] for k in STAGES}
-
-    async def read() -> None:
-        while len(received) < len(rows):
-            data = await consumer.getmany(timeout_ms=100)
-            now = time.time()
-            for msgs in data.values():
-                for m in msgs:
-                    if not (m.key or b"").startswith(b"lat-"):
-                        continue  # warm-up decisions
-                    d = orjson.loads(m.value)
-                    event = datetime.fromisoformat(d["event_time"].replace("Z", "+00:00")).timestamp()
-                    received.append(now - event)
-                    decided.append(d["latency"]["total_s"])
-                    for k, values in stages.items():
-                        values.append(d["latency"][k])
-
-    reader = asyncio.ensure_future(read())
-    step = max(1, int(rate / 500))  # 2 ms slices
-    started = time.perf_counter()
-    acks: list[asyncio.Future[Any]] = []
-    try:
-        for i in range(0, len(rows), step):
-            delay = started + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            stamp = datetime.now(UTC).isoformat()
-            batch = [(k, orjson.dumps({**doc, "event_time": stamp})) for k, doc in rows[i : i + step]]
-            acks.extend(
-                await publisher.submit(await publisher.plan(topics.applications, batch))
-            )  # no ack wait
-        achieved = len(rows) / (time.perf_counter() - started)
-        await asyncio.gather(*acks)
-        await asyncio.wait_for(reader, 120)
-    finally:
-        reader.cancel()
-        await producer.stop()
-        await consumer.stop()
-
-    def ms(xs: list[float], q: float) -> float:
-        return round(float(np.quantile(np.asarray(xs), q)) * 1000, 2)
-
-    return {
-        "offered_per_s": rate,
-        "achieved_offer_per_s": round(achieved, 1),
-        "events": len(rows),
-        "decided_ms": {"p50": ms(decided, 0.5), "p99": ms(decided, 0.99)},
-        "received_ms": {"p50": ms(received, 0.5), "p99": ms(received, 0.99), "max": ms(received, 1.0)},
-        # where the time goes (queue = event time → consumed by the worker)
-        "stage_ms": {k: {"p50": ms(v, 0.5), "p99": ms(v, 0.99)} for k, v in stages.items()},
-    }
 
 
-STAGES = ("queue_s", "features_s", "inference_s", "reasons_s")
+def _last_json(proc: subprocess.Popen[bytes], timeout_s: float) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=timeout_s)
+    return dict(orjson.loads(out.splitlines()[-1]))
 
 
-def latency(env: Env, docs: list[dict[str, Any]], rate: float, seconds: float) -> dict[str, Any]:
-    """One warm batch-engine worker; events offered at ``rate``/s for ``seconds``."""
+def latency(
+    env: Env, docs: list[dict[str, Any]], rate: float, seconds: float, tick_ms: float
+) -> dict[str, Any]:
+    """One warm batch-engine worker; events offered at ``rate``/s for ``seconds`` by a producer process
+    (bench.stream_load offer) while a collector process reads the decisions (bench.stream_load collect):
+    neither shares a process with the worker or with the other."""
     settings, topics = env.settings()
     bs = env.broker.bootstrap_servers
     proc = start_worker(settings, "batch", LOGS / f"{topics.group}-latency.log")
@@ -270,10 +216,45 @@ def latency(env: Env, docs: list[dict[str, Any]], rate: float, seconds: float) -
         asyncio.run(produce_payloads(bs, topics.applications, warm))
         asyncio.run(collect(bs, topics.decisions, len(warm), timeout_s=120))  # worker up, group joined, warm
         n = int(rate * seconds)
-        rows = [(b"lat-%d" % i, {**docs[i % len(docs)], "application_id": f"lat-{i}"}) for i in range(n)]
-        return asyncio.run(_offer(bs, topics, rows, rate))
+        docs_file = LOGS / f"{topics.group}-offer.jsonl"
+        docs_file.write_bytes(
+            b"\n".join(
+                orjson.dumps([f"lat-{i}", {**docs[i % len(docs)], "application_id": f"lat-{i}"}])
+                for i in range(n)
+            )
+        )
+        collector = _spawn("collect", "--bootstrap", bs, "--topic", topics.decisions, "--expected", str(n))
+        assert collector.stdout is not None
+        if b"ready" not in collector.stdout.readline():
+            raise RuntimeError("the decision collector did not start")
+        offerer = _spawn(
+            "offer",
+            "--bootstrap",
+            bs,
+            "--topic",
+            topics.applications,
+            "--rate",
+            str(rate),
+            "--docs",
+            str(docs_file),
+            "--tick-ms",
+            str(tick_ms),
+        )
+        offered = _last_json(offerer, seconds + 120)
+        got = _last_json(collector, seconds + 240)
+        docs_file.unlink()
     finally:
         stop(proc)
+    stage_ms = got["stage_ms"]
+    return {
+        "offered_per_s": rate,
+        "achieved_offer_per_s": offered["achieved_per_s"],
+        "events": n,
+        "decisions": got["decisions"],
+        "decided_ms": stage_ms.pop("total_s"),
+        "received_ms": got["received_ms"],
+        "stage_ms": stage_ms,  # queue = event time → consumed by the worker
+    }
 
 
 # --- main -------------------------------------------------------------------------------------------
@@ -290,6 +271,71 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def median_latency(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-quantile medians over the runs (each run's own numbers kept under ``runs``)."""
+
+    def med(path: tuple[str, ...]) -> float:
+        values = []
+        for r in runs:
+            v: Any = r
+            for k in path:
+                v = v[k]
+            values.append(v)
+        return round(statistics.median(values), 2)
+
+    first = runs[0]
+    return {
+        "offered_per_s": first["offered_per_s"],
+        "achieved_offer_per_s": med(("achieved_offer_per_s",)),
+        "events": first["events"],
+        "decided_ms": {q: med(("decided_ms", q)) for q in first["decided_ms"]},
+        "received_ms": {q: med(("received_ms", q)) for q in first["received_ms"]},
+        "stage_ms": {s: {q: med(("stage_ms", s, q)) for q in qs} for s, qs in first["stage_ms"].items()},
+        "runs": runs,
+    }
+
+
+def summarize(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool]]:
+    """Side-by-side ratios and goal checks of whatever phases the results hold; printed."""
+    ratios: dict[str, float] = {}
+    goals: dict[str, bool] = {}
+    if "batch" in results:
+        b, bc = results["batch"]["decisions_per_s"], results["batch"]["decisions_per_cpu_s"]
+        for other in ("faust", "naive"):
+            if other in results:
+                ratios[f"batch_vs_{other}"] = round(b / results[other]["decisions_per_s"], 2)
+                ratios[f"per_cpu_batch_vs_{other}"] = round(bc / results[other]["decisions_per_cpu_s"], 2)
+        if "batch_no_reasons" in results:
+            nr = results["batch_no_reasons"]
+            ratios["reasons_cost"] = round(1 - b / nr["decisions_per_s"], 3)
+            ratios["per_cpu_reasons_cost"] = round(1 - bc / nr["decisions_per_cpu_s"], 3)
+        goals["decisions_per_s_ge_20000"] = b >= 20_000
+        goals["reasons_on_every_refus"] = results["batch"]["refusals_with_reasons"] == 1.0
+        goals["with_reasons_ge_10000"] = b >= 10_000
+    if "latency_5000" in results:
+        goals["p99_le_15ms_at_5000"] = results["latency_5000"]["received_ms"]["p99"] <= 15.0
+    print("\nsustained decisions/s (median of runs) and decisions per worker CPU-second:")
+    for name in ("batch", "batch_no_reasons", "faust", "naive"):
+        if name in results:
+            r = results[name]
+            print(
+                f"  {name:18s} {r['decisions_per_s']:>10,.0f}/s  {r['decisions_per_cpu_s']:>10,.0f}/cpu-s  "
+                f"runs={r['runs_per_s']}"
+            )
+    print(f"ratios: {ratios}")
+    for key in sorted(k for k in results if k.startswith("latency_")):
+        lat = results[key]
+        dec, rec = lat["decided_ms"], lat["received_ms"]
+        print(
+            f"{key} (achieved {lat['achieved_offer_per_s']}/s): "
+            f"decided p50={dec['p50']} p99={dec['p99']} ms; "
+            f"received p50={rec['p50']} p99={rec['p99']} ms; queue p50={lat['stage_ms']['queue_s']['p50']} "
+            f"p99={lat['stage_ms']['queue_s']['p99']} ms"
+        )
+    print(f"goals: {goals}")
+    return ratios, goals
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=None)
@@ -302,6 +348,13 @@ def main(argv: list[str] | None = None) -> None:
         default="sustained,latency",
         help="comma-separated subset of sustained,latency (a subset updates the existing results file)",
     )
+    parser.add_argument("--tick-ms", type=float, default=5.0, help="latency: the producer sends every N ms")
+    parser.add_argument("--rates", default="1000,5000", help="offered loads of the latency phase")
+    parser.add_argument("--engines", default="batch,batch_no_reasons,faust,naive", help="sustained runs")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="stream setting of every worker"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file (experiments elsewhere)")
     args = parser.parse_args(argv)
     if args.quick:
         args.events, args.runs, args.seconds = 10_000, 1, 3.0
@@ -327,66 +380,42 @@ def main(argv: list[str] | None = None) -> None:
 
     phases = set(args.phases.split(","))
     results: dict[str, Any] = {}
-    if phases != {"sustained", "latency"} and RESULTS.exists():
-        results = dict(json.loads(RESULTS.read_text())["results"])  # update only the phases run now
+    if phases != {"sustained", "latency"} and args.out.exists():
+        results = dict(json.loads(args.out.read_text())["results"])  # update only the phases run now
     with RedisServer() as redis:
         load_cache(redis.url, "bench", features_dir)
         broker = TansuBroker().start()
         try:
-            env = Env(model_dir, redis, broker)
+            env = Env(model_dir, redis, broker, dict(kv.split("=", 1) for kv in args.set))
             plan: list[tuple[str, str, int, dict[str, Any]]] = [
                 ("batch", "batch", args.events, {}),
                 ("batch_no_reasons", "batch", args.events, {"reasons": "none"}),
                 ("faust", "faust", small, {}),
                 ("naive", "naive", max(1000, small // 4), {}),
             ]
+            engines = set(args.engines.split(","))
             for name, engine, n, stream in plan if "sustained" in phases else []:
+                if name not in engines:
+                    continue
                 runs = []
                 for r in range(args.runs):
                     broker.restart()  # Tansu's memory storage never frees
                     runs.append(sustained(env, payloads[:n], engine, **stream))
                     print(f"  {name} run {r + 1}: {runs[-1]['decisions_per_s']:,.0f} decisions/s", flush=True)
                 results[name] = median_run(runs)
-            for rate in (1000.0, 5000.0) if "latency" in phases else ():
-                broker.restart()
-                results[f"latency_{int(rate)}"] = lat = latency(env, docs, rate, args.seconds)
-                print(f"  latency at {rate:,.0f}/s: {lat}", flush=True)
+            for rate in [float(r) for r in args.rates.split(",")] if "latency" in phases else ():
+                lat_runs = []
+                for r in range(args.runs):
+                    broker.restart()
+                    lat_runs.append(latency(env, docs, rate, args.seconds, args.tick_ms))
+                    print(f"  latency at {rate:,.0f}/s run {r + 1}: {lat_runs[-1]}", flush=True)
+                results[f"latency_{int(rate)}"] = median_latency(lat_runs)
         finally:
             broker.stop()
 
-    b = results["batch"]["decisions_per_s"]
-    bc = results["batch"]["decisions_per_cpu_s"]
-    ratios = {
-        "batch_vs_faust": round(b / results["faust"]["decisions_per_s"], 2),
-        "batch_vs_naive": round(b / results["naive"]["decisions_per_s"], 2),
-        "reasons_cost": round(1 - b / results["batch_no_reasons"]["decisions_per_s"], 3),
-        "per_cpu_batch_vs_faust": round(bc / results["faust"]["decisions_per_cpu_s"], 2),
-        "per_cpu_batch_vs_naive": round(bc / results["naive"]["decisions_per_cpu_s"], 2),
-        "per_cpu_reasons_cost": round(1 - bc / results["batch_no_reasons"]["decisions_per_cpu_s"], 3),
-    }
-    goals = {
-        "decisions_per_s_ge_20000": b >= 20_000,
-        "p99_le_15ms_at_5000": results["latency_5000"]["received_ms"]["p99"] <= 15.0,
-        "reasons_on_every_refus": results["batch"]["refusals_with_reasons"] == 1.0,
-        "with_reasons_ge_10000": b >= 10_000,
-    }
-    print("\nsustained decisions/s (median of runs) and decisions per worker CPU-second:")
-    for name in ("batch", "batch_no_reasons", "faust", "naive"):
-        r = results[name]
-        print(
-            f"  {name:18s} {r['decisions_per_s']:>10,.0f}/s  {r['decisions_per_cpu_s']:>10,.0f}/cpu-s  "
-            f"runs={r['runs_per_s']}"
-        )
-    print(f"ratios: {ratios}")
-    for rate in (1000, 5000):
-        dec, rec = results[f"latency_{rate}"]["decided_ms"], results[f"latency_{rate}"]["received_ms"]
-        print(
-            f"latency @ {rate:>5}/s: decided p50={dec['p50']} ms p99={dec['p99']} ms; "
-            f"received p50={rec['p50']} ms p99={rec['p99']} ms"
-        )
-    print(f"goals: {goals}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    ratios, goals = summarize(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
         json.dumps(
             {
                 "benchmark": "stream",
@@ -410,7 +439,7 @@ def main(argv: list[str] | None = None) -> None:
             default=str,
         )
     )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,11 @@ acknowledged by the broker, ``auto_offset_reset="earliest"`` (never ListOffsets 
 listener that lets the in-flight batch finish and commit before partitions are given away, records of
 partitions no longer assigned discarded before processing, and lag from the fetch responses' high
 watermark. Batches overlap by one: batch N is staged (parsed, one Redis round trip) on the event loop
-while batch N-1 is scored on the scorer thread (LightGBM releases the GIL) and published; commits stay
-in batch order. Faust still runs the app (lifecycle, signals, web, settings).
+while batch N-1 is scored on the scorer thread (LightGBM releases the GIL) and published. Commits run
+off the batch path in one committer task (one commit in flight; the batches delivered meanwhile go into
+the next one), only ever for offsets whose records were all acknowledged, in batch order, and are
+flushed before partitions are given away and on stop. Faust still runs the app (lifecycle, signals,
+web, settings).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         # Wait for the in-flight batch: it is published and committed before the partitions go.
         async with self.service.batch_lock:
             await self.service.wait_deliveries()
+            await self.service.flush_commits()
             self.service.forget_partitions(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -70,7 +74,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 class BatchEngineService(Service):
     """aiokafka consumer loop: getmany → pipeline.stage → [pipeline.finish (scorer thread) →
-    pipeline.deliver (publish + acks) → commit, in a task overlapping the next batch's stage]."""
+    pipeline.deliver (publish + acks), in a task overlapping the next batch's stage] → commit (the
+    committer task, coalescing)."""
 
     def __init__(self, settings: Settings, pipeline: MicroBatchPipeline, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -85,6 +90,12 @@ class BatchEngineService(Service):
         self._delivering: asyncio.Future[None] | None = None
         self._uncommitted = 0
         self.batches_committed = 0
+        # delivered (every record acknowledged), not yet committed: next offset per partition
+        self._acked: dict[TopicPartition, int] = {}
+        self._acked_records = self._acked_batches = 0
+        self._commit_wanted = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._committer: asyncio.Task[None] | None = None
 
     async def on_start(self) -> None:
         kafka = self.settings.kafka
@@ -94,6 +105,7 @@ class BatchEngineService(Service):
         )
         self._consumer.subscribe([kafka.applications_topic], listener=_Listener(self))
         await self._consumer.start()
+        self._committer = asyncio.ensure_future(self._commit_loop(self._consumer))
         self._task = asyncio.ensure_future(self._run())
 
     async def on_stop(self) -> None:
@@ -108,6 +120,13 @@ class BatchEngineService(Service):
             except Exception:  # the loop's own failure was already logged
                 log.exception("batch loop ended with an error")
         if self._consumer is not None:
+            try:
+                await self.flush_commits()  # what was delivered is committed before leaving the group
+            finally:
+                if self._committer is not None:
+                    self._committer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._committer
             await self._consumer.stop()
         await self.pipeline.stop()
 
@@ -134,6 +153,7 @@ class BatchEngineService(Service):
                     await self._handle(consumer, data)
                 await self._maybe_update_lag(consumer)
             await self.wait_deliveries(raise_errors=True)
+            await self.flush_commits()
         except EngineStoppedError:
             log.info("stopping with an uncommitted batch; it will be reprocessed")
             return
@@ -188,11 +208,11 @@ class BatchEngineService(Service):
         await self.pipeline.deliver(prepared)
         if previous is not None:
             await previous  # commit order = batch order
-        await self._commit(consumer, offsets)
+        self._acked.update(offsets)  # batch order: each partition's offset only moves forward
+        self._acked_records += n_records
+        self._acked_batches += 1
+        self._commit_wanted.set()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        self._uncommitted -= n_records
-        self.metrics.in_flight.set(self._uncommitted)
-        self.batches_committed += 1
 
     async def wait_deliveries(self, raise_errors: bool = False) -> None:
         """Wait until the last scheduled batch is published and committed."""
@@ -205,6 +225,31 @@ class BatchEngineService(Service):
             if raise_errors:
                 raise
             log.warning("a batch was not delivered; it will be reprocessed")
+
+    async def _commit_loop(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit the delivered offsets off the batch path: one commit in flight, and every batch
+        delivered meanwhile goes into the next one (fewer broker round trips, none on the path of a
+        batch). Only offsets whose records were all acknowledged ever get here."""
+        while True:
+            await self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            await self.flush_commits(consumer)
+
+    async def flush_commits(self, consumer: AIOKafkaConsumer | None = None) -> None:
+        """Commit every delivered batch's offsets now (rebalance, stop); returns when done."""
+        consumer = consumer or self._consumer
+        if consumer is None:
+            return
+        async with self._commit_lock:
+            if not self._acked:
+                return
+            offsets, self._acked = self._acked, {}
+            records, batches = self._acked_records, self._acked_batches
+            self._acked_records = self._acked_batches = 0
+            await self._commit(consumer, offsets)
+            self._uncommitted -= records
+            self.metrics.in_flight.set(self._uncommitted)
+            self.batches_committed += batches
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         backoff = Backoff(self.settings.stream.retry_initial_s, self.settings.stream.retry_max_s)

@@ -54,6 +54,25 @@ def build_pipeline(
     )
 
 
+def keep_freed_memory(trim_threshold: int = 256 << 20, top_pad: int = 64 << 20) -> bool:
+    """glibc: keep freed heap memory in the process instead of handing it back to the OS.
+
+    By default glibc trims the heap top as soon as 128 KiB are free, so every micro-batch (its decision
+    bytes of ~1 KiB each, its parsed events) grows the heap again and page-faults the same pages in:
+    ``orjson.dumps`` of one decision measured 6.6 µs with the default and 1.7 µs with this (the whole
+    batch encoder 8.7 → 4.1 µs per decision). Same effect as ``MALLOC_TRIM_THRESHOLD_`` /
+    ``MALLOC_TOP_PAD_`` in the environment. No-op (False) where there is no glibc ``mallopt``."""
+    import ctypes
+
+    m_trim_threshold, m_top_pad = -1, -2  # <malloc.h>
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(m_trim_threshold, trim_threshold)) and bool(mallopt(m_top_pad, top_pad))
+
+
 def start_metrics_server(metrics: ScorerMetrics, port: int) -> Any:
     """prometheus_client's /metrics HTTP server on ``port`` (0 = disabled); returns it (or None)."""
     if not port:
@@ -86,6 +105,7 @@ def run_worker(
     from stream_app.app import create_app
 
     engine = engine or settings.stream.engine
+    keep_freed_memory()
     model = model if model is not None else load_worker_model(settings)
     metrics = default_metrics()
     pipeline = build_pipeline(
@@ -101,6 +121,9 @@ def run_worker(
         settings.kafka.consumer_group,
     )
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), redirect_stdouts=False, quiet=True)
+    # No terminal spinner: with one, Faust sets the root logger to DEBUG (for its SpinnerHandler), so
+    # every debug call of aiokafka builds a LogRecord (~5 % of the event loop at 1,000 events/s).
+    worker.spinner = None
     try:
         worker.execute_from_commandline()
     finally:

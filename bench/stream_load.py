@@ -1,0 +1,166 @@
+"""Load generator and decision collector of the stream latency benchmark, each in its own process.
+
+    python -m bench.stream_load offer   --bootstrap BS --topic T --rate R --docs FILE
+    python -m bench.stream_load collect --bootstrap BS --topic T --expected N [--timeout S]
+
+Both print one JSON line on stdout at the end (the collector prints ``{"ready": true}`` first, once it
+is reading). They run apart from the measured worker and from each other, so neither the producer's
+nor the collector's Python competes with the worker for a GIL (on 2 cores they still share CPUs).
+
+* ``offer``: the payloads are encoded once up front, without ``event_time``; on each tick (1 ms) the
+  records due by then (absolute schedule ``t0 + i / rate``) get ``"event_time": <now>`` spliced in and
+  go out as one ``send_batch`` per partition (murmur2 of the key, like any Kafka client). Reports the
+  achieved rate.
+* ``collect``: reads the decisions topic from the beginning (no group) and records, for each decision
+  whose key starts with ``lat-``, "received" = read time − event time, "decided" = the decision's own
+  ``latency.total_s`` and the per-stage latencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+STAGES = ("queue_s", "features_s", "inference_s", "reasons_s", "total_s")
+TICK_S = 0.001
+
+
+def _emit(doc: dict[str, Any]) -> None:
+    sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+    sys.stdout.flush()
+
+
+async def offer(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], rate: float, tick_s: float = TICK_S
+) -> dict[str, Any]:
+    """Send ``records`` (value = a JSON object without event_time) at ``rate``/s, stamped when sent."""
+    from aiokafka import AIOKafkaProducer
+
+    from stream_app.kafka_decisions import partition_for
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=0, acks="all", enable_idempotence=False
+    )
+    await producer.start()
+    try:
+        parts = sorted(await producer.partitions_for(topic))
+        keys = [k for k, _ in records]
+        heads = [v[:-1] for _, v in records]  # "{...": the closing brace comes with the stamp
+        part_of = [partition_for(k, parts) for k in keys]
+        futures: list[asyncio.Future[Any]] = []
+        acks: list[float] = []  # stamp → broker ack, per send_batch
+        n, i, ticks = len(records), 0, 0
+        started = time.perf_counter()
+        while i < n:
+            now = time.perf_counter()
+            due = min(n, int((now - started) * rate) + 1)
+            if due <= i:
+                await asyncio.sleep(max(tick_s, started + i / rate - now))
+                continue
+            stamped = time.perf_counter()
+            tail = b',"event_time":"' + datetime.now(UTC).isoformat().encode() + b'"}'
+            batches: dict[int, Any] = {}
+            for j in range(i, due):
+                batch = batches.get(part_of[j])
+                if batch is None:
+                    batch = batches[part_of[j]] = producer.create_batch()
+                batch.append(key=keys[j], value=heads[j] + tail, timestamp=None)
+            for p, batch in batches.items():
+                fut = await producer.send_batch(batch, topic, partition=p)
+                fut.add_done_callback(lambda _f, t=stamped: acks.append(time.perf_counter() - t))
+                futures.append(fut)
+            i, ticks = due, ticks + 1
+            await asyncio.sleep(tick_s)
+        elapsed = time.perf_counter() - started
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return {
+        "sent": n,
+        "seconds": round(elapsed, 3),
+        "achieved_per_s": round(n / elapsed, 1),
+        "ticks": ticks,
+        "ack_ms": {"p50": _ms(acks, 0.5), "p99": _ms(acks, 0.99)},  # event time → broker ack
+    }
+
+
+def _ms(xs: list[float], q: float) -> float:
+    return round(float(np.quantile(np.asarray(xs), q)) * 1000, 2) if xs else float("nan")
+
+
+async def collect(
+    bootstrap: str, topic: str, expected: int, timeout_s: float, prefix: bytes = b"lat-"
+) -> dict[str, Any]:
+    """Read decisions until ``expected`` whose key starts with ``prefix`` (or the deadline); latency
+    quantiles in ms."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=2
+    )
+    await consumer.start()
+    received: list[float] = []
+    stages: dict[str, list[float]] = {k: [] for k in STAGES}
+    seen: set[bytes] = set()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=50)
+        _emit({"ready": True})
+        deadline = time.monotonic() + timeout_s
+        while len(seen) < expected and time.monotonic() < deadline:
+            data = await consumer.getmany(timeout_ms=50)
+            now = time.time()
+            for msgs in data.values():
+                for m in msgs:
+                    if not (m.key or b"").startswith(prefix) or m.key in seen:
+                        continue  # warm-up decisions, duplicates
+                    seen.add(m.key)
+                    d = orjson.loads(m.value)
+                    received.append(now - datetime.fromisoformat(d["event_time"]).timestamp())
+                    lat = d["latency"]
+                    for k, values in stages.items():
+                        values.append(lat[k])
+    finally:
+        await consumer.stop()
+
+    return {
+        "decisions": len(received),
+        "received_ms": {"p50": _ms(received, 0.5), "p99": _ms(received, 0.99), "max": _ms(received, 1.0)},
+        "stage_ms": {k: {"p50": _ms(v, 0.5), "p99": _ms(v, 0.99)} for k, v in stages.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("role", choices=("offer", "collect"))
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--docs", type=Path, help="offer: JSON lines [key, document]")
+    parser.add_argument("--expected", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument("--tick-ms", type=float, default=TICK_S * 1000, help="offer: send every N ms")
+    parser.add_argument("--prefix", default="lat-", help="collect: keys of the measured decisions")
+    args = parser.parse_args(argv)
+    if args.role == "offer":
+        lines = args.docs.read_bytes().splitlines()
+        records = [(k.encode(), orjson.dumps(doc)) for k, doc in map(orjson.loads, lines)]
+        _emit(asyncio.run(offer(args.bootstrap, args.topic, records, args.rate, args.tick_ms / 1000)))
+    else:
+        _emit(
+            asyncio.run(
+                collect(args.bootstrap, args.topic, args.expected, args.timeout, args.prefix.encode())
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
