@@ -55,7 +55,6 @@ for _name, _info in LoanApplication.model_fields.items():
     else:
         _KIND[_name] = "unknown"
 _FIELD_ORDER: tuple[str, ...] = tuple(LoanApplication.model_fields)
-_FIELD_SET = frozenset(_FIELD_ORDER)
 _DEFAULTS: dict[str, Any] = {name: None for name in _FIELD_ORDER}
 _DEFAULTS["schema_version"] = LoanApplication.model_fields["schema_version"].default
 _EXPECTED_FIELDS = frozenset(_KIND) == frozenset(_FIELD_ORDER) and "unknown" not in _KIND.values()
@@ -67,10 +66,15 @@ def fast_application(doc: dict[str, Any]) -> LoanApplication | None:
         return None
     values = dict(_DEFAULTS)
     kinds = _KIND
-    for name, value in doc.items():
-        kind = kinds.get(name)
-        if kind is None:
-            continue  # extra fields are ignored
+    present: list[str] = []
+    # the model's few fields, not the document's keys: upstream documents often carry every column of
+    # the application (120+ keys, extras ignored), and walking them cost 15 µs per event
+    for name in _FIELD_ORDER:
+        if name not in doc:
+            continue
+        present.append(name)
+        value = doc[name]
+        kind = kinds[name]
         vt = type(value)
         if kind == "amount":
             if vt is float:
@@ -117,7 +121,7 @@ def fast_application(doc: dict[str, Any]) -> LoanApplication | None:
         values["application_id"] = values["event_id"]
     app = LoanApplication.__new__(LoanApplication)
     object.__setattr__(app, "__dict__", values)
-    object.__setattr__(app, "__pydantic_fields_set__", doc.keys() & _FIELD_SET)
+    object.__setattr__(app, "__pydantic_fields_set__", set(present))
     object.__setattr__(app, "__pydantic_extra__", None)
     object.__setattr__(app, "__pydantic_private__", None)
     return app
