@@ -9,7 +9,11 @@
 * The cost of reasons: the batch engine with reasons on every REFUS (default) vs none.
 * Event→decision latency p50/p99 at fixed offered loads of 1,000 and 5,000 events/s (batch engine):
   "decided" = the decision's own ``latency.total_s`` (event time → decision built) and "received" =
-  event time → the decision read by a downstream consumer.
+  event time → the decision read by a downstream consumer. The load comes from a producer process and
+  the decisions are read by a collector process (:mod:`bench.stream_load`), neither in the worker's
+  process: payloads pre-encoded, ``event_time`` stamped when sent, one ``send_batch`` per partition
+  every ``--tick-ms`` (5 ms: 200 producer batches/s). "broker floor" = the same load read straight
+  back from the applications topic without a worker (one hop instead of two: what Tansu itself adds).
 
 Model: ``--model DIR``, else the newest under var/models, else a 500-tree model trained once on
 var/features (the real sample's feature build) into var/bench/stream-model. Events are the feature
@@ -36,6 +40,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from bench.stream_load import lat_rows, median_latency, offer_and_collect
 from credit_scorer.redis_server import RedisServer
 from credit_scorer.settings import PROJECT_ROOT, RedisSettings, Settings
 from stream_app.harness import WorkerProcess, application_payloads, collect, produce_payloads, settings_env
@@ -191,17 +196,6 @@ def sustained(
     return {"engine": engine, "events": len(payloads), **result}
 
 
-def _spawn(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.stream_load", *args], stdout=subprocess.PIPE, env={**os.environ}
-    )
-
-
-def _last_json(proc: subprocess.Popen[bytes], timeout_s: float) -> dict[str, Any]:
-    out, _ = proc.communicate(timeout=timeout_s)
-    return dict(orjson.loads(out.splitlines()[-1]))
-
-
 def latency(
     env: Env, docs: list[dict[str, Any]], rate: float, seconds: float, tick_ms: float
 ) -> dict[str, Any]:
@@ -211,49 +205,51 @@ def latency(
     settings, topics = env.settings()
     bs = env.broker.bootstrap_servers
     proc = start_worker(settings, "batch", LOGS / f"{topics.group}-latency.log")
+    n = int(rate * seconds)
     try:
         warm = [(b"warm-%d" % i, orjson.dumps(d)) for i, d in enumerate(docs[:500])]
         asyncio.run(produce_payloads(bs, topics.applications, warm))
         asyncio.run(collect(bs, topics.decisions, len(warm), timeout_s=120))  # worker up, group joined, warm
-        n = int(rate * seconds)
-        docs_file = LOGS / f"{topics.group}-offer.jsonl"
-        docs_file.write_bytes(
-            b"\n".join(
-                orjson.dumps([f"lat-{i}", {**docs[i % len(docs)], "application_id": f"lat-{i}"}])
-                for i in range(n)
-            )
+        offered, got = offer_and_collect(
+            bs, topics.applications, topics.decisions, lat_rows(docs, n), rate, seconds, tick_ms, LOGS
         )
-        collector = _spawn("collect", "--bootstrap", bs, "--topic", topics.decisions, "--expected", str(n))
-        assert collector.stdout is not None
-        if b"ready" not in collector.stdout.readline():
-            raise RuntimeError("the decision collector did not start")
-        offerer = _spawn(
-            "offer",
-            "--bootstrap",
-            bs,
-            "--topic",
-            topics.applications,
-            "--rate",
-            str(rate),
-            "--docs",
-            str(docs_file),
-            "--tick-ms",
-            str(tick_ms),
-        )
-        offered = _last_json(offerer, seconds + 120)
-        got = _last_json(collector, seconds + 240)
-        docs_file.unlink()
     finally:
         stop(proc)
     stage_ms = got["stage_ms"]
     return {
         "offered_per_s": rate,
         "achieved_offer_per_s": offered["achieved_per_s"],
+        "offer_ack_ms": offered["ack_ms"],
         "events": n,
         "decisions": got["decisions"],
         "decided_ms": stage_ms.pop("total_s"),
         "received_ms": got["received_ms"],
         "stage_ms": stage_ms,  # queue = event time → consumed by the worker
+    }
+
+
+def broker_floor(
+    env: Env, docs: list[dict[str, Any]], rate: float, seconds: float, tick_ms: float
+) -> dict[str, Any]:
+    """No worker: the same offered load read straight back from the applications topic (one hop)."""
+    _settings, topics = env.settings()
+    n = int(rate * seconds)
+    offered, got = offer_and_collect(
+        env.broker.bootstrap_servers,
+        topics.applications,
+        topics.applications,
+        lat_rows(docs, n),
+        rate,
+        seconds,
+        tick_ms,
+        LOGS,
+    )
+    return {
+        "offered_per_s": rate,
+        "achieved_offer_per_s": offered["achieved_per_s"],
+        "offer_ack_ms": offered["ack_ms"],
+        "events": n,
+        "received_ms": got["received_ms"],
     }
 
 
@@ -268,30 +264,6 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "decisions_per_cpu_s": round(statistics.median(per_cpu), 1),
         "runs_per_s": rates,
         "runs_per_cpu_s": per_cpu,
-    }
-
-
-def median_latency(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-quantile medians over the runs (each run's own numbers kept under ``runs``)."""
-
-    def med(path: tuple[str, ...]) -> float:
-        values = []
-        for r in runs:
-            v: Any = r
-            for k in path:
-                v = v[k]
-            values.append(v)
-        return round(statistics.median(values), 2)
-
-    first = runs[0]
-    return {
-        "offered_per_s": first["offered_per_s"],
-        "achieved_offer_per_s": med(("achieved_offer_per_s",)),
-        "events": first["events"],
-        "decided_ms": {q: med(("decided_ms", q)) for q in first["decided_ms"]},
-        "received_ms": {q: med(("received_ms", q)) for q in first["received_ms"]},
-        "stage_ms": {s: {q: med(("stage_ms", s, q)) for q in qs} for s, qs in first["stage_ms"].items()},
-        "runs": runs,
     }
 
 
@@ -332,6 +304,9 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool
             f"received p50={rec['p50']} p99={rec['p99']} ms; queue p50={lat['stage_ms']['queue_s']['p50']} "
             f"p99={lat['stage_ms']['queue_s']['p99']} ms"
         )
+    for key in sorted(k for k in results if k.startswith("broker_floor_")):
+        rec = results[key]["received_ms"]
+        print(f"{key} (no worker, one produce → fetch hop): p50={rec['p50']} p99={rec['p99']} ms")
     print(f"goals: {goals}")
     return ratios, goals
 
@@ -410,6 +385,18 @@ def main(argv: list[str] | None = None) -> None:
                     lat_runs.append(latency(env, docs, rate, args.seconds, args.tick_ms))
                     print(f"  latency at {rate:,.0f}/s run {r + 1}: {lat_runs[-1]}", flush=True)
                 results[f"latency_{int(rate)}"] = median_latency(lat_runs)
+                floors = []
+                for r in range(args.runs):
+                    broker.restart()
+                    floors.append(broker_floor(env, docs, rate, args.seconds, args.tick_ms))
+                    print(f"  broker floor at {rate:,.0f}/s run {r + 1}: {floors[-1]}", flush=True)
+                results[f"broker_floor_{int(rate)}"] = {
+                    "received_ms": {
+                        q: round(statistics.median(f["received_ms"][q] for f in floors), 2)
+                        for q in floors[0]["received_ms"]
+                    },
+                    "runs": floors,
+                }
         finally:
             broker.stop()
 

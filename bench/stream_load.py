@@ -13,13 +13,17 @@ nor the collector's Python competes with the worker for a GIL (on 2 cores they s
   achieved rate.
 * ``collect``: reads the decisions topic from the beginning (no group) and records, for each decision
   whose key starts with ``lat-``, "received" = read time − event time, "decided" = the decision's own
-  ``latency.total_s`` and the per-stage latencies.
+  ``latency.total_s`` and the per-stage latencies. Pointed at the applications topic (no worker), it
+  measures the broker's own floor: one produce → fetch hop at the same load.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import statistics
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -125,8 +129,8 @@ async def collect(
                     seen.add(m.key)
                     d = orjson.loads(m.value)
                     received.append(now - datetime.fromisoformat(d["event_time"]).timestamp())
-                    lat = d["latency"]
-                    for k, values in stages.items():
+                    lat = d.get("latency")  # absent when reading the applications themselves
+                    for k, values in stages.items() if lat else ():
                         values.append(lat[k])
     finally:
         await consumer.stop()
@@ -134,7 +138,77 @@ async def collect(
     return {
         "decisions": len(received),
         "received_ms": {"p50": _ms(received, 0.5), "p99": _ms(received, 0.99), "max": _ms(received, 1.0)},
-        "stage_ms": {k: {"p50": _ms(v, 0.5), "p99": _ms(v, 0.99)} for k, v in stages.items()},
+        "stage_ms": {k: {"p50": _ms(v, 0.5), "p99": _ms(v, 0.99)} for k, v in stages.items() if v},
+    }
+
+
+# --- driving both from the benchmark ----------------------------------------------------------------
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.stream_load", *args], stdout=subprocess.PIPE, env={**os.environ}
+    )
+
+
+def _last_json(proc: subprocess.Popen[bytes], timeout_s: float) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=timeout_s)
+    return dict(orjson.loads(out.splitlines()[-1]))
+
+
+def offer_and_collect(
+    bs: str,
+    offer_topic: str,
+    collect_topic: str,
+    rows: list[Any],
+    rate: float,
+    seconds: float,
+    tick_ms: float,
+    logs: Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``rows`` offered to ``offer_topic`` by one process while another reads ``collect_topic``."""
+    docs_file = logs / f"offer-{os.getpid()}-{offer_topic}.jsonl"
+    docs_file.write_bytes(b"\n".join(orjson.dumps(r) for r in rows))
+    try:
+        n = str(len(rows))
+        collector = _spawn("collect", "--bootstrap", bs, "--topic", collect_topic, "--expected", n)
+        assert collector.stdout is not None
+        if b"ready" not in collector.stdout.readline():
+            raise RuntimeError("the collector did not start")
+        offerer = _spawn(
+            "offer",
+            *("--bootstrap", bs, "--topic", offer_topic, "--rate", str(rate)),
+            *("--docs", str(docs_file), "--tick-ms", str(tick_ms)),
+        )
+        offered = _last_json(offerer, seconds + 120)
+        return offered, _last_json(collector, seconds + 240)
+    finally:
+        docs_file.unlink()
+
+
+def lat_rows(docs: list[dict[str, Any]], n: int) -> list[Any]:
+    return [[f"lat-{i}", {**docs[i % len(docs)], "application_id": f"lat-{i}"}] for i in range(n)]
+
+
+def median_latency(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-quantile medians over the runs (each run's own numbers kept under ``runs``)."""
+
+    def med(path: tuple[str, ...]) -> float:
+        values = []
+        for r in runs:
+            v: Any = r
+            for k in path:
+                v = v[k]
+            values.append(v)
+        return round(statistics.median(values), 2)
+
+    first = runs[0]
+    return {
+        "offered_per_s": first["offered_per_s"],
+        "achieved_offer_per_s": med(("achieved_offer_per_s",)),
+        "events": first["events"],
+        "decided_ms": {q: med(("decided_ms", q)) for q in first["decided_ms"]},
+        "received_ms": {q: med(("received_ms", q)) for q in first["received_ms"]},
+        "stage_ms": {s: {q: med(("stage_ms", s, q)) for q in qs} for s, qs in first["stage_ms"].items()},
+        "runs": runs,
     }
 
 
