@@ -9,13 +9,13 @@ decision per application in the decisions topic (scored beforehand with the same
 Client features: one vector per client in the model's schema, drawn from the real sample's feature
 build rows (realistic values and NaNs), loaded into a real redis-server.
 
-Measured end to end (``replay.parallel.ParallelReplayer.run``, one worker process per core, each on
-some partitions): read the live decisions for the join, read the applications, fetch features (one
-MGET per batch), rescore, encode and publish the replay decisions, checkpoint the rows. Goal: ≥ 30,000
-applications/s. Stage seconds are summed over the workers. Side by side: one process, reasons on
-every REFUS, smaller batches, and building the report. Model: ``--model DIR``, else the stream
-benchmark's choice (newest under var/models, else its 500-tree model on var/features). Writes
-bench/results/replay.json.
+Measured end to end (``replay.parallel.ParallelReplayer.run``, by default two worker processes per
+core, each on some partitions): read the live decisions for the join, read the applications, fetch
+features (one MGET per batch), rescore, encode and publish the replay decisions, checkpoint the rows.
+Goal: ≥ 30,000 applications/s. Stage seconds are summed over the workers. Side by side: one process,
+one worker per core, reasons on every REFUS, smaller batches, and building the report. Model:
+``--model DIR``, else the stream benchmark's choice (newest under var/models, else its 500-tree model
+on var/features). Writes bench/results/replay.json.
 """
 
 from __future__ import annotations
@@ -254,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         variants = {
             "one_process": one_run(settings, model, work, workers=1),
+            "one_worker_per_core": one_run(settings, model, work, workers=os.cpu_count() or 1),
             "reasons_on_refusals": one_run(settings, model, work, reasons="refusals"),
             "batch_1000": one_run(settings, model, work, batch_size=1_000),
             "no_publish": one_run(settings, model, work, publish=False),

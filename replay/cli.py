@@ -137,7 +137,10 @@ def run_command(
         5.0, "--checkpoint-every", min=0.0, help="Seconds between checkpoints (0 = after every batch)."
     ),
     workers: int = typer.Option(
-        0, "--workers", min=0, help="Processes, each rescoring some partitions (0 = one per core)."
+        0,
+        "--workers",
+        min=0,
+        help="Processes, each rescoring some partitions (0 = two per core, at most one per partition).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plots."),
