@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from credit_scorer.memory import keep_freed_memory
 from credit_scorer.settings import Settings
 from replay.baseline import Baseline, complete_baseline, read_baseline
 from replay.checkpoint import Checkpoint, CheckpointStore, RowBuffer
@@ -120,6 +121,7 @@ class Replayer:
 
     async def run(self) -> ReplayResult:
         started = time.perf_counter()
+        keep_freed_memory()  # the process's heap stays warm between batches (inherited by workers)
         checkpoint = self._open_checkpoint()
         if checkpoint.complete:
             self.counts = dict(checkpoint.counts)
