@@ -213,6 +213,7 @@ def latency(
         offered, got = offer_and_collect(
             bs, topics.applications, topics.decisions, lat_rows(docs, n), rate, seconds, tick_ms, LOGS
         )
+        dead = asyncio.run(collect(bs, topics.dead_letters, 0, timeout_s=3, idle_s=1.0))
     finally:
         stop(proc)
     stage_ms = got["stage_ms"]
@@ -221,7 +222,8 @@ def latency(
         "achieved_offer_per_s": offered["achieved_per_s"],
         "offer_ack_ms": offered["ack_ms"],
         "events": n,
-        "decisions": got["decisions"],
+        "decisions": got["decisions"],  # distinct lat- keys read within the collector's deadline
+        "dead_letters": len(dead),
         "decided_ms": stage_ms.pop("total_s"),
         "received_ms": got["received_ms"],
         "stage_ms": stage_ms,  # queue = event time → consumed by the worker
