@@ -159,7 +159,7 @@ class LoanApplication(BaseModel):
     def scoring_fields(self) -> dict[str, object]:
         """The application fields this event carries (present in the input, ``None`` = unknown)."""
         values = self.__dict__
-        return {name: values[name] for name in self.model_fields_set if name in _APPLICATION_FIELD_SET}
+        return {name: values[name] for name in self.__pydantic_fields_set__ & _APPLICATION_FIELD_SET}
 
 
 class DecisionLabel(StrEnum):
