@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from bench.stream_load import lat_rows, median_latency, offer_and_collect
+from bench.stream_load import audit, lat_rows, median_latency, offer_and_collect
 from credit_scorer.redis_server import RedisServer
 from credit_scorer.settings import PROJECT_ROOT, RedisSettings, Settings
 from stream_app.harness import WorkerProcess, application_payloads, collect, produce_payloads, settings_env
@@ -214,8 +214,16 @@ def latency(
             bs, topics.applications, topics.decisions, lat_rows(docs, n), rate, seconds, tick_ms, LOGS
         )
         dead = asyncio.run(collect(bs, topics.dead_letters, 0, timeout_s=3, idle_s=1.0))
+        on_topic = asyncio.run(audit(bs, topics.applications, topics.decisions, topics.group, n))
     finally:
         stop(proc)
+    if got["decisions"] < n or on_topic["undecided"] or got["offset_gaps"] or offered["acked_overlaps"]:
+        print(
+            f"  SHORT RUN: collected {got['decisions']} of {n}, read to {got['read_to']}, offset gaps "
+            f"{got['offset_gaps']}, offsets acked twice {offered['acked_overlaps']}; "
+            f"on the topics: {on_topic}",
+            flush=True,
+        )
     stage_ms = got["stage_ms"]
     return {
         "offered_per_s": rate,
@@ -223,6 +231,9 @@ def latency(
         "offer_ack_ms": offered["ack_ms"],
         "events": n,
         "decisions": got["decisions"],  # distinct lat- keys read within the collector's deadline
+        "on_topic": on_topic,  # re-read afterwards: applications, decisions, committed offsets
+        "offer_acked_overlaps": offered["acked_overlaps"],  # offsets the broker acknowledged twice
+        "collector_offset_gaps": got["offset_gaps"],  # offsets the collector's fetches jumped over
         "dead_letters": len(dead),
         "decided_ms": stage_ms.pop("total_s"),
         "received_ms": got["received_ms"],

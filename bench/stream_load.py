@@ -61,6 +61,7 @@ async def offer(
         part_of = [partition_for(k, parts) for k in keys]
         futures: list[asyncio.Future[Any]] = []
         acks: list[float] = []  # stamp → broker ack, per send_batch
+        counts: list[int] = []  # records per send_batch (same order as futures)
         n, i, ticks = len(records), 0, 0
         started = time.perf_counter()
         while i < n:
@@ -78,22 +79,43 @@ async def offer(
                     batch = batches[part_of[j]] = producer.create_batch()
                 batch.append(key=keys[j], value=heads[j] + tail, timestamp=None)
             for p, batch in batches.items():
+                count = batch.record_count()
                 fut = await producer.send_batch(batch, topic, partition=p)
                 fut.add_done_callback(lambda _f, t=stamped: acks.append(time.perf_counter() - t))
                 futures.append(fut)
+                counts.append(count)
             i, ticks = due, ticks + 1
             await asyncio.sleep(tick_s)
         elapsed = time.perf_counter() - started
-        await asyncio.gather(*futures)
+        metas = await asyncio.gather(*futures)
     finally:
         await producer.stop()
     return {
+        "acked_records": sum(counts),
+        "acked_overlaps": acked_overlaps(
+            [(m.partition, m.offset, c) for m, c in zip(metas, counts, strict=True)]
+        ),
         "sent": n,
         "seconds": round(elapsed, 3),
         "achieved_per_s": round(n / elapsed, 1),
         "ticks": ticks,
         "ack_ms": {"p50": _ms(acks, 0.5), "p99": _ms(acks, 0.99)},  # event time → broker ack
     }
+
+
+def acked_overlaps(acked: list[tuple[int, int, int]]) -> list[str]:
+    """Where the broker acknowledged two batches with overlapping offsets ((partition, base offset,
+    records) per acknowledged batch): each record must get its own offset, so any overlap means the
+    broker handed out the same offsets twice and the log holds fewer records than were acknowledged."""
+    out: list[str] = []
+    end: dict[int, int] = {}
+    for p, base, count in sorted(acked):
+        if p in end and base < end[p]:
+            out.append(
+                f"p{p}: batch of {count} acked at {base}, but offsets up to {end[p] - 1} were already acked"
+            )
+        end[p] = max(end.get(p, 0), base + count)
+    return out
 
 
 def _ms(xs: list[float], q: float) -> float:
@@ -114,6 +136,8 @@ async def collect(
     received: list[float] = []
     stages: dict[str, list[float]] = {k: [] for k in STAGES}
     seen: set[bytes] = set()
+    next_at: dict[int, int] = {}  # partition → offset expected next (the topic is neither compacted
+    gaps: list[str] = []  # nor transactional: a jump means the fetch skipped records)
     try:
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=50)
@@ -124,6 +148,9 @@ async def collect(
             now = time.time()
             for msgs in data.values():
                 for m in msgs:
+                    if m.offset != next_at.setdefault(m.partition, m.offset):
+                        gaps.append(f"p{m.partition}:{next_at[m.partition]}->{m.offset}")
+                    next_at[m.partition] = m.offset + 1
                     if not (m.key or b"").startswith(prefix) or m.key in seen:
                         continue  # warm-up decisions, duplicates
                     seen.add(m.key)
@@ -137,9 +164,83 @@ async def collect(
 
     return {
         "decisions": len(received),
+        "read_to": {
+            str(p): o for p, o in sorted(next_at.items())
+        },  # next offset per partition when it stopped
+        "offset_gaps": gaps,
         "received_ms": {"p50": _ms(received, 0.5), "p99": _ms(received, 0.99), "max": _ms(received, 1.0)},
         "stage_ms": {k: {"p50": _ms(v, 0.5), "p99": _ms(v, 0.99)} for k, v in stages.items() if v},
     }
+
+
+# --- audit: what is on the topics, whatever the collector saw ---------------------------------------
+async def audit(
+    bootstrap: str,
+    applications: str,
+    decisions: str,
+    group: str | None,
+    expected: int,
+    prefix: bytes = b"lat-",
+    timeout_s: float = 30.0,
+) -> dict[str, Any]:
+    """Re-read both topics from the beginning with fresh consumers (no group) and tell where measured
+    records are missing: never on the applications topic (producer side), on it but without a decision
+    on the decisions topic (worker side: compared with the group's committed offsets), or decided but
+    not collected (collector side, compared by the caller)."""
+    from stream_app.harness import collect as read_topic
+
+    apps = await read_topic(bootstrap, applications, expected, timeout_s=timeout_s, idle_s=1.0)
+    decs = await read_topic(bootstrap, decisions, expected, timeout_s=timeout_s, idle_s=1.0)
+    app_at = {r.key: (r.partition, r.offset) for r in apps if (r.key or b"").startswith(prefix)}
+    decided = {r.key for r in decs if (r.key or b"").startswith(prefix)}
+    missing = sorted(set(app_at) - decided, key=lambda k: app_at[k])
+    out: dict[str, Any] = {
+        "applications_on_topic": len(app_at),
+        "decisions_on_topic": len(decided),
+        "decision_records_on_topic": sum((r.key or b"").startswith(prefix) for r in decs),
+        "undecided": len(missing),
+        "log_end": _log_end(apps),
+    }
+    absent = [i for i in range(expected) if prefix + str(i).encode() not in app_at]
+    if absent:  # offered (and acknowledged by the broker) but not in the log
+        out["never_on_topic"] = _ranges([(0, i) for i in absent])
+    if missing:
+        out["undecided_at"] = _ranges([app_at[k] for k in missing])
+    if group is not None:
+        out["committed"] = await committed_offsets(bootstrap, applications, group)
+    return out
+
+
+def _log_end(records: list[Any]) -> dict[int, int]:
+    ends: dict[int, int] = {}
+    for r in records:
+        ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+    return dict(sorted(ends.items()))
+
+
+def _ranges(at: list[tuple[int, int]]) -> list[str]:
+    """(partition, offset) pairs as "p<partition>:<first>-<last>" runs of consecutive offsets."""
+    runs: list[list[int]] = []
+    for p, o in sorted(at):
+        if runs and runs[-1][0] == p and runs[-1][2] == o - 1:
+            runs[-1][2] = o
+        else:
+            runs.append([p, o, o])
+    return [f"p{p}:{a}-{b} ({b - a + 1})" for p, a, b in runs[:50]]
+
+
+async def committed_offsets(bootstrap: str, topic: str, group: str) -> dict[int, int | None]:
+    """The group's committed offset of each partition (OffsetFetch; the consumer joins no group)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # metadata
+        parts = sorted(consumer.partitions_for_topic(topic) or ())
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in parts}
+    finally:
+        await consumer.stop()
 
 
 # --- driving both from the benchmark ----------------------------------------------------------------
