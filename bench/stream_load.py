@@ -62,7 +62,8 @@ async def offer(
         futures: list[asyncio.Future[Any]] = []
         acks: list[float] = []  # stamp → broker ack, per send_batch
         counts: list[int] = []  # records per send_batch (same order as futures)
-        n, i, ticks = len(records), 0, 0
+        firsts: list[int] = []  # index of each send_batch's first record
+        n, i, ticks, largest_tick = len(records), 0, 0, 0
         started = time.perf_counter()
         while i < n:
             now = time.perf_counter()
@@ -72,30 +73,39 @@ async def offer(
                 continue
             stamped = time.perf_counter()
             tail = b',"event_time":"' + datetime.now(UTC).isoformat().encode() + b'"}'
-            batches: dict[int, Any] = {}
+            open_: dict[int, tuple[Any, int]] = {}  # partition → (batch being filled, its first record)
+            full: list[tuple[int, Any, int]] = []
             for j in range(i, due):
-                batch = batches.get(part_of[j])
-                if batch is None:
-                    batch = batches[part_of[j]] = producer.create_batch()
-                batch.append(key=keys[j], value=heads[j] + tail, timestamp=None)
-            for p, batch in batches.items():
-                count = batch.record_count()
+                p = part_of[j]
+                batch, first = open_.get(p) or (producer.create_batch(), j)
+                if batch.append(key=keys[j], value=heads[j] + tail, timestamp=None) is None:
+                    # full (max_batch_size): a record append() refuses is NOT in the batch
+                    full.append((p, batch, first))
+                    batch, first = producer.create_batch(), j
+                    if batch.append(key=keys[j], value=heads[j] + tail, timestamp=None) is None:
+                        raise ValueError(f"record {j} does not fit in an empty producer batch")
+                open_[p] = (batch, first)
+            for p, batch, first in [*full, *((p, b, f) for p, (b, f) in open_.items())]:
+                counts.append(batch.record_count())
+                firsts.append(first)
                 fut = await producer.send_batch(batch, topic, partition=p)
                 fut.add_done_callback(lambda _f, t=stamped: acks.append(time.perf_counter() - t))
                 futures.append(fut)
-                counts.append(count)
+            largest_tick = max(largest_tick, due - i)
             i, ticks = due, ticks + 1
             await asyncio.sleep(tick_s)
         elapsed = time.perf_counter() - started
         metas = await asyncio.gather(*futures)
     finally:
         await producer.stop()
+    if sum(counts) != n:
+        raise RuntimeError(f"{n} records offered but {sum(counts)} were in the batches sent")
     return {
         "acked_records": sum(counts),
-        "acked_overlaps": acked_overlaps(
-            [(m.partition, m.offset, c) for m, c in zip(metas, counts, strict=True)]
-        ),
+        # [partition, base offset the broker acknowledged, records, index of the first record]
+        "acked": [[m.partition, m.offset, c, f] for m, c, f in zip(metas, counts, firsts, strict=True)],
         "sent": n,
+        "largest_tick": largest_tick,  # records due at once after the offerer's longest stall
         "seconds": round(elapsed, 3),
         "achieved_per_s": round(n / elapsed, 1),
         "ticks": ticks,
@@ -103,18 +113,17 @@ async def offer(
     }
 
 
-def acked_overlaps(acked: list[tuple[int, int, int]]) -> list[str]:
-    """Where the broker acknowledged two batches with overlapping offsets ((partition, base offset,
-    records) per acknowledged batch): each record must get its own offset, so any overlap means the
-    broker handed out the same offsets twice and the log holds fewer records than were acknowledged."""
+def acked_anomalies(acked: list[list[int]]) -> list[str]:
+    """Where the broker's acknowledged offsets ([partition, base offset, records, first index] per
+    batch, in send order) are not contiguous per partition: overlaps (offsets handed out twice) or
+    holes (offsets skipped)."""
     out: list[str] = []
     end: dict[int, int] = {}
-    for p, base, count in sorted(acked):
-        if p in end and base < end[p]:
-            out.append(
-                f"p{p}: batch of {count} acked at {base}, but offsets up to {end[p] - 1} were already acked"
-            )
-        end[p] = max(end.get(p, 0), base + count)
+    for p, base, count, first in acked:
+        if p in end and base != end[p]:
+            what = "overlaps" if base < end[p] else "skips"
+            out.append(f"p{p}: batch of {count} from #{first} acked at {base}, {what} (next was {end[p]})")
+        end[p] = base + count
     return out
 
 
@@ -182,6 +191,7 @@ async def audit(
     expected: int,
     prefix: bytes = b"lat-",
     timeout_s: float = 30.0,
+    acked: list[list[int]] | None = None,
 ) -> dict[str, Any]:
     """Re-read both topics from the beginning with fresh consumers (no group) and tell where measured
     records are missing: never on the applications topic (producer side), on it but without a decision
@@ -200,10 +210,22 @@ async def audit(
         "decision_records_on_topic": sum((r.key or b"").startswith(prefix) for r in decs),
         "undecided": len(missing),
         "log_end": _log_end(apps),
+        "offset_gaps": _gaps(apps) + _gaps(decs),  # neither topic is compacted nor transactional
     }
     absent = [i for i in range(expected) if prefix + str(i).encode() not in app_at]
     if absent:  # offered (and acknowledged by the broker) but not in the log
         out["never_on_topic"] = _ranges([(0, i) for i in absent])
+    if acked is not None:
+        out["acked_anomalies"] = acked_anomalies(acked)
+        out["acked_end"] = {p: b + c for p, b, c, _ in acked}  # the last batch per partition
+        key_at = {(r.partition, r.offset): (r.key or b"-").decode() for r in apps}
+        lost = set(absent)
+        out["lost_batches"] = [  # acked batches whose first record is not in the log
+            f"p{p}: {c} records from #{f} acked at {b}; the log holds there "
+            + ",".join(key_at.get((p, o), "-") for o in range(b, b + c))
+            for p, b, c, f in acked
+            if f in lost
+        ][:10]
     if missing:
         out["undecided_at"] = _ranges([app_at[k] for k in missing])
     if group is not None:
@@ -216,6 +238,16 @@ def _log_end(records: list[Any]) -> dict[int, int]:
     for r in records:
         ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
     return dict(sorted(ends.items()))
+
+
+def _gaps(records: list[Any]) -> list[str]:
+    nxt: dict[int, int] = {}
+    out = []
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        if r.offset != nxt.setdefault(r.partition, r.offset):
+            out.append(f"p{r.partition}:{nxt[r.partition]}->{r.offset}")
+        nxt[r.partition] = r.offset + 1
+    return out
 
 
 def _ranges(at: list[tuple[int, int]]) -> list[str]:
@@ -309,6 +341,15 @@ def median_latency(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "decided_ms": {q: med(("decided_ms", q)) for q in first["decided_ms"]},
         "received_ms": {q: med(("received_ms", q)) for q in first["received_ms"]},
         "stage_ms": {s: {q: med(("stage_ms", s, q)) for q in qs} for s, qs in first["stage_ms"].items()},
+        # where measured events went missing, summed over the runs (0 everywhere = nothing lost)
+        "missing": {
+            "collected": sum(r["events"] - r["decisions"] for r in runs),
+            "not_on_applications_topic": sum(
+                r["events"] - r["on_topic"]["applications_on_topic"] for r in runs
+            ),
+            "on_topic_undecided": sum(r["on_topic"]["undecided"] for r in runs),
+            "acked_anomalies": sum(len(r["on_topic"].get("acked_anomalies", ())) for r in runs),
+        },
         "runs": runs,
     }
 
