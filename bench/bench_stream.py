@@ -230,6 +230,7 @@ def latency(
         "offered_per_s": rate,
         "achieved_offer_per_s": offered["achieved_per_s"],
         "offer_ack_ms": offered["ack_ms"],
+        "offer_largest_tick": offered["largest_tick"],  # records due at once after the offerer's stall
         "events": n,
         "decisions": got["decisions"],  # distinct lat- keys read within the collector's deadline
         "on_topic": on_topic,  # re-read afterwards: applications, decisions, committed offsets
