@@ -11,9 +11,10 @@
   "decided" = the decision's own ``latency.total_s`` (event time → decision built) and "received" =
   event time → the decision read by a downstream consumer. The load comes from a producer process and
   the decisions are read by a collector process (:mod:`bench.stream_load`), neither in the worker's
-  process: payloads pre-encoded, ``event_time`` stamped when sent, one ``send_batch`` per partition
-  every ``--tick-ms`` (5 ms: 200 producer batches/s). "broker floor" = the same load read straight
-  back from the applications topic without a worker (one hop instead of two: what Tansu itself adds).
+  process: payloads pre-encoded, ``event_time`` stamped when sent, ``send_batch`` per partition (more
+  than one when a tick overflows a producer batch) every ``--tick-ms`` (5 ms: 200 producer batches/s).
+  "broker floor" = the same load read straight back from the applications topic without a worker (one
+  hop instead of two: what Tansu itself adds).
 
 Model: ``--model DIR``, else the newest under var/models, else a 500-tree model trained once on
 var/features (the real sample's feature build) into var/bench/stream-model. Events are the feature
