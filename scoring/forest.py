@@ -39,6 +39,7 @@ import math
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import lightgbm
 import numpy as np
@@ -210,11 +211,14 @@ def verify(forest: CompiledForest, booster: lightgbm.Booster, probe: np.ndarray)
     return None
 
 
-def probe_rows(booster: lightgbm.Booster, n: int = 512, seed: int = 0) -> np.ndarray:
+def probe_rows(
+    booster: lightgbm.Booster, n: int = 512, seed: int = 0, dump: dict[str, Any] | None = None
+) -> np.ndarray:
     """Rows spanning each feature's training range, with NaN, exact zeros, tiny values, negatives,
-    seen and unseen categorical levels — what a router must get right."""
+    seen and unseen categorical levels — what a router must get right. ``dump``: the booster's
+    ``dump_model()`` when the caller has it already."""
     rng = np.random.default_rng(seed)
-    infos = booster.dump_model(num_iteration=-1).get("feature_infos", {})
+    infos = (dump if dump is not None else booster.dump_model(num_iteration=-1)).get("feature_infos", {})
     n_features = booster.num_feature()
     rows = rng.normal(0.0, 1.0, size=(n, n_features))
     for j, info in enumerate(list(infos.values())[:n_features]):
@@ -242,24 +246,19 @@ _CACHE: weakref.WeakKeyDictionary[lightgbm.Booster, tuple[CompiledForest | None,
 _LOCK = threading.Lock()
 
 
-def forest_for(booster: lightgbm.Booster, extra_probe: np.ndarray | None = None) -> CompiledForest | None:
+def forest_for(booster: lightgbm.Booster) -> CompiledForest | None:
     """The booster's verified compiled forest (cached), or None when it cannot be compiled exactly —
     then :func:`fallback_reason` says why and callers keep ``booster.predict``."""
     with _LOCK:
         if booster not in _CACHE:
-            _CACHE[booster] = _build(booster, extra_probe)
+            _CACHE[booster] = _build(booster)
         return _CACHE[booster][0]
 
 
-def _build(
-    booster: lightgbm.Booster, extra_probe: np.ndarray | None
-) -> tuple[CompiledForest | None, str | None]:
+def _build(booster: lightgbm.Booster) -> tuple[CompiledForest | None, str | None]:
     try:
         forest = CompiledForest(booster)
-        probe = probe_rows(booster)
-        if extra_probe is not None and len(extra_probe):
-            probe = np.vstack([probe, np.asarray(extra_probe, dtype=np.float32)])
-        problem = verify(forest, booster, probe)
+        problem = verify(forest, booster, probe_rows(booster))
     except (ScoringError, KeyError, ValueError) as exc:
         return None, str(exc)
     return (None, problem) if problem is not None else (forest, None)

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from numba import njit
 
 from scoring.exceptions import ScoringError
+from scoring.forest import probe_rows
 
 
 class PathExplainer:
@@ -101,7 +102,7 @@ class PathExplainer:
         return np.array([1.0 / (1.0 + exp(minus_sigma * x)) for x in raw.tolist()], dtype=np.float64)
 
     def _verify_probabilities(self, booster: lightgbm.Booster, dump: dict[str, Any]) -> bool:
-        probe = _probe_rows(dump, self.n_features)
+        probe = probe_rows(booster, 256, dump=dump)
         try:
             fast = self.probabilities_from_leaves(self.leaves(booster, probe, num_threads=1))
         except (ScoringError, ValueError, IndexError):
@@ -240,24 +241,6 @@ def _leaf_values_and_sigmoid(booster: lightgbm.Booster, n_leaves: int) -> tuple[
     if len(values) != n_leaves:  # not the trees dump_model described: no exact path
         return np.zeros(max(n_leaves, 1)), None
     return np.asarray(values, dtype=np.float64), sigmoid
-
-
-def _probe_rows(dump: dict[str, Any], n_features: int, n: int = 256) -> np.ndarray:
-    """Rows spanning each feature's training range (and NaN, and unseen levels) to check exactness."""
-    rng = np.random.default_rng(0)
-    rows = rng.normal(0.0, 1.0, size=(n, n_features))
-    for j, info in enumerate(list(dump.get("feature_infos", {}).values())[:n_features]):
-        text = str(info)
-        try:
-            if text.startswith("[") and ":" in text:
-                lo, hi = (float(v) for v in text.strip("[]").split(":"))
-                rows[:, j] = rng.uniform(lo, hi, n)
-            elif ":" in text or text.lstrip("-").isdigit():  # categorical: seen levels and unseen ones
-                rows[:, j] = rng.choice([float(v) for v in text.split(":")] + [-1.0, 1e6], n)
-        except ValueError:
-            continue  # "none" (unused feature) or an unexpected format: keep the normal draws
-    rows[rng.random(rows.shape) < 0.15] = np.nan
-    return rows.astype(np.float32)
 
 
 _CACHE: weakref.WeakKeyDictionary[lightgbm.Booster, PathExplainer] = weakref.WeakKeyDictionary()
