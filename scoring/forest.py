@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -163,14 +164,15 @@ class CompiledForest:
     def score(self, matrix: np.ndarray, num_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities (n,) float64, leaves (n, T) int32) of a (n, F) float32 matrix.
 
-        Releases the GIL. ``num_threads`` > 1 splits large batches over that many threads (0 = 2)."""
+        Releases the GIL. ``num_threads`` > 1 splits large batches over that many threads (0 = one
+        per core, as LightGBM's)."""
         x = np.ascontiguousarray(matrix, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ScoringError(f"forest: expected (n, {self.n_features}) rows, got shape {x.shape}")
         n = x.shape[0]
         leaves = np.empty((n, self.n_trees), dtype=np.int32)
         prob = np.empty(n, dtype=np.float64)
-        threads = 2 if num_threads <= 0 else num_threads
+        threads = (os.cpu_count() or 1) if num_threads <= 0 else num_threads
         threads = max(1, min(threads, n // MIN_ROWS_PER_THREAD))
         if threads == 1:
             self._run(x, leaves, prob, 0, n)
@@ -192,6 +194,8 @@ class CompiledForest:
     def _executor(self, threads: int) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None or self._pool._max_workers < threads:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)  # idle between calls: its threads just exit
                 self._pool = ThreadPoolExecutor(threads, thread_name_prefix="forest")
             return self._pool
 
