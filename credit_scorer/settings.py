@@ -100,7 +100,14 @@ class StreamSettings(BaseModel):
         "refusals", description="Which decisions carry top reasons (every REFUS by default)."
     )
     fetch_max_wait_ms: int = Field(
-        5, ge=1, le=5000, description="Broker long-poll wait of the worker's fetches (0 stalls on Tansu)."
+        5, ge=1, le=5000, description="Broker long-poll wait of the worker's fetches (the floor)."
+    )
+    fetch_max_wait_cap_ms: int = Field(
+        1000,
+        ge=1,
+        le=30000,
+        description="Longest long-poll the worker raises to when its fetches starve (records pending, "
+        "none arriving: stream_app.fetch_guard); below fetch_max_wait_ms means no raise.",
     )
     faust_stock_consumer: bool = Field(
         False, description="faust engine only: Faust's stock consumer (loses records after a seek) - tests."

@@ -16,6 +16,7 @@ APPROVAL_RATE = "credit_scorer:approval_rate:ratio_10m"
 DEAD_LETTER_RATIO = "credit_scorer:dead_letter_ratio:ratio_5m"
 CONSUMER_LAG = "credit_scorer:consumer_lag:sum"
 PSI_BY_FEATURE = "credit_scorer:psi:max"
+STALLED = "credit_scorer:stalled_seconds:max"
 
 _DECISIONS_10M = "sum by (model_version) (rate(credit_scorer_decisions_total[10m]))"
 _DEAD_LETTERS_5M = "(sum(rate(credit_scorer_dead_letters_total[5m])) or vector(0))"
@@ -53,6 +54,11 @@ def recording_rules() -> list[dict[str, str]]:
         {
             "record": PSI_BY_FEATURE,
             "expr": "max by (feature) (credit_scorer_psi)",
+        },
+        {
+            # each worker's own watch: records pending on its partitions, none handled since
+            "record": STALLED,
+            "expr": "max by (instance) (credit_scorer_stalled_seconds)",
         },
     ]
 
@@ -101,6 +107,18 @@ def alerting_rules() -> list[dict[str, Any]]:
                 "summary": "Consumer lag on {{ $labels.topic }} keeps growing",
                 "description": "The workers fall behind: lag is growing for 10 minutes and above "
                 f"{slo.CONSUMER_LAG_MIN_RECORDS} records.",
+            },
+        },
+        {
+            "alert": "ScorerStalled",
+            "expr": f"{STALLED} > {slo.STALL_SECONDS}",
+            "for": "1m",
+            "labels": {"severity": "page"},
+            "annotations": {
+                "summary": "Worker {{ $labels.instance }} decides nothing while records wait",
+                "description": "Records are pending on its partitions and none was decided or "
+                "dead-lettered for {{ $value | humanizeDuration }}: see its log (fetches starved, "
+                "a dependency down) and credit_scorer_fetch_recoveries_total.",
             },
         },
         {

@@ -25,6 +25,9 @@ DEAD_LETTER_RATIO_MAX = 0.01
 # Total records behind on the applications topic before a growing lag is worth a page.
 CONSUMER_LAG_MIN_RECORDS = 1000
 
+# Records pending on a worker's partitions and none decided or dead-lettered this long: it is stalled.
+STALL_SECONDS = 30
+
 # Drift bands (population stability index), from the pure drift core.
 DRIFT_PSI_WARN = PSI_WARN
 DRIFT_PSI_ALERT = PSI_ALERT

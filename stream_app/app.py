@@ -9,7 +9,9 @@
   acks (and later commits) the events only after ``pipeline.handle`` returned, i.e. after every
   decision was acknowledged. Its consumer is :class:`stream_app.faust_consumer.SeekSafeConsumer`
   (Faust's own loses records after a seek; ``settings.stream.faust_stock_consumer`` brings it back to
-  reproduce that).
+  reproduce that). It fetches with the worker's long-poll (``stream.fetch_max_wait_ms``) and
+  :class:`stream_app.faust_consumer.FaustFetchWatch` raises it when fetches starve, as the batch
+  engine's fetch watch does.
 
 Clients are created when the app starts (``MicroBatchPipeline.start``), never at import.
 """
@@ -28,7 +30,7 @@ from stream_app.batch_service import BatchEngineService
 from stream_app.dead_letters import InboundRecord
 from stream_app.engine import MicroBatchPipeline
 from stream_app.exceptions import EngineStoppedError
-from stream_app.faust_consumer import SeekSafeApp
+from stream_app.faust_consumer import FaustFetchWatch, SeekSafeApp
 
 log = logging.getLogger(__name__)
 FAUST_WITHIN_MIN_S = 0.001
@@ -121,6 +123,10 @@ def create_app(settings: Settings, pipeline: MicroBatchPipeline, engine: str | N
     app_class: type[faust.App] = faust.App if settings.stream.faust_stock_consumer else SeekSafeApp
     faust_app = app_class(settings.kafka.consumer_group, **faust_settings(settings, engine))
     faust_app.service(PipelineService(pipeline))  # type: ignore[arg-type]
+    if isinstance(faust_app, SeekSafeApp):  # its consumer takes the worker's long-poll and is watched
+        faust_app.fetch_max_wait_ms = settings.stream.fetch_max_wait_ms
+        watch = FaustFetchWatch(faust_app, pipeline, settings.stream, pipeline.metrics)
+        faust_app.service(watch)  # type: ignore[arg-type]
     _add_faust_agent(faust_app, settings, pipeline)
     return faust_app
 

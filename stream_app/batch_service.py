@@ -30,8 +30,10 @@ watermark. Batches overlap by one: batch N is staged (parsed, one Redis round tr
 while batch N-1 is scored on the scorer thread (LightGBM releases the GIL) and published. Commits run
 off the batch path in one committer task (one commit in flight; the batches delivered meanwhile go into
 the next one), only ever for offsets whose records were all acknowledged, in batch order, and are
-flushed before partitions are given away and on stop. Faust still runs the app (lifecycle, signals,
-web, settings).
+flushed before partitions are given away and on stop. After every poll the fetch watch
+(:mod:`stream_app.fetch_watch`) refreshes the lag and raises the long-poll when fetches starve (records
+pending, too few arriving: Tansu's memory log answers short long-polls with nothing once it is large).
+Faust still runs the app (lifecycle, signals, web, settings).
 """
 
 from __future__ import annotations
@@ -50,11 +52,11 @@ from credit_scorer.settings import Settings
 from stream_app.dead_letters import InboundRecord
 from stream_app.engine import MicroBatchPipeline, PreparedBatch
 from stream_app.exceptions import EngineStoppedError
+from stream_app.fetch_watch import FetchWatch
 from stream_app.kafka_config import consumer_kwargs
 from stream_app.retry import Backoff
 
 log = logging.getLogger(__name__)
-LAG_EVERY_S = 1.0
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -86,7 +88,6 @@ class BatchEngineService(Service):
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._last_lag_at = 0.0
         self._delivering: asyncio.Future[None] | None = None
         self._uncommitted = 0
         self.batches_committed = 0
@@ -137,9 +138,11 @@ class BatchEngineService(Service):
         stream = self.settings.stream
         timeout_ms = max(1, int(stream.batch_within_s * 1000))
         backoff = Backoff(stream.retry_initial_s, stream.retry_max_s)
+        watch = FetchWatch(stream, self.metrics, self.pipeline.progress)
         failures = 0
         try:
             while not self._stopping.is_set():
+                polled_at = time.monotonic()
                 try:
                     data = await consumer.getmany(timeout_ms=timeout_ms, max_records=stream.batch_max)
                     failures = 0
@@ -149,9 +152,11 @@ class BatchEngineService(Service):
                     log.warning("fetch failed (%s); retry %d", exc, failures)
                     await self._sleep_or_stop(backoff.delay(failures))
                     continue
+                waited = time.monotonic() - polled_at
+                fetched = sum(len(msgs) for msgs in data.values())
                 if data:
                     await self._handle(consumer, data)
-                await self._maybe_update_lag(consumer)
+                watch.observe(consumer, fetched, waited, self._uncommitted)
             await self.wait_deliveries(raise_errors=True)
             await self.flush_commits()
         except EngineStoppedError:
@@ -186,6 +191,8 @@ class BatchEngineService(Service):
                 return
             self._uncommitted += len(records)
             self.metrics.in_flight.set(self._uncommitted)
+            progress = self.pipeline.progress  # pending now, even if this batch then hangs
+            progress.pending(max(progress.pending_records, self._uncommitted))
             started = time.perf_counter()
             staged = await self.pipeline.stage(records)
             previous = self._delivering
@@ -278,21 +285,6 @@ class BatchEngineService(Service):
             await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
     # --- lag ------------------------------------------------------------------------------------------
-    async def _maybe_update_lag(self, consumer: AIOKafkaConsumer) -> None:
-        now = time.monotonic()
-        if now - self._last_lag_at < LAG_EVERY_S:
-            return
-        self._last_lag_at = now
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)  # from fetch responses, not ListOffsets LATEST
-            if highwater is None:
-                continue
-            try:
-                position = await asyncio.wait_for(consumer.position(tp), timeout=0.05)
-            except (TimeoutError, KafkaError):
-                continue
-            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
-
     def forget_partitions(self, revoked: list[TopicPartition]) -> None:
         for tp in revoked:
             with contextlib.suppress(KeyError):

@@ -47,6 +47,7 @@ from stream_app.kafka_decisions import PartitionBatch, Record, RecordPublisher
 from stream_app.metric_batch import observe_many
 from stream_app.metrics import ScorerMetrics
 from stream_app.retry import Backoff, retry_transient
+from stream_app.stall import ProgressWatch
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,10 @@ class MicroBatchPipeline:
         self.reasons = reasons
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
+        self.busy_s = 0.0  # seconds spent in handle()
+        self.handled_records = 0  # records handled (decided or dead-lettered) since start
+        self.progress = ProgressWatch()  # its engine reports what is pending; deliver() what was handled
+        metrics.stalled.set_function(self.progress.stalled_seconds)
         self._producer_factory = producer_factory
         self._producer: Any = None
         self._publisher: RecordPublisher | None = None
@@ -162,7 +167,11 @@ class MicroBatchPipeline:
     # --- the batch --------------------------------------------------------------------------------------
     async def handle(self, records: Sequence[InboundRecord]) -> BatchReport:
         """Process, publish and wait for the acks of one batch (raises EngineStoppedError on stop)."""
-        return await self.deliver(await self.prepare(records))
+        started = time.monotonic()
+        try:
+            return await self.deliver(await self.prepare(records))
+        finally:
+            self.busy_s += time.monotonic() - started  # the Faust engine's fetch watch reads it
 
     async def prepare(self, records: Sequence[InboundRecord]) -> PreparedBatch:
         """Parse, fetch features (one round trip), score and encode: everything but publishing."""
@@ -223,6 +232,8 @@ class MicroBatchPipeline:
         t_pub = time.perf_counter()
         await self._publish(batch.decisions, batch.dead)
         produced_at = time.time()
+        self.progress.handled(len(batch.decisions) + len(batch.dead))
+        self.handled_records += len(batch.decisions) + len(batch.dead)
         self._observe_batch(
             batch.records,
             batch.event_ts,

@@ -19,13 +19,37 @@ Two overrides close it:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode import Service
+
+from credit_scorer.settings import StreamSettings
+from stream_app.fetch_watch import FetchWatch
+from stream_app.metrics import ScorerMetrics
+from stream_app.stall import ProgressWatch
+
+WATCH_EVERY_S = 0.25
+
+
+class GuardedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+    """Faust's consumer thread with the worker's long-poll (Faust hard-codes ``fetch_max_wait_ms=1500``);
+    :class:`FaustFetchWatch` raises it when fetches starve, as the batch engine does."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            consumer._fetch_max_wait_ms = wait_ms  # read by aiokafka when it starts its fetcher
+        return consumer
 
 
 class SeekSafeConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+    def _new_consumer_thread(self) -> Any:
+        return GuardedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         records, active = await super()._wait_next_records(timeout)
         if records:
@@ -57,7 +81,52 @@ class SeekSafeTransport(faust_aiokafka.Transport):  # type: ignore[misc]
 
 
 class SeekSafeApp(faust.App):
-    """faust.App whose Kafka transport uses :class:`SeekSafeConsumer`."""
+    """faust.App whose Kafka transport uses :class:`SeekSafeConsumer` (long-poll: ``fetch_max_wait_ms``)."""
+
+    fetch_max_wait_ms: int | None = None
 
     def _new_transport(self) -> Any:
         return SeekSafeTransport(self.conf.broker_consumer, self)
+
+
+class FaustFetchWatch(Service):
+    """The fetch watch of the ``faust`` engine: every ``WATCH_EVERY_S`` it reads the lag of Faust's
+    aiokafka consumer (on the consumer thread) and feeds :class:`FetchWatch` with the records the
+    pipeline handled and the time it spent waiting for them (wall time less time inside the pipeline)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        pipeline: Any,  # stream_app.engine.MicroBatchPipeline (busy_s, handled_records, progress)
+        stream: StreamSettings,
+        metrics: ScorerMetrics,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.pipeline = pipeline
+        progress: ProgressWatch = pipeline.progress
+        self.watch = FetchWatch(stream, metrics, progress)
+        self._mark = (time.monotonic(), 0.0, 0)
+
+    def _consumer_thread(self) -> Any:
+        consumer = getattr(self.app, "_consumer", None)  # not created before the app starts
+        return getattr(consumer, "_thread", None)
+
+    @Service.task
+    async def _watch(self) -> None:
+        while not self.should_stop:
+            await self.sleep(WATCH_EVERY_S)
+            thread = self._consumer_thread()
+            client = getattr(thread, "_consumer", None)
+            if client is None or getattr(client, "_fetcher", None) is None:
+                continue
+            now, busy, handled = time.monotonic(), self.pipeline.busy_s, self.pipeline.handled_records
+            then, busy0, handled0 = self._mark
+            self._mark = (now, busy, handled)
+            waited = max(0.0, (now - then) - (busy - busy0))
+
+            def seek(tp: Any, offset: int, client: Any = client, loop: Any = thread.thread_loop) -> None:
+                loop.call_soon_threadsafe(client.seek, tp, offset)  # aiokafka state lives on that loop
+
+            self.watch.observe(client, handled - handled0, waited, 0, seek=seek)

@@ -111,6 +111,28 @@ class ScorerMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.fetch_wait = Gauge(
+            "credit_scorer_fetch_wait_seconds",
+            "Broker long-poll wait of the worker's fetches now (raised when fetches starve).",
+            registry=r,
+        )
+        self.fetch_starved = Gauge(
+            "credit_scorer_fetch_starved_seconds",
+            "Seconds spent waiting on fetches while records were pending and too few arrived (0 = healthy).",
+            registry=r,
+        )
+        self.stalled = Gauge(
+            "credit_scorer_stalled_seconds",
+            "Seconds with records pending on the worker's partitions and none decided or dead-lettered "
+            "(0 = keeping up or idle; read at scrape time from stream_app.stall.ProgressWatch).",
+            registry=r,
+        )
+        self.fetch_recoveries = Counter(
+            "credit_scorer_fetch_recoveries_total",
+            "Recoveries from a starved consumer, by action (raise_wait, restart_fetch, relax_wait).",
+            ["action"],
+            registry=r,
+        )
         self.model_info = Info(
             "credit_scorer_model",
             "Identity of the model in use (exported as credit_scorer_model_info).",

@@ -20,7 +20,8 @@ from dashboards import build, slo
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="Debian's promtool is not installed (make setup)")
 
-W = f'instance="w1:9464", job="{slo.WORKER_JOB}"'
+JOB = slo.WORKER_JOB
+W = f'instance="w1:9464", job="{JOB}"'
 
 
 def _alert(labels: dict[str, str], summary: str, description: str) -> dict[str, Any]:
@@ -158,6 +159,30 @@ CASES = [
                         {"severity": "info", "feature": "AMT_CREDIT"},
                         "Moderate drift of AMT_CREDIT (PSI > 0.1)",
                         "PSI of AMT_CREDIT is 0.300.",
+                    )
+                ],
+            ),
+        ],
+    ),
+    # records pending and nothing handled: the worker's stall gauge grows by 60 s a minute; another
+    # worker that keeps up (0) or was stalled for 20 s only does not page
+    _case(
+        {
+            f"credit_scorer_stalled_seconds{{{W}}}": "0 0 60 120 180 240 300 360",
+            f'credit_scorer_stalled_seconds{{instance="w2:9464", job="{JOB}"}}': "0 20 0 0 0 0 0 0",
+        },
+        [
+            ("ScorerStalled", "2m", []),
+            (
+                "ScorerStalled",
+                "4m",
+                [
+                    _alert(
+                        {"severity": "page", "instance": "w1:9464"},
+                        "Worker w1:9464 decides nothing while records wait",
+                        "Records are pending on its partitions and none was decided or dead-lettered for "
+                        "3m 0s: see its log (fetches starved, a dependency down) and "
+                        "credit_scorer_fetch_recoveries_total.",
                     )
                 ],
             ),
