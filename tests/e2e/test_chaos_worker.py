@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from credit_scorer.settings import Settings
-from stream_app.harness import WorkerProcess, application_payloads, collect, produce_payloads, sample_total
-from stream_app.tansu import free_port
+from devtools.harness import WorkerProcess, application_payloads, collect, produce_payloads, sample_total
+from devtools.launchers import free_port
 from tests.fixtures.kafka import StreamEnv
 from tests.polling import wait_until
 

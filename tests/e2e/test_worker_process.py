@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from credit_scorer.settings import Settings
-from schemas.codec import decode_decision
-from stream_app.harness import (
+from devtools.harness import (
     WorkerProcess,
     application_payloads,
     collect,
@@ -21,7 +20,8 @@ from stream_app.harness import (
     sample_total,
     settings_env,
 )
-from stream_app.tansu import free_port
+from devtools.launchers import free_port
+from schemas.codec import decode_decision
 from tests.fixtures.kafka import StreamEnv
 from tests.polling import wait_until
 

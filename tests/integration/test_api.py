@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.models import HealthResponse, PredictResponse
-from credit_scorer.redis_server import RedisServer, find_free_port
 from credit_scorer.settings import RedisSettings, Settings
-from feature_loader.redis_loader import read_feature_table
+from devtools.harness import load_cache
+from devtools.launchers import RedisServer, free_port
+from feature_cache.loader import read_feature_table
 from scoring.model import LoadedModel, load_model
 from scoring.service import CachedFeatures, ScoringInput, score_batch
-from stream_app.harness import load_cache
 from tests.fixtures.models import write_feature_dir
 from tests.fixtures.redis import small_schema as other_schema
 
@@ -232,7 +232,7 @@ def test_health_degraded_and_predict_503_when_redis_goes_down(
 
 
 def test_health_degraded_at_a_dead_port(small_model_dir: Path) -> None:
-    dead = RedisSettings(url=f"redis://127.0.0.1:{find_free_port()}/0", socket_timeout_s=0.5)
+    dead = RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0", socket_timeout_s=0.5)
     with TestClient(create_app(api_settings(dead, small_model_dir))) as client:
         response = client.get("/health")
         assert response.status_code == 503

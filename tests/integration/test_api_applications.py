@@ -17,10 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from credit_scorer.redis_server import find_free_port
 from credit_scorer.settings import RedisSettings, Settings
+from devtools.harness import collect, load_cache, settings_env
+from devtools.launchers import free_port
 from schemas.codec import parse_application
-from stream_app.harness import collect, load_cache, settings_env
 from tests.fixtures.kafka import run_async
 from tests.integration.test_api import api_settings, cached_table  # noqa: F401  (fixture)
 
@@ -68,7 +68,7 @@ def test_applications_are_published_and_consumed_back(
 def test_applications_503_when_the_broker_is_unreachable(
     small_model_dir: Path, redis_settings: RedisSettings
 ) -> None:
-    dead = f"127.0.0.1:{find_free_port()}"
+    dead = f"127.0.0.1:{free_port()}"
     settings = with_kafka(api_settings(redis_settings, small_model_dir, publish_timeout_s=2.0), dead, "apps")
     with TestClient(create_app(settings)) as client:
         for _ in range(2):  # a failed start leaves nothing behind: the next request tries again
@@ -89,7 +89,7 @@ def served_api(
 ) -> Iterator[str]:
     feature_dir, _ids, _matrix = cached_table
     load_cache(redis_settings.url, redis_settings.key_prefix, feature_dir)
-    port = find_free_port()
+    port = free_port()
     env = {
         **os.environ,
         **settings_env(api_settings(redis_settings, small_model_dir)),
@@ -130,7 +130,7 @@ def test_serve_command_answers_over_http(served_api: str, cached_table: Any) -> 
         assert 'route="/predict"' in client.get("/metrics").text
     # the image's HEALTHCHECK script: healthy on this API, unhealthy (exit 1, one line) on a dead port
     script = Path(__file__).resolve().parents[2] / "docker" / "healthcheck.py"
-    for url, code in ((f"{served_api}/health", 0), (f"http://127.0.0.1:{find_free_port()}/health", 1)):
+    for url, code in ((f"{served_api}/health", 0), (f"http://127.0.0.1:{free_port()}/health", 1)):
         env = {"PATH": os.environ["PATH"], "HEALTHCHECK_URL": url}
         result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
         assert result.returncode == code, result.stdout

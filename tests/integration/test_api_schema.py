@@ -20,9 +20,9 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from api.app import create_app
-from credit_scorer.redis_server import find_free_port
 from credit_scorer.settings import RedisSettings
-from stream_app.harness import load_cache
+from devtools.harness import load_cache
+from devtools.launchers import free_port
 from tests.integration.test_api import api_settings, cached_table  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ class LiveServer:
     """uvicorn serving ``app`` on a free loopback port in a thread; stopped with should_exit."""
 
     def __init__(self, app: Any) -> None:
-        self.port = find_free_port()
+        self.port = free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         )

@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from schemas.codec import parse_application
-from schemas.exceptions import InvalidEvent
-from stream_app.exceptions import ProducerInputError, StreamError
-from stream_app.producer import (
+from devtools.exceptions import ProducerError, ProducerInputError
+from devtools.harness import KafkaTopics
+from devtools.producer import (
     MALFORMED_PAYLOADS,
     produce,
     read_csv_applications,
     synthetic_applications,
 )
-from tests.fixtures.kafka import KafkaTopics
+from schemas.codec import parse_application
+from schemas.exceptions import InvalidEvent
 
 pytestmark = pytest.mark.integration
 
@@ -137,9 +137,9 @@ async def test_duration_stops_the_stream(tansu_broker: str, make_topics: Callabl
 
 
 async def test_unreachable_broker_is_a_clear_error() -> None:
-    from stream_app.tansu import free_port
+    from devtools.launchers import free_port
 
-    with pytest.raises(StreamError, match=r"cannot connect to the broker at 127\.0\.0\.1:\d+"):
+    with pytest.raises(ProducerError, match=r"cannot connect to the broker at 127\.0\.0\.1:\d+"):
         await produce(f"127.0.0.1:{free_port()}", "t", synthetic_applications(1), rate=0)
 
 
@@ -211,7 +211,7 @@ def test_cli_streams_synthetic_applications(
 
 def test_cli_unreachable_broker_exits_1(tmp_path: Path) -> None:
     from credit_scorer.cli import app
-    from stream_app.tansu import free_port
+    from devtools.launchers import free_port
 
     result = CliRunner().invoke(
         app, ["stream", "produce", "--synthetic", "3", "--bootstrap-servers", f"127.0.0.1:{free_port()}"]

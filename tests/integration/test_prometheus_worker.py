@@ -34,7 +34,7 @@ from dashboards.cli import app as dashboards_cli
 from dashboards.panels import DASHBOARDS
 from dashboards.promql import PanelQuery, alert_rules
 from dashboards.verify import PrometheusAPI, check_alert_signals, check_panel, verify
-from stream_app.harness import application_payloads, produce_payloads
+from devtools.harness import application_payloads, produce_payloads
 from tests.fixtures.kafka import StreamEnv
 from tests.fixtures.prometheus import SCRAPE_INTERVAL_S, PrometheusServer, free_port, wait_until
 

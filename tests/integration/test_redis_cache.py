@@ -14,16 +14,16 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from credit_scorer.settings import RedisSettings
-from feature_loader.exceptions import FeatureCacheError, FeatureVersionMismatchError, NoCurrentVersionError
-from feature_loader.redis_features import RedisFeatureStore, create_redis_client
-from feature_loader.redis_keys import meta_key, schema_key, vector_key
-from feature_loader.redis_loader import (
+from feature_cache.exceptions import FeatureCacheError, FeatureVersionMismatchError, NoCurrentVersionError
+from feature_cache.keys import meta_key, schema_key, vector_key
+from feature_cache.loader import (
     cache_status,
     drop_version,
     load_features,
     switch_version,
     write_vectors,
 )
+from feature_cache.store import RedisFeatureStore, create_redis_client
 from tests.fixtures.redis import FeatureBuild, small_schema
 from tests.fixtures.redis import float_bits as bits
 

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from credit_scorer.redis_server import find_free_port
-from feature_loader.cache_cli import app
+from devtools.launchers import free_port
+from feature_cache.cli import app
 from tests.fixtures.redis import FeatureBuild, small_schema
 
 pytestmark = pytest.mark.integration
@@ -92,5 +92,5 @@ def test_bad_input_exits_2_with_one_line(
     assert_one_line_error(*cli("drop", "bad*version")[::2], "invalid feature version")
     result = CliRunner().invoke(app, ["status", "--url", redis_url, "--prefix", "has space"])
     assert_one_line_error(result.exit_code, result.stderr, "invalid Redis key prefix")
-    dead = f"redis://127.0.0.1:{find_free_port()}/0"
+    dead = f"redis://127.0.0.1:{free_port()}/0"
     assert_one_line_error(*cli("status", url=dead)[::2], "unavailable", dead)

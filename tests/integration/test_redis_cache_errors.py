@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from credit_scorer.exceptions import RedisServerError
-from credit_scorer.redis_server import BINARY_ENV, RedisServer, find_free_port, find_redis_server_binary
 from credit_scorer.settings import RedisSettings
-from feature_loader.exceptions import CacheUnavailableError
-from feature_loader.redis_features import RedisFeatureStore, create_redis_client, create_sync_redis_client
-from feature_loader.redis_loader import cache_status, load_features, switch_version
+from devtools.exceptions import RedisServerError
+from devtools.launchers import BINARY_ENV, RedisServer, find_redis_server_binary, free_port
+from feature_cache.exceptions import CacheUnavailableError
+from feature_cache.loader import cache_status, load_features, switch_version
+from feature_cache.store import RedisFeatureStore, create_redis_client, create_sync_redis_client
 from tests.fixtures.redis import FeatureBuild
 
 pytestmark = pytest.mark.integration
 
 
 async def test_nothing_listening_is_cache_unavailable_naming_the_server() -> None:
-    port = find_free_port()
+    port = free_port()
     settings = RedisSettings(url=f"redis://127.0.0.1:{port}/0", socket_timeout_s=0.5)
     client = create_redis_client(settings)
     store = RedisFeatureStore(client, "cs")

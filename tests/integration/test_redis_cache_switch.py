@@ -11,8 +11,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from feature_loader.redis_features import RedisFeatureStore
-from feature_loader.redis_loader import load_features, switch_version
+from feature_cache.loader import load_features, switch_version
+from feature_cache.store import RedisFeatureStore
 from tests.fixtures.redis import FeatureBuild, small_schema
 from tests.fixtures.redis import float_bits as bits
 

@@ -1,4 +1,4 @@
-"""The pipelined MGET connection (feature_loader.redis_mget) against a real redis-server."""
+"""The pipelined MGET connection (feature_cache.mget) against a real redis-server."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import redis
 import redis.asyncio
 from pydantic import SecretStr
 
-from credit_scorer.redis_server import RedisServer
 from credit_scorer.settings import RedisSettings
-from feature_loader.exceptions import CacheUnavailableError
-from feature_loader.redis_features import RedisFeatureStore, create_redis_client, create_sync_redis_client
-from feature_loader.redis_loader import load_features, switch_version
+from devtools.launchers import RedisServer
+from feature_cache.exceptions import CacheUnavailableError
+from feature_cache.loader import load_features, switch_version
+from feature_cache.store import RedisFeatureStore, create_redis_client, create_sync_redis_client
 from tests.fixtures.redis import FeatureBuild
 from tests.fixtures.redis import float_bits as bits
 

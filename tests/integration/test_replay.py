@@ -13,7 +13,10 @@ import orjson
 import polars as pl
 import pytest
 
+from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import Settings
+from devtools.harness import application_payloads, collect, create_topics, produce_payloads
+from kafka_io.partitioner import partition_for
 from replay.checkpoint import CheckpointStore
 from replay.compare import income_band
 from replay.exceptions import CheckpointError
@@ -23,11 +26,8 @@ from replay.runner import Replayer, ReplayOptions, ReplayResult
 from schemas.codec import decode_decision
 from scoring.model import load_model
 from stream_app.batch_service import BatchEngineService
-from stream_app.harness import application_payloads, collect, produce_payloads
-from stream_app.kafka_decisions import partition_for
-from stream_app.metrics import ScorerMetrics
 from stream_app.worker import build_pipeline
-from tests.fixtures.kafka import StreamEnv, create_topics
+from tests.fixtures.kafka import StreamEnv
 
 pytestmark = pytest.mark.integration
 

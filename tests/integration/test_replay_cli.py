@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
+from devtools.harness import settings_env
 from replay.report import REPORT_FILE, SUMMARY_FILE
-from stream_app.harness import settings_env
 from tests.integration.test_replay import History, make_history  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration

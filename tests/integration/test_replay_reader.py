@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from credit_scorer.settings import KafkaSettings
+from devtools.harness import create_topics
 from replay.exceptions import TopicError
 from replay.reader import ReadRange, TopicReader, read_all
-from tests.fixtures.kafka import create_topics
 
 pytestmark = pytest.mark.integration
 

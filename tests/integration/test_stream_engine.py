@@ -10,11 +10,11 @@ import numpy as np
 import orjson
 import pytest
 
+from credit_scorer.metrics import ScorerMetrics
+from devtools.harness import application_payloads, collect, produce_payloads
 from schemas.codec import decode_dead_letter, decode_decision
 from scoring.service import CachedFeatures, ScoringInput, score_batch
 from stream_app.batch_service import BatchEngineService
-from stream_app.harness import application_payloads, collect, produce_payloads
-from stream_app.metrics import ScorerMetrics
 from stream_app.worker import build_pipeline
 from tests.fixtures.kafka import StreamEnv
 from tests.polling import wait_until
@@ -155,8 +155,8 @@ async def test_redis_outage_is_retried_without_dead_letters(
     make_stream_env: Callable[..., StreamEnv], tmp_path: Path
 ) -> None:
     """Redis stops under the worker: the batch waits (retries counted) and is decided once it is back."""
-    from credit_scorer.redis_server import RedisServer
-    from stream_app.harness import load_cache
+    from devtools.harness import load_cache
+    from devtools.launchers import RedisServer
     from tests.fixtures.models import write_feature_dir
 
     env = make_stream_env(partitions=1)
@@ -242,8 +242,8 @@ async def test_a_stalled_broker_delays_but_loses_and_dead_letters_nothing(
     import os
     import signal
 
-    from stream_app.tansu import TansuBroker
-    from tests.fixtures.kafka import create_topics
+    from devtools.harness import create_topics
+    from devtools.launchers import TansuBroker
 
     env = make_stream_env(partitions=2)
     broker = TansuBroker().start()  # our own: freezing the shared one would stall other tests

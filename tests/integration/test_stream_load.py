@@ -15,8 +15,7 @@ from collections.abc import Callable
 import orjson
 
 from bench.stream_load import acked_anomalies, offer
-from stream_app.harness import collect
-from tests.fixtures.kafka import KafkaTopics
+from devtools.harness import KafkaTopics, collect
 
 
 def _records(n: int) -> list[tuple[bytes, bytes]]:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import DriftSettings
 from scoring.drift import DriftMonitor
 from scoring.model_card import ModelCard, TrainingData
 from scoring.service import BatchScore, ScoreResult
 from stream_app.drift_observer import DriftObserver, drift_observers
-from stream_app.metrics import ScorerMetrics
 
 REFERENCE = {
     "score": {"edges": [0.5], "proportions": [0.5, 0.5], "missing": 0.0},

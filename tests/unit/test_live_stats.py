@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_app.live_stats import (
+from devtools.demo.live_stats import (
     LatencyWindow,
     LiveStats,
     RateWindow,
@@ -19,7 +19,7 @@ from stream_app.live_stats import (
     fold_decision,
     percentile,
 )
-from stream_app.live_view import LiveDisplay, format_line
+from devtools.demo.live_view import LiveDisplay, format_line
 
 finite = st.floats(min_value=0.0, max_value=1e4, allow_nan=False, allow_infinity=False)
 
@@ -198,7 +198,7 @@ def test_duplicates_are_counted_once_within_the_dedupe_window() -> None:
 def test_interactive_only_on_a_terminal_outside_ci(
     monkeypatch: pytest.MonkeyPatch, tty: bool, ci: str, expected: bool
 ) -> None:
-    from stream_app.live_view import is_interactive
+    from devtools.demo.live_view import is_interactive
 
     class Stream(io.StringIO):
         def isatty(self) -> bool:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from feature_loader.redis_keys import (
+from feature_cache.keys import (
     check_version,
     current_key,
     encode_ids,

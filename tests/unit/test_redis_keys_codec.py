@@ -7,8 +7,8 @@ import pytest
 from pydantic import SecretStr
 
 from credit_scorer.settings import RedisSettings
-from feature_loader.exceptions import CacheUnavailableError, FeatureCacheError
-from feature_loader.redis_features import (
+from feature_cache.exceptions import CacheUnavailableError, FeatureCacheError
+from feature_cache.store import (
     create_redis_client,
     create_sync_redis_client,
     decode_vectors,

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from credit_scorer.metrics import LATENCY_BUCKETS, ScorerMetrics
+from kafka_io.partitioner import group_by_partition, murmur2_many, partition_for
 from stream_app.exceptions import EngineStoppedError
-from stream_app.kafka_decisions import group_by_partition, murmur2_many, partition_for
 from stream_app.metric_batch import observe_many
-from stream_app.metrics import LATENCY_BUCKETS, ScorerMetrics
 from stream_app.retry import Backoff, retry_transient
 
 
@@ -148,10 +148,10 @@ def test_a_row_the_scorer_cannot_use_is_dead_lettered_and_the_rest_scored(small_
 
     from credit_scorer.settings import Settings
     from feature_loader.feature_schema import FeatureField, FeatureKind, FeatureSchema
+    from kafka_io.records import InboundRecord
     from schemas.codec import parse_application
     from scoring.model import load_model
     from scoring.service import CachedFeatures
-    from stream_app.dead_letters import InboundRecord
     from stream_app.engine import MicroBatchPipeline
 
     model = load_model(small_model_dir)

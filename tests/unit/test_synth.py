@@ -9,10 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from feature_loader.exceptions import SynthError
-from feature_loader.synth import synthesize
-from feature_loader.synth_profile import load_profile
-from feature_loader.synth_spec import TABLES
+from synthetic_data.exceptions import SynthError
+from synthetic_data.profile import load_profile
+from synthetic_data.spec import TABLES
+from synthetic_data.synth import synthesize
 
 SCALE = 0.01  # 3,075 train + 487 test applicants, ~0.6M rows in all: about a second
 
@@ -230,7 +230,7 @@ def test_unreadable_profile_is_rejected(tmp_path: Path) -> None:
 
 def test_ids_continue_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Several chunks, one of them holding both train and test applicants: ids stay dense and unique."""
-    import feature_loader.synth as synth_module
+    import synthetic_data.synth as synth_module
 
     monkeypatch.setattr(synth_module, "CHUNK_CLIENTS", 700)
     summary = synthesize(tmp_path, scale=0.005, seed=1)  # 1,538 + 244 clients → 3 chunks of 700

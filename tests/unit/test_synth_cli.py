@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from credit_scorer.cli import app
-from feature_loader.synth_spec import TABLES
+from synthetic_data.spec import TABLES
 
 
 def test_synth_writes_compressed_files_and_a_summary(tmp_path: Path) -> None:

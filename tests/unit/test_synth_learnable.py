@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from feature_loader.synth import synthesize
+from synthetic_data.synth import synthesize
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:

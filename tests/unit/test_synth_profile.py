@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from credit_scorer.cli import app as root_app
-from feature_loader.exceptions import MissingFileError, SynthError
-from feature_loader.synth_columns import joint_u, sample_column, values_from_u
-from feature_loader.synth_profile import DEFAULT_PROFILE_PATH, build_profile, load_profile, profile_column
-from feature_loader.synth_spec import TABLES
+from feature_loader.exceptions import MissingFileError
+from synthetic_data.columns import joint_u, sample_column, values_from_u
+from synthetic_data.exceptions import SynthError
+from synthetic_data.profile import DEFAULT_PROFILE_PATH, build_profile, load_profile, profile_column
+from synthetic_data.spec import TABLES
 
 
 def test_point_masses_and_missing_rate_are_reproduced() -> None:

@@ -2,7 +2,7 @@
 
 Each row becomes one ``LoanApplication`` event (schemas/events.py), keyed by its ``application_id``;
 ``event_time`` is stamped when the event is handed to the producer, so the worker's event→decision
-latency starts there. Rows come from :mod:`stream_app.application_sources` (CSV or synthetic, validated
+latency starts there. Rows come from :mod:`devtools.application_sources` (CSV or synthetic, validated
 against the event schema before anything is sent).
 
 Pacing is by absolute schedule (event ``i`` is due at ``t0 + i / rate``), sent in small bursts, so the
@@ -28,12 +28,15 @@ from typing import Any
 
 import orjson
 
-from stream_app.application_sources import (
+from devtools.application_sources import (
     ApplicationRow,
     read_csv_applications,
     synthetic_applications,
 )
-from stream_app.exceptions import ProducerInputError, StreamError
+from devtools.exceptions import ProducerError, ProducerInputError
+from kafka_io.exceptions import RecordTooLargeError
+from kafka_io.partitioner import group_by_partition
+from kafka_io.sender import send_records
 
 __all__ = [
     "MALFORMED_PAYLOADS",
@@ -113,7 +116,7 @@ ProgressCallback = Callable[[ProduceSummary], None]
 
 
 async def start_producer(bootstrap_servers: str, *, linger_ms: int = 0, timeout_s: float = 15.0) -> Any:
-    """A started AIOKafkaProducer (StreamError naming the broker when it cannot connect)."""
+    """A started AIOKafkaProducer (ProducerError naming the broker when it cannot connect)."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
@@ -129,53 +132,39 @@ async def start_producer(bootstrap_servers: str, *, linger_ms: int = 0, timeout_
     except (KafkaError, OSError, TimeoutError) as exc:
         with contextlib.suppress(Exception):
             await producer.stop()
-        raise StreamError(
+        raise ProducerError(
             f"cannot connect to the broker at {bootstrap_servers}: {exc or type(exc).__name__}"
         ) from None
     return producer
 
 
 class BatchSender:
-    """Sends bursts of (key, value) as one record batch per partition (``send_batch``).
+    """Sends bursts of (key, value) as record batches per partition (:func:`kafka_io.sender.send_records`).
 
-    Partitions are chosen exactly as ``producer.send`` would (murmur2 of the key, aiokafka's
-    DefaultPartitioner), so keyed ordering is unchanged, at a fraction of the per-record cost.
+    Partitions are chosen exactly as ``producer.send`` would (murmur2 of the key, the Java client's and
+    aiokafka's default partitioner), so keyed ordering is unchanged, at a fraction of the per-record cost.
     """
 
     def __init__(self, producer: Any, topic: str, partitions: Sequence[int]) -> None:
-        from aiokafka.partitioner import DefaultPartitioner
-
         self.producer = producer
         self.topic = topic
         self.partitions = sorted(partitions)
-        self._partitioner = DefaultPartitioner()
         self.pending: list[tuple[asyncio.Future[Any], int]] = []  # (delivery future, records)
 
     @classmethod
     async def create(cls, producer: Any, topic: str) -> BatchSender:
         partitions = await producer.partitions_for(topic)
         if not partitions:
-            raise StreamError(f"topic {topic} has no partitions")
+            raise ProducerError(f"topic {topic} has no partitions")
         return cls(producer, topic, sorted(partitions))
 
     async def send(self, burst: Sequence[tuple[bytes, bytes]]) -> None:
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
-        for key, value in burst:
-            p = self._partitioner(key, self.partitions, self.partitions)
-            by_partition.setdefault(p, []).append((key, value))
-        for partition, records in by_partition.items():
-            batch, count = self.producer.create_batch(), 0
-            for key, value in records:
-                if batch.append(key=key, value=value, timestamp=None) is None:  # batch full
-                    self.pending.append((await self._submit(batch, partition), count))
-                    batch, count = self.producer.create_batch(), 0
-                    batch.append(key=key, value=value, timestamp=None)
-                count += 1
-            self.pending.append((await self._submit(batch, partition), count))
-
-    async def _submit(self, batch: Any, partition: int) -> asyncio.Future[Any]:
-        fut: asyncio.Future[Any] = await self.producer.send_batch(batch, self.topic, partition=partition)
-        return fut
+        for group in group_by_partition(self.topic, burst, self.partitions):
+            try:
+                sent = await send_records(self.producer, self.topic, group.partition, group.records)
+            except RecordTooLargeError as exc:
+                raise ProducerInputError(f"{self.topic}: {exc}") from None
+            self.pending.extend((s.future, s.count) for s in sent)
 
     async def drain(self, summary: ProduceSummary) -> None:
         """Wait for every submitted batch; failed records are counted in ``summary``."""

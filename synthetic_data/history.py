@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from feature_loader.synth_application import logit_offset, sigmoid
-from feature_loader.synth_columns import (
+from synthetic_data.application import logit_offset, sigmoid
+from synthetic_data.columns import (
     apply_ratios,
     clamp_ratios,
     joint_u,
@@ -26,7 +26,7 @@ from feature_loader.synth_columns import (
     to_frame,
     values_from_u,
 )
-from feature_loader.synth_spec import (
+from synthetic_data.spec import (
     BUREAU_BALANCE_MEAN,
     BUREAU_BALANCE_SHARE,
     BUREAU_DPD_STATUSES,

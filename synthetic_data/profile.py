@@ -1,6 +1,6 @@
 """Learn the small statistical profile that drives the synthetic generator from the real sample.
 
-The profile is plain JSON (committed as ``feature_loader/synth_profile.json``) so synthesis works where
+The profile is plain JSON (committed as ``synthetic_data/profile.json``) so synthesis works where
 the sample is absent. Per table: the column order and, per column, its type (``i`` integer, ``f`` float,
 ``s`` string), its missing rate and either its levels with frequencies (strings) or a compact
 piecewise-linear inverse CDF (``u`` → ``x`` knots) that reproduces quantiles *and* point masses such as
@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from feature_loader.exceptions import MissingColumnError, MissingFileError, SynthError
-from feature_loader.synth_spec import (
+from feature_loader.exceptions import MissingColumnError, MissingFileError
+from synthetic_data.exceptions import SynthError
+from synthetic_data.spec import (
     APPLICATION_GROUP_COLUMNS,
     BOUNDED_RATIOS,
     COUPLED_COLUMNS,
@@ -29,7 +30,7 @@ from feature_loader.synth_spec import (
     TABLES,
 )
 
-DEFAULT_PROFILE_PATH = Path(__file__).with_name("synth_profile.json")
+DEFAULT_PROFILE_PATH = Path(__file__).with_name("profile.json")
 PROFILE_FORMAT = 1
 
 _DISCRETE_MAX_UNIQUE = 40

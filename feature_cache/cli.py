@@ -17,6 +17,7 @@ import orjson
 import typer
 
 from credit_scorer.cli_errors import cli_error
+from feature_cache.exceptions import FeatureCacheError
 from feature_loader.exceptions import FeatureLoaderError
 
 if TYPE_CHECKING:
@@ -40,15 +41,16 @@ def _redis_settings(url: str | None, prefix: str | None) -> RedisSettings:
 
 @contextmanager
 def _client(settings: RedisSettings) -> Iterator[redis.Redis]:
-    from feature_loader.redis_features import create_sync_redis_client
+    from feature_cache.store import create_sync_redis_client
 
     try:
         client = create_sync_redis_client(settings)
-    except FeatureLoaderError as exc:
+    except FeatureCacheError as exc:
         raise cli_error(str(exc)) from None
     try:
         yield client
-    except (FeatureLoaderError, ValueError) as exc:  # ValueError: a malformed version or prefix
+    # FeatureLoaderError: an unreadable feature table; ValueError: a malformed version or prefix
+    except (FeatureCacheError, FeatureLoaderError, ValueError) as exc:
         raise cli_error(str(exc)) from None
     finally:
         client.close()
@@ -78,7 +80,7 @@ def load(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from credit_scorer.settings import get_settings
-    from feature_loader.redis_loader import load_features, switch_version
+    from feature_cache.loader import load_features, switch_version
 
     settings = _redis_settings(url, prefix)
     folder = features if features is not None else get_settings().paths.features_dir
@@ -133,7 +135,7 @@ def switch(
     prefix: str | None = PREFIX_OPTION,
 ) -> None:
     """Atomically make a loaded version the live one."""
-    from feature_loader.redis_loader import switch_version
+    from feature_cache.loader import switch_version
 
     settings = _redis_settings(url, prefix)
     with _client(settings) as client:
@@ -149,7 +151,7 @@ def drop(
     prefix: str | None = PREFIX_OPTION,
 ) -> None:
     """Delete every key of a version (SCAN + UNLINK in batches)."""
-    from feature_loader.redis_loader import drop_version
+    from feature_cache.loader import drop_version
 
     settings = _redis_settings(url, prefix)
     with _client(settings) as client:
@@ -169,7 +171,7 @@ def status(
     from rich.console import Console
     from rich.table import Table
 
-    from feature_loader.redis_loader import cache_status
+    from feature_cache.loader import cache_status
 
     settings = _redis_settings(url, prefix)
     with _client(settings) as client:

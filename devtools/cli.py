@@ -1,4 +1,5 @@
-"""`credit-scorer stream produce` and `credit-scorer stream demo`, registered onto stream_app.cli.app.
+"""`credit-scorer stream produce` and `credit-scorer stream demo`, registered onto stream_app.cli.app
+(imported by credit_scorer.cli).
 
 Exit codes: 0 success; 1 a runtime failure (broker unreachable, undelivered events, missing decisions);
 2 bad input (file, row, field or option), always with one line naming it; 130 the demo was interrupted
@@ -15,8 +16,8 @@ from pathlib import Path
 import typer
 
 from credit_scorer.cli_errors import cli_error
+from devtools.exceptions import DevtoolsError, ProducerError, ProducerInputError
 from stream_app.cli import app
-from stream_app.exceptions import DemoError, ProducerInputError, StreamError
 
 
 def _check_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
@@ -45,8 +46,8 @@ def produce_command(
 ) -> None:
     """Stream a CSV or synthetic loan applications as LoanApplication events at a steady rate."""
     from credit_scorer.settings import get_settings
-    from stream_app.live_view import is_interactive
-    from stream_app.producer import ProduceSummary, produce, read_csv_applications, synthetic_applications
+    from devtools.demo.live_view import is_interactive
+    from devtools.producer import ProduceSummary, produce, read_csv_applications, synthetic_applications
 
     _check_positive("rate", rate, allow_zero=True)
     _check_positive("limit", limit)
@@ -100,7 +101,7 @@ def produce_command(
         summary = asyncio.run(run())
     except ProducerInputError as exc:
         raise cli_error(str(exc)) from None
-    except StreamError as exc:
+    except ProducerError as exc:
         raise cli_error(str(exc), code=1) from None
     if interactive:
         sys.stderr.write("\n")
@@ -130,7 +131,7 @@ def demo_command(
     summary_json: Path | None = typer.Option(None, "--summary-json", help="Also write the summary here."),
 ) -> None:
     """The embedded default: Tansu + redis-server + worker, the sample streamed live (Ctrl-C stops)."""
-    from stream_app.demo import DemoOptions, run_demo
+    from devtools.demo.run import DemoOptions, run_demo
 
     _check_positive("rate", rate, allow_zero=True)
     _check_positive("limit", limit)
@@ -150,7 +151,7 @@ def demo_command(
         report = run_demo(options)
     except ProducerInputError as exc:
         raise cli_error(str(exc)) from None
-    except (DemoError, StreamError) as exc:
+    except DevtoolsError as exc:  # DemoError, or the producer losing the broker
         raise cli_error(str(exc), code=1) from None
     if report.interrupted:
         raise typer.Exit(130)

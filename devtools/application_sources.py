@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from stream_app.exceptions import ProducerInputError
+from devtools.exceptions import ProducerInputError
 
 ID_COLUMN = "SK_ID_CURR"
 

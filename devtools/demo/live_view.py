@@ -1,10 +1,10 @@
 """Live terminal view of a running scorer: decisions/s, latency percentiles, approvals, dead letters.
 
-* statistics: :mod:`stream_app.live_stats` (pure, property-tested);
+* statistics: :mod:`devtools.demo.live_stats` (pure, property-tested);
 * rendering of a snapshot: a rich table redrawn on a terminal, one plain line per period otherwise
   (CI runs with no TTY and ``CI=true``);
 * :func:`watch_topics`, an aiokafka consumer (no consumer group, nothing committed) of the decisions
-  and dead-letter topics that folds every record into a :class:`~stream_app.live_stats.LiveStats`.
+  and dead-letter topics that folds every record into a :class:`~devtools.demo.live_stats.LiveStats`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from stream_app.live_stats import (
+from devtools.demo.live_stats import (
     LiveSnapshot,
     LiveStats,
     fold_dead_letter,

@@ -9,7 +9,7 @@ Steps, each printed with its timing:
 5. worker — ``credit-scorer stream worker`` as a subprocess, its environment pointing at both;
    one warm-up application must come back as a decision before the clock starts;
 6. stream — application_test rows as LoanApplication events at a steady rate while the live view
-   (stream_app/live_view.py) follows the decisions and dead-letter topics;
+   (devtools/demo/live_view.py) follows the decisions and dead-letter topics;
 7. summary — once every sent event has its decision or dead letter (or on Ctrl-C), all children are
    stopped (SIGTERM, then SIGKILL after a deadline) and the final figures are printed.
 
@@ -32,7 +32,8 @@ from typing import Any
 
 from rich.console import Console
 
-from stream_app.demo_prepare import (
+from devtools.demo.live_view import LiveDisplay, LiveStats, is_interactive, watch_topics
+from devtools.demo.prepare import (
     DemoChild,
     create_topics,
     ensure_features,
@@ -41,8 +42,7 @@ from stream_app.demo_prepare import (
     start_redis,
     start_worker,
 )
-from stream_app.exceptions import DemoError
-from stream_app.live_view import LiveDisplay, LiveStats, is_interactive, watch_topics
+from devtools.exceptions import DemoError
 
 WARMUP_TIMEOUT_S = 90.0
 DRAIN_TIMEOUT_S = 60.0
@@ -182,7 +182,7 @@ async def _stream(
     steps: StepPrinter,
     report: DemoReport,
 ) -> None:
-    from stream_app.producer import (
+    from devtools.producer import (
         EventFactory,
         cycle_rows,
         read_csv_applications,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from feature_loader.synth_profile import ColumnProfile, TableProfile
+from synthetic_data.profile import ColumnProfile, TableProfile
 
 Columns = dict[str, np.ndarray]
 _SQRT2 = np.sqrt(2.0)

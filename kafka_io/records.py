@@ -1,4 +1,5 @@
-"""Dead letters: the record of an unusable event (reason, message, original bytes, source position)."""
+"""Kafka record types: an outbound keyed record, a per-partition group of them, a consumed record, and
+the dead-letter record of an unusable event (reason, message, original bytes, source position)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ from datetime import UTC, datetime
 
 from schemas.codec import encode_dead_letter, make_dead_letter
 from schemas.exceptions import InvalidEvent
-from stream_app.kafka_decisions import Record
+
+Record = tuple[bytes | None, bytes]  # (key, value)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionBatch:
+    """Records bound for one partition of one topic, in the order they must be written."""
+
+    topic: str
+    partition: int
+    records: tuple[Record, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,14 +4,15 @@
   the online vector of each event equals the table row (scores comparable with the offline model);
 * :func:`produce_payloads` — send raw payloads to a topic fast (``send_batch``) or at a fixed rate;
 * :func:`collect` — consume a topic from the beginning until N records or a deadline;
-* :func:`load_cache` — put a feature table into Redis under its schema version and switch to it.
+* :func:`load_cache` — put a feature table into Redis under its schema version and switch to it;
+* :class:`KafkaTopics`, :func:`create_topics`, :func:`settings_for` — fresh topics and the settings of a
+  worker pointed at them (the test fixtures and the benchmarks share them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,56 @@ from typing import Any
 import numpy as np
 import orjson
 
+from credit_scorer.settings import Settings
 from feature_loader.feature_schema import FeatureKind, FeatureSchema, FeatureSource
-from stream_app.kafka_decisions import Record, RecordPublisher
+from kafka_io.records import Record
+from kafka_io.sender import RecordPublisher
+
+# Low timeouts so group joins and take-overs happen in a few seconds.
+LOW_SESSION_TIMEOUT_S = 6.0
+LOW_REBALANCE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class KafkaTopics:
+    applications: str
+    decisions: str
+    dead_letters: str
+    group: str
+    partitions: int
+
+
+async def create_topics(bootstrap_servers: str, names: list[str], partitions: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+def settings_for(bootstrap_servers: str, topics: KafkaTopics, **stream: Any) -> Settings:
+    """Settings pointing at ``topics`` on the broker, low timeouts, metrics server disabled (port 0)."""
+    base = Settings()
+    kafka = base.kafka.model_copy(
+        update={
+            "bootstrap_servers": bootstrap_servers,
+            "applications_topic": topics.applications,
+            "decisions_topic": topics.decisions,
+            "dead_letter_topic": topics.dead_letters,
+            "consumer_group": topics.group,
+            "partitions": topics.partitions,
+            "session_timeout_s": LOW_SESSION_TIMEOUT_S,
+            "rebalance_timeout_s": LOW_REBALANCE_TIMEOUT_S,
+            "request_timeout_s": 10.0,
+        }
+    )
+    stream_settings = base.stream.model_copy(
+        update={"metrics_port": 0, "web_port": 0, "retry_initial_s": 0.05, "retry_max_s": 0.5, **stream}
+    )
+    return base.model_copy(update={"kafka": kafka, "stream": stream_settings})
 
 
 @dataclass(frozen=True)
@@ -150,7 +199,7 @@ def load_cache(redis_url: str, prefix: str, feature_dir: Path) -> str:
     """Load ``feature_dir`` (features.parquet + feature_schema.json) into Redis and make it live."""
     import redis
 
-    from feature_loader.redis_loader import load_features, switch_version
+    from feature_cache.loader import load_features, switch_version
 
     client = redis.Redis.from_url(redis_url)
     try:
@@ -159,10 +208,6 @@ def load_cache(redis_url: str, prefix: str, feature_dir: Path) -> str:
         return str(summary.version)
     finally:
         client.close()
-
-
-def unique_suffix() -> str:
-    return uuid.uuid4().hex[:10]
 
 
 def settings_env(settings: Any) -> dict[str, str]:

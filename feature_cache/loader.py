@@ -26,16 +26,8 @@ import numpy as np
 import polars as pl
 import redis
 
-from feature_loader.exceptions import (
-    FeatureCacheError,
-    FeatureVersionMismatchError,
-    MissingColumnError,
-    MissingFileError,
-    RawDataError,
-)
-from feature_loader.feature_schema import FeatureSchema
-from feature_loader.redis_features import describe_client, translate_redis_error
-from feature_loader.redis_keys import (
+from feature_cache.exceptions import FeatureCacheError, FeatureVersionMismatchError
+from feature_cache.keys import (
     VECTOR_ENCODING,
     current_key,
     meta_key,
@@ -45,6 +37,9 @@ from feature_loader.redis_keys import (
     vector_pattern,
     version_of_meta_key,
 )
+from feature_cache.store import describe_client, translate_redis_error
+from feature_loader.exceptions import MissingColumnError, MissingFileError, RawDataError
+from feature_loader.feature_schema import FeatureSchema
 
 T = TypeVar("T")
 _pack: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command  # C encoder of one RESP command

@@ -26,14 +26,13 @@ import redis.asyncio
 from redis.backoff import ExponentialBackoff
 
 from credit_scorer.settings import RedisSettings
-from feature_loader.exceptions import (
+from feature_cache.exceptions import (
     CacheUnavailableError,
     FeatureCacheError,
     FeatureVersionMismatchError,
     NoCurrentVersionError,
 )
-from feature_loader.feature_schema import FeatureSchema
-from feature_loader.redis_keys import (
+from feature_cache.keys import (
     VECTOR_ENCODING,
     current_key,
     encode_ids,
@@ -41,7 +40,8 @@ from feature_loader.redis_keys import (
     schema_key,
     vector_keys,
 )
-from feature_loader.redis_mget import PipelinedMget
+from feature_cache.mget import PipelinedMget
+from feature_loader.feature_schema import FeatureSchema
 
 T = TypeVar("T")
 
@@ -207,7 +207,7 @@ class RedisFeatureStore:
         self, client: redis.asyncio.Redis, key_prefix: str = "cs", *, pipelined: bool = False
     ) -> None:
         """``pipelined``: serve the hot path's MGETs over a lean pipelined connection to the same server
-        (:mod:`feature_loader.redis_mget`; plain TCP clients only); the owner then calls :meth:`aclose`."""
+        (:mod:`feature_cache.mget`; plain TCP clients only); the owner then calls :meth:`aclose`."""
         self._client = client
         self._fast = PipelinedMget.from_client(client) if pipelined else None
         self._prefix = key_prefix
