@@ -1,7 +1,7 @@
 """Pure statistics of the live view: rate and latency windows, counts, refusal reasons.
 
 Fed with explicit timestamps (no clock, no I/O), so they are deterministic and property-tested
-(``tests/unit/test_live_stats*.py``). :mod:`devtools.demo.live_view` renders and feeds them.
+(``tests/unit/devtools/test_live_stats.py``). :mod:`devtools.demo.live_view` renders and feeds them.
 
 The event→decision latency folded in is the worker's own ``latency.total_s`` of each Decision (the
 producer's event time → decision built), i.e. the quantity behind

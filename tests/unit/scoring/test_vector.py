@@ -11,69 +11,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from feature_loader.derived import apply_derived
-from feature_loader.feature_schema import FeatureField, FeatureKind, FeatureSchema, FeatureSource
+from feature_loader.feature_schema import FeatureField, FeatureSource
 from scoring.exceptions import InvalidInputError, SchemaMismatchError
 from scoring.vector import VectorAssembler, assemble_matrix
-
-CONTRACT = ("Cash loans", "Revolving loans")
-SUITE = ("Unaccompanied", "Family", "Spouse, partner", "Children", "Other_A", "Other_B", "Group of people")
-WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
-NUMERIC_EVENT = (
-    "AMT_INCOME_TOTAL",
-    "AMT_CREDIT",
-    "AMT_ANNUITY",
-    "AMT_GOODS_PRICE",
-    "HOUR_APPR_PROCESS_START",
-)
-CATEGORICAL_EVENT = {
-    "NAME_CONTRACT_TYPE": CONTRACT,
-    "NAME_TYPE_SUITE": SUITE,
-    "WEEKDAY_APPR_PROCESS_START": WEEKDAYS,
-}
-CACHED = ("EXT_SOURCE_1", "EXT_SOURCE_2", "EXT_SOURCE_3", "DAYS_BIRTH", "DAYS_EMPLOYED", "CNT_FAM_MEMBERS")
-DERIVED = (
-    "CREDIT_INCOME_RATIO",
-    "ANNUITY_INCOME_RATIO",
-    "CREDIT_GOODS_RATIO",
-    "INCOME_PER_FAMILY_MEMBER",
-    "EXT_SOURCE_MEAN",
-)
-
-
-def make_schema(extra_cached: int = 0) -> FeatureSchema:
-    """A schema like the feature build's: event, cached and derived fields interleaved."""
-    fields: list[FeatureField] = [
-        FeatureField(
-            name="NAME_CONTRACT_TYPE",
-            kind=FeatureKind.CATEGORICAL,
-            source=FeatureSource.EVENT,
-            categories=CONTRACT,
-        ),
-        FeatureField(name="AMT_INCOME_TOTAL", source=FeatureSource.EVENT),
-        FeatureField(name="EXT_SOURCE_1"),
-        FeatureField(name="AMT_CREDIT", source=FeatureSource.EVENT),
-        FeatureField(name="AMT_ANNUITY", source=FeatureSource.EVENT),
-        FeatureField(name="EXT_SOURCE_2"),
-        FeatureField(name="AMT_GOODS_PRICE", source=FeatureSource.EVENT),
-        FeatureField(
-            name="NAME_TYPE_SUITE", kind=FeatureKind.CATEGORICAL, source=FeatureSource.EVENT, categories=SUITE
-        ),
-        FeatureField(name="EXT_SOURCE_3"),
-        FeatureField(
-            name="WEEKDAY_APPR_PROCESS_START",
-            kind=FeatureKind.CATEGORICAL,
-            source=FeatureSource.EVENT,
-            categories=WEEKDAYS,
-        ),
-        FeatureField(name="HOUR_APPR_PROCESS_START", source=FeatureSource.EVENT),
-        FeatureField(name="DAYS_BIRTH"),
-        FeatureField(name="DAYS_EMPLOYED"),
-        FeatureField(name="CNT_FAM_MEMBERS"),
-        *(FeatureField(name=f"CACHED_{i}") for i in range(extra_cached)),
-        *(FeatureField(name=n, source=FeatureSource.DERIVED) for n in DERIVED),
-    ]
-    return FeatureSchema(fields=tuple(fields))
-
+from tests.fixtures.schemas import CATEGORICAL_EVENT, DERIVED, NUMERIC_EVENT, SUITE, make_schema
 
 SCHEMA = make_schema()
 F = len(SCHEMA)

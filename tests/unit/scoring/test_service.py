@@ -14,7 +14,7 @@ from feature_loader.feature_schema import FeatureKind, FeatureSchema, FeatureSou
 from scoring.exceptions import InvalidInputError, SchemaMismatchError
 from scoring.reasons import explainer_for
 from scoring.service import BoosterModel, CachedFeatures, ScoringInput, prepare, score_batch
-from tests.unit.test_vector import CATEGORICAL_EVENT, make_schema
+from tests.fixtures.schemas import CATEGORICAL_EVENT, make_schema
 
 
 def feature_table(schema: FeatureSchema, n: int, seed: int) -> np.ndarray:

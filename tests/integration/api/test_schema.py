@@ -23,7 +23,7 @@ from api.app import create_app
 from credit_scorer.settings import RedisSettings
 from devtools.harness import load_cache
 from devtools.launchers import free_port
-from tests.integration.test_api import api_settings, cached_table  # noqa: F401  (fixture)
+from tests.integration.api.conftest import api_settings
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ class LiveServer:
 def live_api(
     small_model_dir: Path,
     redis_settings: RedisSettings,
-    cached_table: Any,  # noqa: F811
+    cached_table: Any,
     tansu_broker: str,
     make_topics: Callable[..., Any],
 ) -> Iterator[str]:

@@ -22,7 +22,7 @@ from devtools.harness import collect, load_cache, settings_env
 from devtools.launchers import free_port
 from schemas.codec import parse_application
 from tests.fixtures.kafka import run_async
-from tests.integration.test_api import api_settings, cached_table  # noqa: F401  (fixture)
+from tests.integration.api.conftest import api_settings
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ def test_applications_503_when_the_broker_is_unreachable(
 def served_api(
     small_model_dir: Path,
     redis_settings: RedisSettings,
-    cached_table: Any,  # noqa: F811
+    cached_table: Any,
     tmp_path: Path,
 ) -> Iterator[str]:
     feature_dir, _ids, _matrix = cached_table
@@ -121,7 +121,7 @@ def served_api(
             proc.wait()
 
 
-def test_serve_command_answers_over_http(served_api: str, cached_table: Any) -> None:  # noqa: F811
+def test_serve_command_answers_over_http(served_api: str, cached_table: Any) -> None:
     _dir, ids, _matrix = cached_table
     with httpx.Client(base_url=served_api) as client:
         answer = client.post("/predict", json={"sk_id_curr": int(ids[0])})
@@ -129,7 +129,7 @@ def test_serve_command_answers_over_http(served_api: str, cached_table: Any) -> 
         assert client.post("/predict", json={"sk_id_curr": 1}).json() == {"detail": "Client not found"}
         assert 'route="/predict"' in client.get("/metrics").text
     # the image's HEALTHCHECK script: healthy on this API, unhealthy (exit 1, one line) on a dead port
-    script = Path(__file__).resolve().parents[2] / "docker" / "healthcheck.py"
+    script = Path(__file__).resolve().parents[3] / "docker" / "healthcheck.py"
     for url, code in ((f"{served_api}/health", 0), (f"http://127.0.0.1:{free_port()}/health", 1)):
         env = {"PATH": os.environ["PATH"], "HEALTHCHECK_URL": url}
         result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)

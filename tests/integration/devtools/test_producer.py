@@ -15,8 +15,10 @@ from devtools.exceptions import ProducerError, ProducerInputError
 from devtools.harness import KafkaTopics
 from devtools.producer import (
     MALFORMED_PAYLOADS,
+    EventFactory,
     produce,
     read_csv_applications,
+    send_at_rate,
     synthetic_applications,
 )
 from schemas.codec import parse_application
@@ -134,6 +136,27 @@ async def test_duration_stops_the_stream(tansu_broker: str, make_topics: Callabl
     )
     assert 0 < summary.sent <= int(0.5 * 200) + 1
     assert len(await consume_all(tansu_broker, topics.applications, summary.sent)) == summary.sent
+
+
+async def test_an_unthrottled_burst_larger_than_one_producer_batch_is_sent_whole(
+    tansu_broker: str, make_topics: Callable[..., KafkaTopics]
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    topics = make_topics(partitions=2)
+    n = 600  # rate 0: one burst of every event, ~150 KB per partition for 4 KiB producer batches
+    factory = EventFactory(run_id="burst")
+    events = [factory.make(row) for row in synthetic_applications(n, seed=5)]
+    producer = AIOKafkaProducer(bootstrap_servers=tansu_broker, linger_ms=0, acks=1, max_batch_size=4096)
+    await producer.start()
+    try:
+        summary = await send_at_rate(producer, topics.applications, events, rate=0)
+    finally:
+        await producer.stop()
+
+    assert summary.sent == n and summary.failed == 0
+    records = await consume_all(tansu_broker, topics.applications, n)
+    assert sorted(rec.key for rec in records) == sorted(key for key, _ in events)
 
 
 async def test_unreachable_broker_is_a_clear_error() -> None:

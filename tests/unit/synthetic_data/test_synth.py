@@ -66,7 +66,7 @@ def test_columns_match_the_real_sample(tables: dict[str, pl.DataFrame], sample_d
 
 
 def test_dtypes_parse_as_the_profiled_real_ones(tables: dict[str, pl.DataFrame]) -> None:
-    """The profile records how each real column parses (checked in test_synth_profile.py)."""
+    """The profile records how each real column parses (checked in test_profile.py)."""
     kinds = {pl.Int64: "i", pl.Float64: "f", pl.String: "s"}
     profile = load_profile()
     for table in TABLES:

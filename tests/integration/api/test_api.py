@@ -19,11 +19,10 @@ from api.models import HealthResponse, PredictResponse
 from credit_scorer.settings import RedisSettings, Settings
 from devtools.harness import load_cache
 from devtools.launchers import RedisServer, free_port
-from feature_cache.loader import read_feature_table
 from scoring.model import LoadedModel, load_model
 from scoring.service import CachedFeatures, ScoringInput, score_batch
-from tests.fixtures.models import write_feature_dir
 from tests.fixtures.redis import small_schema as other_schema
+from tests.integration.api.conftest import api_settings
 
 pytestmark = pytest.mark.integration
 
@@ -35,25 +34,6 @@ class ApiEnv:
     ids: np.ndarray
     matrix: np.ndarray
     loaded_version: str
-
-
-def api_settings(redis: RedisSettings, model_path: Path, **api: Any) -> Settings:
-    base = Settings()
-    return base.model_copy(
-        update={
-            "redis": redis,
-            "model": base.model.model_copy(update={"path": model_path}),
-            "api": base.api.model_copy(update=api),
-        }
-    )
-
-
-@pytest.fixture(scope="module")
-def cached_table(small_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, Any]:
-    model = load_model(small_model_dir)
-    feature_dir = write_feature_dir(tmp_path_factory.mktemp("api-features"), 600, 0, model.schema)
-    ids, matrix = read_feature_table(feature_dir / "features.parquet", model.schema)
-    return feature_dir, ids, matrix
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,8 @@ import orjson
 import polars as pl
 import pytest
 
-from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import Settings
-from devtools.harness import application_payloads, collect, create_topics, produce_payloads
+from devtools.harness import collect, create_topics, produce_payloads
 from kafka_io.partitioner import partition_for
 from replay.checkpoint import CheckpointStore
 from replay.compare import income_band
@@ -25,19 +23,9 @@ from replay.report import REPORT_FILE, SUMMARY_FILE, build_report
 from replay.runner import Replayer, ReplayOptions, ReplayResult
 from schemas.codec import decode_decision
 from scoring.model import load_model
-from stream_app.batch_service import BatchEngineService
-from stream_app.worker import build_pipeline
-from tests.fixtures.kafka import StreamEnv
+from tests.integration.replay.conftest import History
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class History:
-    env: StreamEnv
-    settings: Settings  # env settings + a fresh replay topic
-    rows: list[int]  # feature-table row of each application (application i = row rows[i])
-    live: dict[str, Any]  # application id → live Decision
 
 
 async def committed_offsets(settings: Settings) -> dict[int, int | None]:
@@ -54,36 +42,6 @@ async def committed_offsets(settings: Settings) -> dict[int, int | None]:
         return {tp.partition: await consumer.committed(tp) for tp in tps}
     finally:
         await consumer.stop()
-
-
-@pytest.fixture
-def make_history(make_stream_env: Callable[..., StreamEnv]) -> Callable[..., Any]:
-    """Factory: ``await make_history(n)`` → n applications scored live by the batch engine (group commits)."""
-
-    async def make(n: int, partitions: int = 2) -> History:
-        env = make_stream_env(partitions=partitions)
-        kafka = env.settings.kafka
-        replay_topic = f"replay-{env.topics.applications}"
-        await create_topics(kafka.bootstrap_servers, [replay_topic], partitions)
-        settings = env.settings.model_copy(
-            update={"kafka": kafka.model_copy(update={"replay_topic": replay_topic})}
-        )
-        rows = list(range(n))
-        payloads = application_payloads(env.model.schema, env.ids, env.matrix, rows, id_prefix="app")
-        service = BatchEngineService(env.settings, build_pipeline(env.settings, env.model, ScorerMetrics()))
-        await service.start()
-        try:
-            await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, payloads)
-            records = await collect(
-                kafka.bootstrap_servers, kafka.decisions_topic, n, timeout_s=60, idle_s=0.3
-            )
-        finally:
-            await service.stop()
-        live = {r.key.decode(): decode_decision(r.value) for r in records}
-        assert len(live) == n
-        return History(env, settings, rows, live)
-
-    return make
 
 
 async def replay(history: History, out: Path, model: Any = None, **options: Any) -> ReplayResult:

@@ -17,7 +17,7 @@ import pytest
 
 from devtools.harness import settings_env
 from replay.report import REPORT_FILE, SUMMARY_FILE
-from tests.integration.test_replay import History, make_history  # noqa: F401  (fixture)
+from tests.integration.replay.conftest import History
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def env_of(history: History) -> dict[str, str]:
 
 @pytest.mark.slow  # ~20 s: three CLI processes and a one-record-per-batch replay
 async def test_ctrl_c_checkpoints_and_resume_completes_the_report(
-    make_history: Callable[..., Any],  # noqa: F811  (the fixture imported above)
+    make_history: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
     history: History = await make_history(600)
