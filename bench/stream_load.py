@@ -9,10 +9,10 @@ nor the collector's Python competes with the worker for a GIL (on 2 cores they s
 
 * ``offer``: the payloads are encoded once up front, without ``event_time``; on each tick (1 ms) the
   records due by then (absolute schedule ``t0 + i / rate``) get ``"event_time": <now>`` spliced in and
-  go out as one ``send_batch`` per partition (murmur2 of the key, like any Kafka client), or several
-  when a late tick carries more than one producer batch holds (16 KiB, ~55 events). Reports the
-  achieved rate, the largest tick and every batch's acknowledged offsets (:func:`audit` checks them
-  against the log).
+  go out through :func:`kafka_io.sender.send_records`: one ``send_batch`` per partition (murmur2 of the
+  key, like any Kafka client), or several when a late tick carries more than one producer batch holds
+  (aiokafka's default ``max_batch_size``, 16 KiB). Reports the achieved rate, the largest tick and every
+  batch's acknowledged offsets (:func:`audit` checks them against the log).
 * ``collect``: reads the decisions topic from the beginning (no group) and records, for each decision
   whose key starts with ``lat-``, "received" = read time − event time, "decided" = the decision's own
   ``latency.total_s`` and the per-stage latencies. Pointed at the applications topic (no worker), it

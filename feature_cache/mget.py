@@ -1,7 +1,7 @@
 """A lean pipelined MGET connection for the scorer's hot path (asyncio protocol + hiredis).
 
-redis-py's asyncio client spends most of a 100-key MGET in its own Python layers (see
-``bench/bench_redis_cache.py``: ~530 µs of client CPU vs ~270 µs here for the same reply). This
+redis-py's asyncio client spends most of a 100-key MGET in its own Python layers (client CPU of both,
+for the same reply, measured in bench/results/redis_cache.json by ``bench/bench_redis_cache.py``). This
 connection does only what the hot path needs: one TCP connection, commands written in order, replies
 parsed by hiredis and matched to their callers first-in first-out (so concurrent callers pipeline).
 
