@@ -22,12 +22,16 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY credit_scorer/ credit_scorer/
 COPY schemas/ schemas/
 COPY feature_loader/ feature_loader/
+COPY feature_cache/ feature_cache/
+COPY synthetic_data/ synthetic_data/
 COPY training/ training/
 COPY scoring/ scoring/
+COPY kafka_io/ kafka_io/
 COPY stream_app/ stream_app/
 COPY replay/ replay/
 COPY api/ api/
 COPY dashboards/ dashboards/
+COPY devtools/ devtools/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 

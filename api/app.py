@@ -3,7 +3,7 @@
 The lifespan loads and verifies the model (:func:`scoring.model.load_model`; when it cannot, the API
 still starts so /health can say why, and /predict answers 503), creates the Redis client and the
 feature store, and a publisher whose Kafka producer starts on the first POST /applications. Metrics
-go to a registry per app instance (:class:`stream_app.metrics.ScorerMetrics`).
+go to a registry per app instance (:class:`credit_scorer.metrics.ScorerMetrics`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from api.exceptions import ApiError
 from api.publisher import ApplicationPublisher
 from api.routes import OrjsonResponse, router
 from api.scorer import ApiScorer
+from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import Settings
-from stream_app.metrics import ScorerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from feature_loader.exceptions import FeatureCacheError
-        from feature_loader.redis_features import RedisFeatureStore, create_redis_client
+        from feature_cache.exceptions import FeatureCacheError
+        from feature_cache.store import RedisFeatureStore, create_redis_client
         from scoring.service import prepare
 
         model, model_error = _load_model(settings)

@@ -26,8 +26,8 @@ def serve(
 
     from api.app import create_app
     from credit_scorer.settings import get_settings
-    from feature_loader.exceptions import FeatureCacheError
-    from feature_loader.redis_features import create_redis_client
+    from feature_cache.exceptions import FeatureCacheError
+    from feature_cache.store import create_redis_client
 
     if port is not None and not 0 <= port <= 65535:
         raise cli_error(f"option --port must be in 0..65535, got {port}")

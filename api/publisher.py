@@ -47,7 +47,7 @@ class ApplicationPublisher:
                 return self._producer
             from aiokafka import AIOKafkaProducer
 
-            from stream_app.kafka_config import producer_kwargs
+            from kafka_io.config import producer_kwargs
 
             kwargs = producer_kwargs(self.kafka)
             kwargs["request_timeout_ms"] = min(kwargs["request_timeout_ms"], int(self.timeout_s * 1000))

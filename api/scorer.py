@@ -22,16 +22,16 @@ from api.exceptions import (
     ModelNotLoadedError,
     UnscorableInputError,
 )
-from feature_loader.exceptions import (
+from credit_scorer.metrics import ScorerMetrics
+from feature_cache.exceptions import (
     CacheUnavailableError,
     FeatureCacheError,
     FeatureVersionMismatchError,
     NoCurrentVersionError,
 )
-from feature_loader.redis_features import RedisFeatureStore
+from feature_cache.store import RedisFeatureStore
 from scoring.exceptions import InvalidInputError, SchemaMismatchError
 from scoring.service import CachedFeatures, ReasonsMode, ScoreResult, ScoringInput, ScoringModel, score_batch
-from stream_app.metrics import ScorerMetrics
 
 CLIENT_NOT_FOUND = "Client not found"
 

@@ -35,8 +35,8 @@ import httpx
 import numpy as np
 import orjson
 
-from credit_scorer.redis_server import RedisServer, find_free_port
 from credit_scorer.settings import PROJECT_ROOT, RedisSettings, Settings
+from devtools.launchers import RedisServer, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "api.json"
 BENCH_DIR = PROJECT_ROOT / "var" / "bench"
@@ -66,9 +66,9 @@ class ApiServer:
     """``credit-scorer api serve`` as a child process, healthy before use, terminated after."""
 
     def __init__(self, settings: Settings, log: Path) -> None:
-        from stream_app.harness import settings_env
+        from devtools.harness import settings_env
 
-        self.port = find_free_port()
+        self.port = free_port()
         self.env = {
             **os.environ,
             **settings_env(settings),
@@ -171,7 +171,7 @@ async def load(port: int, ids: np.ndarray, n: int, concurrency: int, seed: int) 
 
 # --- in-process components ----------------------------------------------------------------------------
 async def components(model: Any, redis: RedisSettings, ids: np.ndarray, n: int) -> dict[str, float]:
-    from feature_loader.redis_features import RedisFeatureStore, create_redis_client
+    from feature_cache.store import RedisFeatureStore, create_redis_client
     from scoring.service import CachedFeatures, ScoringInput, prepare, score_batch
 
     prepare(model)
@@ -200,9 +200,9 @@ async def components(model: Any, redis: RedisSettings, ids: np.ndarray, n: int) 
 
 # --- main -------------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from feature_loader.redis_loader import read_feature_table
+    from devtools.harness import load_cache
+    from feature_cache.loader import read_feature_table
     from scoring.model import load_model
-    from stream_app.harness import load_cache
 
     features = Path(args.features)
     model_dir = bench_model(Path(args.model) if args.model else None, features)

@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from credit_scorer.metrics import ScorerMetrics
 from dashboards.slo import LATENCY_SLO_SECONDS
 from scoring.drift import DriftMonitor
 from scoring.model_card import ReferenceHistogram
 from scoring.service import BatchScore, ScoreResult
 from stream_app.drift_observer import DriftObserver
-from stream_app.metrics import ScorerMetrics
 from training.reference import histogram
 
 RESULTS = Path(__file__).resolve().parent / "results" / "drift.json"

@@ -9,7 +9,7 @@ Starts its own redis-server on a free port, generates a full-size-like random fe
   Lua EXPIRE (with a TTL),
   and the end-to-end ``load_features`` from a parquet file (what ``credit-scorer cache load`` does);
 * batch-read latency p50/p99 of ``RedisFeatureStore.fetch`` (``fetch_version``: the product's
-  pipelined path, :mod:`feature_loader.redis_mget`) for 1, 100 and 500 ids (5 % unknown), side by side
+  pipelined path, :mod:`feature_cache.mget`) for 1, 100 and 500 ids (5 % unknown), side by side
   with: the same store over redis-py's asyncio client (``fetch_version_redis_py``), the live-version
   path (Lua), the pure-Python RESP parser instead of hiredis, a compact encoding (NaN bitmap + non-NaN
   values), a non-blocking connection pool, a minimal asyncio protocol + hiredis without the store, and
@@ -43,17 +43,17 @@ import polars as pl
 import redis
 import redis.asyncio
 
-from credit_scorer.redis_server import RedisServer
 from credit_scorer.settings import RedisSettings
-from feature_loader.feature_schema import FeatureField, FeatureKind, FeatureSchema, FeatureSource
-from feature_loader.redis_features import (
+from devtools.launchers import RedisServer
+from feature_cache.keys import vector_key_prefix, vector_keys
+from feature_cache.loader import load_features, switch_version, write_vectors
+from feature_cache.store import (
     RedisFeatureStore,
     create_redis_client,
     create_sync_redis_client,
     decode_vectors,
 )
-from feature_loader.redis_keys import vector_key_prefix, vector_keys
-from feature_loader.redis_loader import load_features, switch_version, write_vectors
+from feature_loader.feature_schema import FeatureField, FeatureKind, FeatureSchema, FeatureSource
 
 RESULTS = Path(__file__).resolve().parent / "results" / "redis_cache.json"
 CANONICAL_NAN = 0x7FC00000

@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from credit_scorer.redis_server import RedisServer
 from credit_scorer.settings import PROJECT_ROOT, KafkaSettings, Settings
+from devtools.launchers import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "replay.json"
 SYNTH_DIR = PROJECT_ROOT / "var" / "bench" / "replay-synth"
@@ -59,7 +59,7 @@ def ensure_synth(folder: Path) -> tuple[Path, Path]:
 
 
 def application_docs(train: Path, test: Path, limit: int | None) -> list[tuple[bytes, bytes]]:
-    from stream_app.application_sources import read_csv_applications
+    from devtools.application_sources import read_csv_applications
 
     rows = read_csv_applications(train, limit)
     if limit is None or len(rows) < limit:
@@ -75,7 +75,7 @@ def application_docs(train: Path, test: Path, limit: int | None) -> list[tuple[b
 
 def client_vectors(model: Any, ids: np.ndarray, seed: int = 0) -> np.ndarray:
     """One vector per client: rows of the real sample's feature build, drawn at random."""
-    from feature_loader.redis_loader import read_feature_table
+    from feature_cache.loader import read_feature_table
 
     _, real = read_feature_table(PROJECT_ROOT / "var" / "features" / "features.parquet", model.schema)
     rng = np.random.default_rng(seed)
@@ -111,8 +111,7 @@ def live_decisions(
 async def fill_topics(
     kafka: KafkaSettings, apps: list[tuple[bytes, bytes]], live: list[tuple[bytes, bytes]]
 ) -> None:
-    from stream_app.harness import produce_payloads
-    from tests.fixtures.kafka import create_topics
+    from devtools.harness import create_topics, produce_payloads
 
     await create_topics(
         kafka.bootstrap_servers, [kafka.applications_topic, kafka.decisions_topic], PARTITIONS
@@ -122,7 +121,7 @@ async def fill_topics(
 
 
 async def new_replay_topic(settings: Settings) -> Settings:
-    from tests.fixtures.kafka import create_topics
+    from devtools.harness import create_topics
 
     topic = f"replay-{uuid.uuid4().hex[:8]}"
     await create_topics(settings.kafka.bootstrap_servers, [topic], PARTITIONS)
@@ -188,10 +187,10 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     from bench.bench_stream import bench_model
-    from feature_loader.redis_loader import switch_version, write_vectors
+    from devtools.launchers import TansuBroker
+    from feature_cache.loader import switch_version, write_vectors
     from replay.report import build_report
     from scoring.model import load_model
-    from stream_app.tansu import TansuBroker
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synth", type=Path, default=SYNTH_DIR)

@@ -42,11 +42,18 @@ import numpy as np
 import orjson
 
 from bench.stream_load import audit, lat_rows, median_latency, offer_and_collect
-from credit_scorer.redis_server import RedisServer
 from credit_scorer.settings import PROJECT_ROOT, RedisSettings, Settings
-from stream_app.harness import WorkerProcess, application_payloads, collect, produce_payloads, settings_env
-from stream_app.tansu import TansuBroker, free_port
-from tests.fixtures.kafka import KafkaTopics, create_topics, settings_for
+from devtools.harness import (
+    KafkaTopics,
+    WorkerProcess,
+    application_payloads,
+    collect,
+    create_topics,
+    produce_payloads,
+    settings_env,
+    settings_for,
+)
+from devtools.launchers import RedisServer, TansuBroker, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stream.json"
 BENCH_DIR = PROJECT_ROOT / "var" / "bench"
@@ -75,7 +82,7 @@ def bench_model(explicit: Path | None) -> Path:
 def event_rows(features_dir: Path, schema: Any) -> tuple[np.ndarray, np.ndarray, list[int]]:
     import polars as pl
 
-    from feature_loader.redis_loader import read_feature_table
+    from feature_cache.loader import read_feature_table
 
     ids, matrix = read_feature_table(features_dir / "features.parquet", schema)
     is_train = pl.read_parquet(features_dir / "features.parquet", columns=["IS_TRAIN"])["IS_TRAIN"].to_numpy()
@@ -350,8 +357,8 @@ def main(argv: list[str] | None = None) -> None:
         args.events, args.runs, args.seconds = 10_000, 1, 3.0
     LOGS.mkdir(parents=True, exist_ok=True)
 
+    from devtools.harness import load_cache
     from scoring.model import load_model
-    from stream_app.harness import load_cache
 
     model_dir = bench_model(args.model)
     model = load_model(model_dir)

@@ -2,7 +2,7 @@
 
     uv run python -m bench.bench_synth [--repeats 3] [--small-scale 0.1] [--skip-full] [--keep DIR]
 
-Each run is a fresh subprocess (``feature_loader.synth.synthesize``) so its peak RSS is its own
+Each run is a fresh subprocess (``synthetic_data.synth.synthesize``) so its peak RSS is its own
 (``wait4`` rusage). Measured:
 
 * ``small``: scale ``--small-scale`` (default 0.1 = 35,626 clients), plain CSV, median of ``--repeats``;
@@ -35,7 +35,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 _CHILD = """
 import json, sys
 from pathlib import Path
-from feature_loader.synth import synthesize
+from synthetic_data.synth import synthesize
 s = synthesize(Path(sys.argv[1]), scale=float(sys.argv[2]), seed=0, compress=sys.argv[3] == "1")
 print(json.dumps({"rows": {f.table: f.rows for f in s.files}, "bytes": s.total_bytes, "seconds": s.seconds}))
 """

@@ -9,10 +9,10 @@ nor the collector's Python competes with the worker for a GIL (on 2 cores they s
 
 * ``offer``: the payloads are encoded once up front, without ``event_time``; on each tick (1 ms) the
   records due by then (absolute schedule ``t0 + i / rate``) get ``"event_time": <now>`` spliced in and
-  go out as one ``send_batch`` per partition (murmur2 of the key, like any Kafka client), or several
-  when a late tick carries more than one producer batch holds (16 KiB, ~55 events). Reports the
-  achieved rate, the largest tick and every batch's acknowledged offsets (:func:`audit` checks them
-  against the log).
+  go out through :func:`kafka_io.sender.send_records`: one ``send_batch`` per partition (murmur2 of the
+  key, like any Kafka client), or several when a late tick carries more than one producer batch holds
+  (aiokafka's default ``max_batch_size``, 16 KiB). Reports the achieved rate, the largest tick and every
+  batch's acknowledged offsets (:func:`audit` checks them against the log).
 * ``collect``: reads the decisions topic from the beginning (no group) and records, for each decision
   whose key starts with ``lat-``, "received" = read time − event time, "decided" = the decision's own
   ``latency.total_s`` and the per-stage latencies. Pointed at the applications topic (no worker), it
@@ -50,7 +50,8 @@ async def offer(
     """Send ``records`` (value = a JSON object without event_time) at ``rate``/s, stamped when sent."""
     from aiokafka import AIOKafkaProducer
 
-    from stream_app.kafka_decisions import partition_for
+    from kafka_io.partitioner import partition_for
+    from kafka_io.sender import send_records
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=0, acks="all", enable_idempotence=False
@@ -75,24 +76,16 @@ async def offer(
                 continue
             stamped = time.perf_counter()
             tail = b',"event_time":"' + datetime.now(UTC).isoformat().encode() + b'"}'
-            open_: dict[int, tuple[Any, int]] = {}  # partition → (batch being filled, its first record)
-            full: list[tuple[int, Any, int]] = []
+            by_partition: dict[int, list[int]] = {}  # partition → indices of its records due now
             for j in range(i, due):
-                p = part_of[j]
-                batch, first = open_.get(p) or (producer.create_batch(), j)
-                if batch.append(key=keys[j], value=heads[j] + tail, timestamp=None) is None:
-                    # full (max_batch_size): a record append() refuses is NOT in the batch
-                    full.append((p, batch, first))
-                    batch, first = producer.create_batch(), j
-                    if batch.append(key=keys[j], value=heads[j] + tail, timestamp=None) is None:
-                        raise ValueError(f"record {j} does not fit in an empty producer batch")
-                open_[p] = (batch, first)
-            for p, batch, first in [*full, *((p, b, f) for p, (b, f) in open_.items())]:
-                counts.append(batch.record_count())
-                firsts.append(first)
-                fut = await producer.send_batch(batch, topic, partition=p)
-                fut.add_done_callback(lambda _f, t=stamped: acks.append(time.perf_counter() - t))
-                futures.append(fut)
+                by_partition.setdefault(part_of[j], []).append(j)
+            for p, idx in by_partition.items():
+                sent = await send_records(producer, topic, p, [(keys[j], heads[j] + tail) for j in idx])
+                for s in sent:
+                    counts.append(s.count)
+                    firsts.append(idx[s.first])
+                    s.future.add_done_callback(lambda _f, t=stamped: acks.append(time.perf_counter() - t))
+                    futures.append(s.future)
             largest_tick = max(largest_tick, due - i)
             i, ticks = due, ticks + 1
             await asyncio.sleep(tick_s)
@@ -199,7 +192,7 @@ async def audit(
     records are missing: never on the applications topic (producer side), on it but without a decision
     on the decisions topic (worker side: compared with the group's committed offsets), or decided but
     not collected (collector side, compared by the caller)."""
-    from stream_app.harness import collect as read_topic
+    from devtools.harness import collect as read_topic
 
     apps = await read_topic(bootstrap, applications, expected, timeout_s=timeout_s, idle_s=1.0)
     decs = await read_topic(bootstrap, decisions, expected, timeout_s=timeout_s, idle_s=1.0)

@@ -17,13 +17,13 @@ import time
 import numpy as np
 
 from credit_scorer.settings import get_settings
-from feature_loader.redis_features import create_redis_client
-from feature_loader.redis_keys import vector_keys
+from feature_cache.keys import vector_keys
+from feature_cache.store import create_redis_client
+from kafka_io.config import consumer_kwargs, producer_kwargs
 from schemas.codec import encode_decision, parse_application
 from schemas.exceptions import InvalidEvent
 from scoring.decision import StageTimings, build_decision
 from scoring.service import CachedFeatures, ScoringInput, score_batch
-from stream_app.kafka_config import consumer_kwargs, producer_kwargs
 from stream_app.worker import load_worker_model
 
 

@@ -18,15 +18,18 @@ app = typer.Typer(
 
 # (sub-command name, module, attribute, help)
 _SUBAPPS = (
-    ("data", "feature_loader.synth_cli", "app", "Synthetic Home Credit data."),
+    ("data", "synthetic_data.cli", "app", "Synthetic Home Credit data."),
     ("features", "feature_loader.cli", "app", "Build client features from the raw tables."),
-    ("cache", "feature_loader.cache_cli", "app", "Client-feature cache in Redis."),
+    ("cache", "feature_cache.cli", "app", "Client-feature cache in Redis."),
     ("train", "training.cli", "app", "Train, evaluate and register the LightGBM model."),
     ("stream", "stream_app.cli", "app", "Stream worker, producer and the embedded demo."),
     ("replay", "replay.cli", "app", "Rescore a topic's history with another model."),
     ("api", "api.cli", "app", "The REST API."),
     ("dashboards", "dashboards.cli", "app", "Grafana dashboards as code."),
 )
+
+# Modules that add commands to a mounted group (developer tooling stays out of the packages it extends).
+_EXTENSIONS = ("devtools.cli",)  # `stream produce`, `stream demo` on stream_app.cli.app
 
 for _name, _module, _attr, _help in _SUBAPPS:
     try:
@@ -36,6 +39,9 @@ for _name, _module, _attr, _help in _SUBAPPS:
             raise
         continue
     app.add_typer(_sub, name=_name, help=_help)
+
+for _module in _EXTENSIONS:
+    importlib.import_module(_module)
 
 
 def main() -> None:

@@ -18,24 +18,3 @@ class MissingFileError(RawDataError):
 
 class MissingColumnError(RawDataError):
     pass
-
-
-class SynthError(FeatureLoaderError):
-    """Bad synthetic-data request (scale, seed, output folder)."""
-
-
-# --- Redis feature cache ------------------------------------------------------------------------
-class FeatureCacheError(FeatureLoaderError):
-    pass
-
-
-class CacheUnavailableError(FeatureCacheError):
-    """Redis cannot be reached (after retries where retrying makes sense)."""
-
-
-class FeatureVersionMismatchError(FeatureCacheError):
-    """The cache's feature-schema version is not the one the model was trained on."""
-
-
-class NoCurrentVersionError(FeatureCacheError):
-    """Nothing has been loaded and switched live in the cache yet."""

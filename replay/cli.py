@@ -149,6 +149,7 @@ def run_command(
     from aiokafka.errors import KafkaError
 
     from credit_scorer.settings import get_settings
+    from feature_cache.exceptions import FeatureCacheError
     from feature_loader.exceptions import FeatureLoaderError
     from replay.compare import CostMatrix
     from replay.reader import ReadRange
@@ -193,7 +194,15 @@ def run_command(
         comparison = build_report(out_dir, labels, CostMatrix(**loaded.card.cost_matrix), plots=plots)
     except (ReplayInputError, CheckpointError) as exc:
         raise cli_error(str(exc), 2) from None
-    except (ReplayError, ScoringError, FeatureLoaderError, TrainingError, KafkaError, OSError) as exc:
+    except (
+        ReplayError,
+        ScoringError,
+        FeatureCacheError,
+        FeatureLoaderError,
+        TrainingError,
+        KafkaError,
+        OSError,
+    ) as exc:
         raise cli_error(str(exc) or type(exc).__name__, 1) from None
     o = comparison.overall
     typer.echo(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from kafka_io.records import PartitionBatch, Record
 from replay.exceptions import PublishError
-from stream_app.kafka_decisions import PartitionBatch, Record
 
 PUBLISH_ATTEMPTS = 5
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from credit_scorer.settings import KafkaSettings
+from kafka_io.config import client_kwargs
 from replay.exceptions import TopicError
-from stream_app.kafka_config import client_kwargs
 
 METADATA_TIMEOUT_S = 15.0
 

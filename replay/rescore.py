@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from feature_loader.feature_schema import FeatureKind
+from kafka_io.records import Record
 from replay.baseline import Baseline
 from replay.reader import Message
 from schemas.events import LoanApplication
@@ -18,7 +19,6 @@ from scoring.decision import StageTimings, decision_bytes
 from scoring.exceptions import InvalidInputError
 from scoring.model import LoadedModel
 from scoring.service import BatchScore, CachedFeatures, ScoringInput, score_batch
-from stream_app.kafka_decisions import Record
 
 ReasonsMode = Literal["refusals", "all", "none"]
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from credit_scorer.memory import keep_freed_memory
 from credit_scorer.settings import Settings
+from kafka_io.records import Record
 from replay.baseline import Baseline, complete_baseline, read_baseline
 from replay.checkpoint import Checkpoint, CheckpointStore, RowBuffer
 from replay.exceptions import CheckpointError, ReplayError
@@ -35,7 +36,6 @@ from schemas.exceptions import InvalidEvent
 from scoring.decision import StageTimings
 from scoring.model import LoadedModel
 from scoring.service import CachedFeatures, prepare
-from stream_app.kafka_decisions import Record
 
 STAGES = ("baseline", "read", "parse", "features", "score", "encode", "publish")
 
@@ -133,10 +133,10 @@ class Replayer:
         """Replay from ``checkpoint`` (the partitions given to the constructor, else all of them)."""
         from aiokafka import AIOKafkaProducer
 
-        from feature_loader.exceptions import FeatureCacheError
-        from feature_loader.redis_features import RedisFeatureStore, create_redis_client
-        from stream_app.kafka_config import producer_kwargs
-        from stream_app.kafka_decisions import RecordPublisher
+        from feature_cache.exceptions import FeatureCacheError
+        from feature_cache.store import RedisFeatureStore, create_redis_client
+        from kafka_io.config import producer_kwargs
+        from kafka_io.sender import RecordPublisher
 
         self.counts = dict(checkpoint.counts)
         self._checkpoint = checkpoint

@@ -251,8 +251,3 @@ class DeadLetter(BaseModel):
     @property
     def payload(self) -> bytes:
         return base64.b64decode(self.payload_b64)
-
-
-def export_models() -> dict[str, type[BaseModel]]:
-    """Models whose JSON Schemas are published (file stem → model)."""
-    return {"loan_application": LoanApplication, "decision": Decision, "dead_letter": DeadLetter}

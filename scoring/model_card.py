@@ -140,13 +140,6 @@ class ModelCard(BaseModel):
             raise ValueError(f"categorical_features not among features: {unknown}")
         return self
 
-    def reference_histogram(self, name: str = "score") -> ReferenceHistogram | None:
-        """The reference histogram of the score (``"score"``) or of one top feature; None if absent."""
-        if self.reference is None:
-            return None
-        hist = self.reference["score"] if name == "score" else self.reference["features"].get(name)
-        return None if hist is None else ReferenceHistogram.model_validate(hist)
-
     # --- (de)serialisation ------------------------------------------------------------------------
     def to_json_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_INDENT_2)

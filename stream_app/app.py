@@ -26,8 +26,8 @@ from faust.app.base import BootStrategy
 from mode import Service
 
 from credit_scorer.settings import Settings
+from kafka_io.records import InboundRecord
 from stream_app.batch_service import BatchEngineService
-from stream_app.dead_letters import InboundRecord
 from stream_app.engine import MicroBatchPipeline
 from stream_app.exceptions import EngineStoppedError
 from stream_app.faust_consumer import FaustFetchWatch, SeekSafeApp

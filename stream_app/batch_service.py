@@ -49,11 +49,11 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, Re
 from mode import Service
 
 from credit_scorer.settings import Settings
-from stream_app.dead_letters import InboundRecord
+from kafka_io.config import consumer_kwargs
+from kafka_io.records import InboundRecord
 from stream_app.engine import MicroBatchPipeline, PreparedBatch
 from stream_app.exceptions import EngineStoppedError
 from stream_app.fetch_watch import FetchWatch
-from stream_app.kafka_config import consumer_kwargs
 from stream_app.retry import Backoff
 
 log = logging.getLogger(__name__)

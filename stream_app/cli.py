@@ -1,4 +1,8 @@
-"""``credit-scorer stream …``: the worker command (other stream commands are added here by their owners)."""
+"""``credit-scorer stream …``: the worker command.
+
+Developer tooling (``produce``, ``demo``) registers its commands on this same group from ``devtools.cli``
+(the root CLI imports it), so the worker package never imports its own tooling.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,3 @@ def worker(
     except StreamError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-
-
-import stream_app.demo_cli  # noqa: E402, F401  (registers `produce` and `demo`, owned by the demo work)

@@ -22,10 +22,10 @@ from scoring.drift import SCORE, DriftMonitor
 from scoring.exceptions import DriftReferenceError
 
 if TYPE_CHECKING:
+    from credit_scorer.metrics import ScorerMetrics
     from credit_scorer.settings import DriftSettings
     from scoring.model_card import ModelCard
     from scoring.service import BatchScore
-    from stream_app.metrics import ScorerMetrics
 
 log = logging.getLogger(__name__)
 

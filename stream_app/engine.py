@@ -27,7 +27,10 @@ from typing import Any, Protocol
 import numpy as np
 from aiokafka.errors import KafkaError
 
+from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import Settings
+from kafka_io.records import InboundRecord, PartitionBatch, Record, dead_letter_record
+from kafka_io.sender import RecordPublisher
 from schemas.codec import parse_application
 from schemas.events import LoanApplication
 from schemas.exceptions import ErrorKind, InvalidEvent
@@ -42,10 +45,7 @@ from scoring.service import (
     prepare,
     score_batch,
 )
-from stream_app.dead_letters import InboundRecord, dead_letter_record
-from stream_app.kafka_decisions import PartitionBatch, Record, RecordPublisher
 from stream_app.metric_batch import observe_many
-from stream_app.metrics import ScorerMetrics
 from stream_app.retry import Backoff, retry_transient
 from stream_app.stall import ProgressWatch
 

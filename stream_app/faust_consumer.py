@@ -26,9 +26,9 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
+from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import StreamSettings
 from stream_app.fetch_watch import FetchWatch
-from stream_app.metrics import ScorerMetrics
 from stream_app.stall import ProgressWatch
 
 WATCH_EVERY_S = 0.25

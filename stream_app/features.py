@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from credit_scorer.settings import RedisSettings
-from feature_loader.exceptions import FeatureCacheError
+from feature_cache.exceptions import FeatureCacheError
 from scoring.service import CachedFeatures
 
 log = logging.getLogger(__name__)
 
 
 class RedisFeatures:
-    """Adapter over :class:`feature_loader.redis_features.RedisFeatureStore` (client made in start()).
+    """Adapter over :class:`feature_cache.store.RedisFeatureStore` (client made in start()).
 
     Every cache fault (Redis down, version not loaded yet, unreadable vector) is *transient* for the
     engine: the batch waits and retries with backoff; valid events are never dead-lettered for it.
@@ -29,7 +29,7 @@ class RedisFeatures:
         self._store: Any = None
 
     async def start(self) -> None:
-        from feature_loader.redis_features import RedisFeatureStore, create_redis_client
+        from feature_cache.store import RedisFeatureStore, create_redis_client
 
         self._client = create_redis_client(self.settings)
         self._store = RedisFeatureStore(self._client, self.settings.key_prefix, pipelined=True)

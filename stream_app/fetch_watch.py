@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import StreamSettings
 from stream_app.fetch_guard import Action, FetchGuard, Verdict
-from stream_app.metrics import ScorerMetrics
 from stream_app.stall import ProgressWatch
 
 log = logging.getLogger(__name__)

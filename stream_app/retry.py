@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from credit_scorer.metrics import ScorerMetrics
 from stream_app.exceptions import EngineStoppedError
-from stream_app.metrics import ScorerMetrics
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from credit_scorer.memory import keep_freed_memory
+from credit_scorer.metrics import ScorerMetrics, default_metrics
 from credit_scorer.settings import Settings
+from kafka_io.config import producer_kwargs
 from scoring.service import ReasonsMode
 from stream_app.engine import BatchObserver, MicroBatchPipeline
 from stream_app.exceptions import MetricsPortError, ModelNotFoundError
 from stream_app.features import RedisFeatures
-from stream_app.kafka_config import producer_kwargs
-from stream_app.metrics import ScorerMetrics, default_metrics
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The embedded one-command demo (`credit-scorer stream demo`) and its live view."""

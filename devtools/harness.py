@@ -1,0 +1,301 @@
+"""Helpers to drive and observe a worker from tests and benchmarks (real broker and Redis only).
+
+* :func:`application_payloads` — application events (JSON bytes) built from a feature table's rows, so
+  the online vector of each event equals the table row (scores comparable with the offline model);
+* :func:`produce_payloads` — send raw payloads to a topic fast (``send_batch``) or at a fixed rate;
+* :func:`collect` — consume a topic from the beginning until N records or a deadline;
+* :func:`load_cache` — put a feature table into Redis under its schema version and switch to it;
+* :class:`KafkaTopics`, :func:`create_topics`, :func:`settings_for` — fresh topics and the settings of a
+  worker pointed at them (the test fixtures and the benchmarks share them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from credit_scorer.settings import Settings
+from feature_loader.feature_schema import FeatureKind, FeatureSchema, FeatureSource
+from kafka_io.records import Record
+from kafka_io.sender import RecordPublisher
+
+# Low timeouts so group joins and take-overs happen in a few seconds.
+LOW_SESSION_TIMEOUT_S = 6.0
+LOW_REBALANCE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class KafkaTopics:
+    applications: str
+    decisions: str
+    dead_letters: str
+    group: str
+    partitions: int
+
+
+async def create_topics(bootstrap_servers: str, names: list[str], partitions: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+def settings_for(bootstrap_servers: str, topics: KafkaTopics, **stream: Any) -> Settings:
+    """Settings pointing at ``topics`` on the broker, low timeouts, metrics server disabled (port 0)."""
+    base = Settings()
+    kafka = base.kafka.model_copy(
+        update={
+            "bootstrap_servers": bootstrap_servers,
+            "applications_topic": topics.applications,
+            "decisions_topic": topics.decisions,
+            "dead_letter_topic": topics.dead_letters,
+            "consumer_group": topics.group,
+            "partitions": topics.partitions,
+            "session_timeout_s": LOW_SESSION_TIMEOUT_S,
+            "rebalance_timeout_s": LOW_REBALANCE_TIMEOUT_S,
+            "request_timeout_s": 10.0,
+        }
+    )
+    stream_settings = base.stream.model_copy(
+        update={"metrics_port": 0, "web_port": 0, "retry_initial_s": 0.05, "retry_max_s": 0.5, **stream}
+    )
+    return base.model_copy(update={"kafka": kafka, "stream": stream_settings})
+
+
+@dataclass(frozen=True)
+class ConsumedRecord:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+
+
+def application_payloads(
+    schema: FeatureSchema,
+    ids: np.ndarray,
+    matrix: np.ndarray,
+    rows: Sequence[int],
+    *,
+    id_prefix: str = "app",
+    event_time: float | None = None,
+) -> list[Record]:
+    """One (key, JSON) application per row: its client and every *event* field of the row."""
+    events = [f for f in schema.fields if f.source is FeatureSource.EVENT]
+    cols = [schema.index[f.name] for f in events]
+    out: list[Record] = []
+    for n, row in enumerate(rows):
+        app_id = f"{id_prefix}-{n}"
+        doc: dict[str, Any] = {"application_id": app_id, "sk_id_curr": int(ids[row])}
+        if event_time is not None:
+            doc["event_time"] = event_time
+        for f, c in zip(events, cols, strict=True):
+            value = float(matrix[row, c])
+            if value != value:
+                continue
+            doc[f.name] = f.categories[int(value)] if f.kind is FeatureKind.CATEGORICAL else value  # type: ignore[index]
+        out.append((app_id.encode(), orjson.dumps(doc)))
+    return out
+
+
+async def produce_payloads(
+    bootstrap_servers: str,
+    topic: str,
+    records: Sequence[Record],
+    *,
+    rate: float | None = None,
+    chunk: int = 500,
+) -> float:
+    """Send ``records`` keyed (murmur2 partitioning); at ``rate`` events/s if given. Returns seconds."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        linger_ms=0,
+        max_batch_size=512 * 1024,
+        enable_idempotence=False,
+    )
+    await producer.start()
+    publisher = RecordPublisher(producer)
+    started = time.perf_counter()
+    try:
+        step = chunk if rate is None else max(1, int(rate / 200))  # ~5 ms slices at a fixed rate
+        for i in range(0, len(records), step):
+            if rate is not None:
+                due = started + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            groups = await publisher.plan(topic, records[i : i + step])
+            failed = await publisher.send_groups(groups)
+            if failed:
+                raise RuntimeError(f"{len(failed)} batches to {topic} were not acknowledged")
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def collect(
+    bootstrap_servers: str, topic: str, expected: int, *, timeout_s: float = 30.0, idle_s: float | None = None
+) -> list[ConsumedRecord]:
+    """Read ``topic`` from the beginning (no group) until ``expected`` records or the deadline.
+
+    ``idle_s``: after reaching ``expected``, keep reading until nothing new arrived for that long
+    (to catch extra records, e.g. duplicates).
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    out: list[ConsumedRecord] = []
+    try:
+        parts = await _partitions(consumer, topic, timeout_s)
+        consumer.assign([TopicPartition(topic, p) for p in parts])
+        await consumer.seek_to_beginning()
+        deadline = time.monotonic() + timeout_s
+        last_new = time.monotonic()
+        while time.monotonic() < deadline:
+            data = await consumer.getmany(timeout_ms=100, max_records=10_000)
+            for msgs in data.values():
+                out.extend(ConsumedRecord(m.partition, m.offset, m.key, m.value, m.timestamp) for m in msgs)
+                last_new = time.monotonic()
+            if len(out) >= expected and (idle_s is None or time.monotonic() - last_new >= idle_s):
+                break
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def _partitions(consumer: Any, topic: str, timeout_s: float) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return sorted(parts)
+        await consumer.topics()  # refreshes the metadata
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"topic {topic} has no partitions after {timeout_s}s")
+
+
+def load_cache(redis_url: str, prefix: str, feature_dir: Path) -> str:
+    """Load ``feature_dir`` (features.parquet + feature_schema.json) into Redis and make it live."""
+    import redis
+
+    from feature_cache.loader import load_features, switch_version
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        summary = load_features(client, feature_dir, prefix)
+        switch_version(client, prefix, summary.version)
+        return str(summary.version)
+    finally:
+        client.close()
+
+
+def settings_env(settings: Any) -> dict[str, str]:
+    """``CREDIT_SCORER_<GROUP>__<FIELD>`` variables reproducing ``settings`` in a child process."""
+    env: dict[str, str] = {}
+    for group_name in ("paths", "kafka", "redis", "model", "stream"):
+        group = getattr(settings, group_name)
+        for name in type(group).model_fields:
+            value = getattr(group, name)
+            if value is None:
+                continue
+            if hasattr(value, "get_secret_value"):
+                value = value.get_secret_value()
+            env[f"CREDIT_SCORER_{group_name.upper()}__{name.upper()}"] = str(value)
+    env["CREDIT_SCORER_LOG_LEVEL"] = settings.log_level
+    return env
+
+
+class WorkerProcess:
+    """``credit-scorer stream worker`` as a child process (tests, chaos runs, benchmarks)."""
+
+    def __init__(self, settings: Any, engine: str = "batch", log_path: Path | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.log_path = log_path
+        self.proc: Any = None
+
+    def start(self) -> WorkerProcess:
+        import os
+        import subprocess
+        import sys
+
+        exe = Path(sys.executable).with_name("credit-scorer")
+        cmd = [str(exe), "stream", "worker", "--engine", self.engine]
+        env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # type: ignore[union-attr]
+        return self
+
+    @property
+    def pid(self) -> int:
+        return int(self.proc.pid)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL (no cleanup at all: the chaos case)."""
+        if self.alive():
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def terminate(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM and wait; SIGKILL if it does not exit in time. Returns the exit code."""
+        import subprocess
+
+        if self.proc is None:
+            return 0
+        if self.alive():
+            self.proc.terminate()
+        try:
+            return int(self.proc.wait(timeout_s))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise
+
+    def metrics_text(self, timeout_s: float = 1.0) -> str:
+        """The worker's /metrics page ('' when not reachable yet)."""
+        import urllib.request
+
+        port = self.settings.stream.metrics_port
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as resp:
+                return resp.read().decode()
+        except OSError:
+            return ""
+
+
+def sample_total(metrics_text: str, name: str) -> float:
+    """Sum of every sample named ``name`` (any labels) in a Prometheus text page."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total

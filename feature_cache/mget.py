@@ -1,0 +1,142 @@
+"""A lean pipelined MGET connection for the scorer's hot path (asyncio protocol + hiredis).
+
+redis-py's asyncio client spends most of a 100-key MGET in its own Python layers (client CPU of both,
+for the same reply, measured in bench/results/redis_cache.json by ``bench/bench_redis_cache.py``). This
+connection does only what the hot path needs: one TCP connection, commands written in order, replies
+parsed by hiredis and matched to their callers first-in first-out (so concurrent callers pipeline).
+
+It is built from the parameters of an existing redis-py client (host, port, username, password, db,
+timeouts), connects lazily, reconnects after a failure, and raises ``ConnectionError`` /
+``TimeoutError`` for the store to translate. Plain TCP only: a TLS or unix-socket client keeps using
+redis-py (:meth:`PipelinedMget.from_client` returns None).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+import hiredis
+import redis.asyncio
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.reader = hiredis.Reader()
+        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.lost: BaseException | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            if not self.waiting:  # a reply nobody waits for: the stream is out of step
+                self._fail(ConnectionError("unexpected reply from Redis"))
+                return
+            future = self.waiting.popleft()
+            if not future.done():
+                if isinstance(reply, hiredis.ReplyError):
+                    future.set_exception(ConnectionError(f"Redis error: {reply}"))
+                else:
+                    future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}"))
+
+    def _fail(self, error: BaseException) -> None:
+        self.lost = error
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(error)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def call(self, *args: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.lost is not None or self.transport is None or self.transport.is_closing():
+            future.set_exception(self.lost or ConnectionError("connection to Redis is closed"))
+            return future
+        self.waiting.append(future)
+        self.transport.write(hiredis.pack_command(args))
+        return future
+
+
+class PipelinedMget:
+    """One lazily connected, pipelined connection answering ``MGET``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        db: int = 0,
+        timeout_s: float = 2.0,
+    ) -> None:
+        self._host, self._port = host, port
+        self._username, self._password, self._db = username, password, db
+        self._timeout_s = timeout_s
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Lock | None = None
+
+    @classmethod
+    def from_client(cls, client: redis.asyncio.Redis) -> PipelinedMget | None:
+        """Same server and credentials as ``client``; None for a TLS or unix-socket client."""
+        pool = client.connection_pool
+        if pool.connection_class is not redis.asyncio.Connection:
+            return None
+        kw = pool.connection_kwargs
+        return cls(
+            kw.get("host", "localhost"),
+            int(kw.get("port", 6379)),
+            username=kw.get("username"),
+            password=kw.get("password"),
+            db=int(kw.get("db") or 0),
+            timeout_s=float(kw.get("socket_timeout") or 2.0),
+        )
+
+    async def mget(self, keys: list[bytes]) -> list[bytes | None]:
+        protocol = await self._connected()
+        try:
+            reply: list[bytes | None] = await asyncio.wait_for(protocol.call("MGET", *keys), self._timeout_s)
+        except TimeoutError:
+            # The replies may now be out of step with their callers: drop the connection.
+            protocol._fail(TimeoutError(f"Redis did not answer within {self._timeout_s}s"))
+            raise
+        return reply
+
+    async def _connected(self) -> _Protocol:
+        protocol = self._protocol
+        if protocol is not None and protocol.lost is None:
+            return protocol
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._protocol is not None and self._protocol.lost is None:
+                return self._protocol
+            loop = asyncio.get_running_loop()
+            _, fresh = await asyncio.wait_for(
+                loop.create_connection(_Protocol, self._host, self._port), self._timeout_s
+            )
+            try:
+                if self._password is not None:
+                    user = (self._username,) if self._username else ()
+                    await asyncio.wait_for(fresh.call("AUTH", *user, self._password), self._timeout_s)
+                if self._db:
+                    await asyncio.wait_for(fresh.call("SELECT", self._db), self._timeout_s)
+            except BaseException:
+                fresh._fail(ConnectionError("Redis handshake failed"))
+                raise
+            self._protocol = fresh
+            return fresh
+
+    async def aclose(self) -> None:
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None:
+            protocol._fail(ConnectionError("connection closed by the client"))

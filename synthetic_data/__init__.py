@@ -1,0 +1,1 @@
+"""Synthetic Home Credit raw tables at any scale (`credit-scorer data synth`), from a committed profile."""

@@ -1,0 +1,165 @@
+"""Feature-vector assembly: event fields override the cached vector, derived features recomputed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from feature_loader.derived import apply_derived
+from feature_loader.feature_schema import FeatureField, FeatureSource
+from scoring.exceptions import InvalidInputError, SchemaMismatchError
+from scoring.vector import VectorAssembler, assemble_matrix
+from tests.fixtures.schemas import CATEGORICAL_EVENT, DERIVED, NUMERIC_EVENT, SUITE, make_schema
+
+SCHEMA = make_schema()
+F = len(SCHEMA)
+
+amounts = st.one_of(st.none(), st.floats(0, 1e9, allow_nan=False), st.integers(0, 10**9))
+event_values = {
+    **{n: amounts for n in NUMERIC_EVENT if n != "HOUR_APPR_PROCESS_START"},
+    "HOUR_APPR_PROCESS_START": st.one_of(st.none(), st.integers(0, 23)),
+    **{
+        n: st.one_of(st.none(), st.sampled_from(levels), st.text(max_size=8))
+        for n, levels in CATEGORICAL_EVENT.items()
+    },
+}
+carried_fields = st.fixed_dictionaries({}, optional=event_values)
+cached_rows = hnp.arrays(
+    np.float32, (F,), elements=st.one_of(st.just(np.nan), st.floats(-1e6, 1e6, width=32, allow_nan=False))
+)
+
+
+def _encode(field: FeatureField, value: object) -> np.float32:
+    return np.float32(field.encode(value))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(cached_rows, carried_fields, st.booleans()), min_size=1, max_size=6))
+def test_event_overrides_only_carried_fields_and_derived_are_recomputed(
+    batch: list[tuple[np.ndarray, dict[str, object], bool]],
+) -> None:
+    cached = np.stack([row for row, _, _ in batch])
+    fields = [carried for _, carried, _ in batch]
+    found = np.array([f for _, _, f in batch])
+    before = cached.copy()
+
+    out = assemble_matrix(SCHEMA, cached, fields, found)
+
+    np.testing.assert_array_equal(cached, before)  # input untouched
+    expected = cached.copy()
+    expected[~found] = np.nan  # unknown client: application fields alone
+    for i, carried in enumerate(fields):
+        for name, value in carried.items():
+            expected[i, SCHEMA.index[name]] = _encode(SCHEMA.field(name), value)
+    apply_derived(expected, SCHEMA)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, expected)  # NaN == NaN here; every other value bit-equal
+    derived_cols = [SCHEMA.index[n] for n in DERIVED]
+    for i, carried in enumerate(fields):
+        for f in SCHEMA.fields:
+            j = SCHEMA.index[f.name]
+            if f.source is FeatureSource.DERIVED:
+                continue
+            if f.name in carried:
+                np.testing.assert_array_equal(out[i, j], _encode(f, carried[f.name]))
+            elif found[i]:
+                np.testing.assert_array_equal(out[i, j], cached[i, j])  # not carried: cached value kept
+            else:
+                assert math.isnan(out[i, j])
+    assert derived_cols  # the schema under test has derived fields
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(cached_rows, carried_fields, st.booleans()), min_size=2, max_size=8))
+def test_batch_equals_row_by_row_bit_for_bit(batch: list[tuple[np.ndarray, dict[str, object], bool]]) -> None:
+    cached = np.stack([row for row, _, _ in batch])
+    fields = [carried for _, carried, _ in batch]
+    found = np.array([f for _, _, f in batch])
+    whole = assemble_matrix(SCHEMA, cached, fields, found)
+    rows = [
+        assemble_matrix(SCHEMA, cached[i : i + 1], fields[i : i + 1], found[i : i + 1])
+        for i in range(len(batch))
+    ]
+    assert whole.tobytes() == np.concatenate(rows).tobytes()
+
+
+def test_derived_use_the_requested_amounts_not_the_cached_ones() -> None:
+    cached = np.full((1, F), np.nan, dtype=np.float32)
+    cached[0, SCHEMA.index["AMT_CREDIT"]] = 100_000
+    cached[0, SCHEMA.index["AMT_INCOME_TOTAL"]] = 50_000
+    out = assemble_matrix(SCHEMA, cached, [{"AMT_CREDIT": 400_000.0}], np.array([True]))
+    assert out[0, SCHEMA.index["CREDIT_INCOME_RATIO"]] == np.float32(8.0)
+    assert out[0, SCHEMA.index["AMT_INCOME_TOTAL"]] == 50_000
+
+
+def test_unknown_client_is_scored_on_application_fields_alone() -> None:
+    cached = np.ones((1, F), dtype=np.float32)  # whatever the cache returned, not found = NaN
+    out = assemble_matrix(
+        SCHEMA, cached, [{"AMT_CREDIT": 200_000, "AMT_INCOME_TOTAL": 100_000}], np.array([False])
+    )
+    assert out[0, SCHEMA.index["CREDIT_INCOME_RATIO"]] == 2.0
+    assert math.isnan(out[0, SCHEMA.index["EXT_SOURCE_1"]])
+    assert math.isnan(out[0, SCHEMA.index["NAME_CONTRACT_TYPE"]])
+
+
+def test_null_field_means_unknown_and_unknown_level_is_missing() -> None:
+    cached = np.zeros((1, F), dtype=np.float32)
+    out = assemble_matrix(
+        SCHEMA, cached, [{"AMT_GOODS_PRICE": None, "NAME_TYPE_SUITE": "Martian"}], np.array([True])
+    )
+    assert math.isnan(out[0, SCHEMA.index["AMT_GOODS_PRICE"]])
+    assert math.isnan(out[0, SCHEMA.index["NAME_TYPE_SUITE"]])
+
+
+@given(st.one_of(st.sampled_from(SUITE), st.text(max_size=10), st.none()))
+def test_categorical_encoding_matches_feature_field(value: str | None) -> None:
+    assembler = VectorAssembler(SCHEMA)
+    expected = SCHEMA.field("NAME_TYPE_SUITE").encode(value)
+    got = assembler.encode("NAME_TYPE_SUITE", value)
+    assert (math.isnan(got) and math.isnan(expected)) or got == expected
+
+
+def test_fields_outside_the_schema_are_ignored() -> None:
+    cached = np.zeros((1, F), dtype=np.float32)
+    out = assemble_matrix(SCHEMA, cached, [{"NOT_A_FEATURE": "x", "EXT_SOURCE_1": 0.9}], np.array([True]))
+    assert out[0, SCHEMA.index["EXT_SOURCE_1"]] == 0.0  # cached-source fields are not overridable by events
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("1000", "'AMT_CREDIT' must be a number"),
+        (float("inf"), "'AMT_CREDIT' must be finite"),
+        (float("nan"), "'AMT_CREDIT' must be finite"),
+        (True, "number"),
+        (10**400, "'AMT_CREDIT' is out of range"),
+    ],
+)
+def test_bad_field_value_names_the_field(value: object, match: str) -> None:
+    cached = np.zeros((3, F), dtype=np.float32)
+    for inputs in (
+        [{"AMT_CREDIT": 1.0}, {"AMT_CREDIT": value}, {"AMT_CREDIT": None}],
+        [{}, {"AMT_CREDIT": value}, {}],
+    ):
+        with pytest.raises(InvalidInputError, match=match) as info:
+            assemble_matrix(SCHEMA, cached, inputs, np.array([True, True, True]))
+        assert "input 1" in str(info.value)
+
+
+def test_shape_mismatches_are_refused() -> None:
+    with pytest.raises(SchemaMismatchError, match="schema has"):
+        assemble_matrix(SCHEMA, np.zeros((1, F + 1), dtype=np.float32), [{}])
+    with pytest.raises(InvalidInputError, match="2 inputs but 1"):
+        assemble_matrix(SCHEMA, np.zeros((1, F), dtype=np.float32), [{}, {}])
+    with pytest.raises(InvalidInputError, match="found mask"):
+        assemble_matrix(SCHEMA, np.zeros((2, F), dtype=np.float32), [{}, {}], np.ones(3, dtype=bool))
+
+
+def test_empty_batch() -> None:
+    out = assemble_matrix(SCHEMA, np.zeros((0, F), dtype=np.float32), [], np.zeros(0, dtype=bool))
+    assert out.shape == (0, F)

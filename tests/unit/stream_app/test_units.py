@@ -1,0 +1,194 @@
+"""Pure pieces of the stream worker: backoff, bulk histogram observation, retry loop, the engine's
+isolation of unscorable rows, the seek-safe Faust consumer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from credit_scorer.metrics import LATENCY_BUCKETS, ScorerMetrics
+from stream_app.exceptions import EngineStoppedError
+from stream_app.metric_batch import observe_many
+from stream_app.retry import Backoff, retry_transient
+
+
+def test_backoff_grows_exponentially_and_is_capped() -> None:
+    b = Backoff(0.1, 2.0)
+    assert 0.08 <= b.delay(1) <= 0.12
+    assert 0.32 <= b.delay(3) <= 0.48
+    assert all(b.delay(n) <= 2.4 for n in range(1, 60))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=20, allow_nan=False), min_size=0, max_size=200))
+def test_observe_many_equals_one_observe_per_value(values: list[float]) -> None:
+    r1, r2 = CollectorRegistry(), CollectorRegistry()
+    h1 = Histogram("x_seconds", "x", buckets=LATENCY_BUCKETS, registry=r1)
+    h2 = Histogram("x_seconds", "x", buckets=LATENCY_BUCKETS, registry=r2)
+    observe_many(h1, np.asarray(values))
+    for v in values:
+        h2.observe(v)
+
+    def lines(r: CollectorRegistry) -> list[str]:
+        return [
+            line
+            for line in generate_latest(r).decode().splitlines()
+            if "created" not in line and "_sum" not in line
+        ]
+
+    assert lines(r1) == lines(r2)
+    s1 = r1.get_sample_value("x_seconds_sum") or 0.0
+    assert s1 == pytest.approx(sum(values), rel=1e-9, abs=1e-9)
+
+
+async def test_retry_transient_retries_then_succeeds_and_counts() -> None:
+    metrics = ScorerMetrics()
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError("down")
+        return "ok"
+
+    got = await retry_transient(
+        flaky,
+        dependency="redis",
+        transient=(ConnectionError,),
+        backoff=Backoff(0.001, 0.002),
+        metrics=metrics,
+    )
+    assert got == "ok" and calls == 3
+    assert metrics.registry.get_sample_value("credit_scorer_retries_total", {"dependency": "redis"}) == 2
+
+
+async def test_retry_transient_gives_up_only_when_stopping() -> None:
+    metrics = ScorerMetrics()
+    stopping = asyncio.Event()
+
+    async def down() -> None:
+        stopping.set()
+        raise ConnectionError("down")
+
+    with pytest.raises(EngineStoppedError):
+        await retry_transient(
+            down,
+            dependency="kafka",
+            transient=(ConnectionError,),
+            backoff=Backoff(0.001, 0.002),
+            metrics=metrics,
+            stopping=stopping,
+        )
+
+
+async def test_retry_transient_does_not_swallow_other_errors() -> None:
+    async def broken() -> None:
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError):
+        await retry_transient(
+            broken,
+            dependency="redis",
+            transient=(ConnectionError,),
+            backoff=Backoff(0.001, 0.002),
+            metrics=ScorerMetrics(),
+        )
+
+
+def test_a_row_the_scorer_cannot_use_is_dead_lettered_and_the_rest_scored(small_model_dir: Path) -> None:
+    """InvalidInputError on one row: that row → `unscorable` dead letter, the other rows are decided."""
+    from dataclasses import replace
+
+    from credit_scorer.settings import Settings
+    from feature_loader.feature_schema import FeatureField, FeatureKind, FeatureSchema
+    from kafka_io.records import InboundRecord
+    from schemas.codec import parse_application
+    from scoring.model import load_model
+    from scoring.service import CachedFeatures
+    from stream_app.engine import MicroBatchPipeline
+
+    model = load_model(small_model_dir)
+    # a schema that reads the contract type as a number: a text value is then unusable for the scorer
+    fields = tuple(
+        FeatureField(name=f.name, kind=FeatureKind.NUMERIC, source=f.source)
+        if f.name == "NAME_CONTRACT_TYPE"
+        else f
+        for f in model.schema.fields
+    )
+    odd = replace(model, schema=FeatureSchema(fields=fields))
+    pipeline = MicroBatchPipeline(Settings(), odd, None, ScorerMetrics(), producer_factory=lambda: None)  # type: ignore[arg-type]
+    payloads = [
+        b'{"application_id": "a", "sk_id_curr": 100001, "AMT_CREDIT": 1000.0}',
+        b'{"application_id": "b", "sk_id_curr": 100002, "NAME_CONTRACT_TYPE": "Cash loans"}',
+        b'{"application_id": "c", "sk_id_curr": 100003}',
+    ]
+    records = [InboundRecord("t", 0, i, None, p, 0) for i, p in enumerate(payloads)]
+    apps = [parse_application(p, 65536) for p in payloads]
+    n = len(odd.schema)
+    cached = CachedFeatures(np.full((3, n), np.nan, np.float32), np.zeros(3, bool), odd.feature_version, None)
+    kept, _, bad, score = pipeline._score(apps, cached, records)
+    assert [a.application_id for a in kept] == ["a", "c"]
+    assert score is not None and len(score.results) == 2
+    assert len(bad) == 1 and bad[0][0].offset == 1
+    assert bad[0][1].kind.value == "unscorable" and "NAME_CONTRACT_TYPE" in bad[0][1].message
+
+
+async def _commit_after_stale_record(app_class: type) -> int | None:
+    """Faust's bookkeeping after a seek back to committed offset 100 and a stale record 110 arriving."""
+    from faust.types import TP
+
+    app = app_class("t-gap", broker="kafka://127.0.0.1:1", web_enabled=False)
+    consumer = app.consumer  # created lazily, no connection
+    tp = TP("apps", 0)
+    consumer._committed_offset[tp] = 100
+    consumer._read_offset[tp] = 100  # what perform_seek() sets
+    # _drain_messages on offset 110 when _read_offset is 100: "gap" 101..110 (compaction, txn markers)
+    await consumer._add_gap(tp, 101, 110)
+    consumer._acked[tp].append(110)  # the stale record is processed and acked
+    consumer._acked_index[tp].add(110)
+    return consumer._new_offset(tp)  # the offset Faust would commit
+
+
+async def test_stock_faust_commits_over_unprocessed_offsets_and_seek_safe_does_not() -> None:
+    import faust
+
+    from stream_app.faust_consumer import SeekSafeApp
+
+    assert await _commit_after_stale_record(faust.App) == 111  # 100..109 never processed: lost
+    assert await _commit_after_stale_record(SeekSafeApp) is None  # no commit past the hole
+
+
+async def test_seek_safe_consumer_drops_records_fetched_before_a_seek(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collections import namedtuple
+
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+    from faust.types import TP
+
+    from stream_app.faust_consumer import SeekSafeApp
+
+    app = SeekSafeApp("t-seek", broker="kafka://127.0.0.1:1", web_enabled=False)
+    consumer = app.consumer
+    rec = namedtuple("rec", "offset")
+    tp0, tp1 = TP("apps", 0), TP("apps", 1)
+    fetched = {tp0: [rec(110), rec(111)], tp1: [rec(50), rec(51)]}
+
+    async def fetch(self: object, timeout: float) -> tuple[dict[TP, list[rec]], set[TP]]:
+        return dict(fetched), {tp0, tp1}
+
+    monkeypatch.setattr(faust_aiokafka.ThreadDelegateConsumer, "_wait_next_records", fetch)
+    consumer._read_offset[tp0] = 100  # perform_seek() moved partition 0 back to committed offset 100
+    consumer._read_offset[tp1] = 49  # partition 1: last record handed to the stream was 49
+    records, _ = await consumer._wait_next_records(1.0)
+    assert records == {tp1: fetched[tp1]}  # 110.. came from before the seek: dropped, re-fetched from 100
+    consumer._read_offset[tp0] = 109
+    records, _ = await consumer._wait_next_records(1.0)
+    assert records == fetched
