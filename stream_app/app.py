@@ -1,9 +1,9 @@
 """The Faust app of the stream worker, for either engine, from the one settings object.
 
 * ``engine="batch"`` (default): the app (lifecycle, signals, web, sensors) runs
-  :class:`stream_app.batch_service.BatchEngineService`, which owns a plain aiokafka consumer and
+  :class:`stream_app.runtime.BatchRuntime`, which owns a plain aiokafka consumer and
   producer; Faust's own Kafka consumer/producer are not booted (they would join a second group for
-  nothing). See the batch_service docstring for why the hot path goes around Faust's consumer.
+  nothing). See the runtime docstring for why the hot path goes around Faust's consumer.
 * ``engine="faust"``: a real Faust agent on the applications topic, micro-batched with
   ``stream.take_events(batch_max, within=…)``, calling the same :class:`MicroBatchPipeline`; Faust
   acks (and later commits) the events only after ``pipeline.handle`` returned, i.e. after every
@@ -27,10 +27,10 @@ from mode import Service
 
 from credit_scorer.settings import Settings
 from kafka_io.records import InboundRecord
-from stream_app.batch_service import BatchEngineService
 from stream_app.engine import MicroBatchPipeline
 from stream_app.exceptions import EngineStoppedError
 from stream_app.faust_consumer import FaustFetchWatch, SeekSafeApp
+from stream_app.runtime import BatchRuntime
 
 log = logging.getLogger(__name__)
 FAUST_WITHIN_MIN_S = 0.001
@@ -116,7 +116,7 @@ def create_app(settings: Settings, pipeline: MicroBatchPipeline, engine: str | N
     (settings.paths.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     if engine == "batch":
         app = BatchEngineApp(f"{settings.kafka.consumer_group}-app", **faust_settings(settings, engine))
-        app.service(BatchEngineService(settings, pipeline))  # type: ignore[arg-type]  # instances work too
+        app.service(BatchRuntime(settings, pipeline))  # type: ignore[arg-type]  # instances work too
         return app
     if engine != "faust":
         raise ValueError(f"unknown stream engine {engine!r} (expected 'batch' or 'faust')")

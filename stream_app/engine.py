@@ -22,15 +22,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
-from aiokafka.errors import KafkaError
 
 from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import Settings
-from kafka_io.records import InboundRecord, PartitionBatch, Record, dead_letter_record
-from kafka_io.sender import RecordPublisher
+from kafka_io.records import InboundRecord, Record, dead_letter_record
 from schemas.codec import parse_application
 from schemas.events import LoanApplication
 from schemas.exceptions import ErrorKind, InvalidEvent
@@ -64,9 +62,14 @@ class FeatureSource(Protocol):
     async def fetch(self, sk_ids: Sequence[int]) -> CachedFeatures: ...
 
 
-class Producer(Protocol):
+class Sink(Protocol):
+    """Where decisions and dead letters go (:class:`stream_app.sink.DecisionSink`)."""
+
+    stopping: asyncio.Event
+
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+    async def publish(self, decisions: list[Record], dead: list[Record]) -> None: ...
 
 
 @dataclass
@@ -113,7 +116,7 @@ class MicroBatchPipeline:
         features: FeatureSource,
         metrics: ScorerMetrics,
         *,
-        producer_factory: Callable[[], Any],
+        sink: Sink,
         observers: Sequence[BatchObserver] = (),
         reasons: ReasonsMode = "refusals",
     ) -> None:
@@ -123,21 +126,16 @@ class MicroBatchPipeline:
         self.metrics = metrics
         self.observers = list(observers)
         self.reasons = reasons
-        self.stopping = asyncio.Event()
+        self.sink = sink
+        self.stopping = sink.stopping  # one event: a stopping worker stops retrying everywhere
         self.ready = asyncio.Event()
         self.busy_s = 0.0  # seconds spent in handle()
         self.handled_records = 0  # records handled (decided or dead-lettered) since start
         self.progress = ProgressWatch()  # its engine reports what is pending; deliver() what was handled
         metrics.stalled.set_function(self.progress.stalled_seconds)
-        self._producer_factory = producer_factory
-        self._producer: Any = None
-        self._publisher: RecordPublisher | None = None
         self._scorer: ThreadPoolExecutor | None = None
         stream = settings.stream
         self._backoff = Backoff(stream.retry_initial_s, stream.retry_max_s)
-
-    def add_observer(self, observer: BatchObserver) -> None:
-        self.observers.append(observer)
 
     async def start(self) -> None:
         prepare(self.model)
@@ -145,20 +143,16 @@ class MicroBatchPipeline:
             self.model.model_version, self.model.feature_version, float(self.model.threshold)
         )
         self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
-        self._producer = self._producer_factory()
-        await self._producer.start()
-        self._publisher = RecordPublisher(self._producer)
+        await self.sink.start()
         await self.features.start()
         self.ready.set()
 
     async def stop(self) -> None:
         try:
-            if self._producer is not None:
-                try:
-                    await self._producer.stop()
-                finally:
-                    self._producer = None
-            await self.features.stop()
+            try:
+                await self.sink.stop()
+            finally:
+                await self.features.stop()
         finally:
             if self._scorer is not None:
                 self._scorer.shutdown(wait=True)
@@ -230,7 +224,7 @@ class MicroBatchPipeline:
     async def deliver(self, batch: PreparedBatch) -> BatchReport:
         """Publish a prepared batch and wait for every ack; then metrics and observers."""
         t_pub = time.perf_counter()
-        await self._publish(batch.decisions, batch.dead)
+        await self.sink.publish(batch.decisions, batch.dead)
         produced_at = time.time()
         self.progress.handled(len(batch.decisions) + len(batch.dead))
         self.handled_records += len(batch.decisions) + len(batch.dead)
@@ -314,42 +308,6 @@ class MicroBatchPipeline:
         )
         return kept_apps, kept, bad, score
 
-    async def _publish(self, decisions: list[Record], dead: list[Record]) -> None:
-        publisher = self._publisher
-        assert publisher is not None, "pipeline not started"
-        kafka = self.settings.kafka
-
-        async def plan() -> list[PartitionBatch]:
-            return [
-                *await publisher.plan(kafka.decisions_topic, decisions),
-                *await publisher.plan(kafka.dead_letter_topic, dead),
-            ]
-
-        groups = await retry_transient(
-            plan,
-            dependency="kafka",
-            transient=(KafkaError,),
-            backoff=self._backoff,
-            metrics=self.metrics,
-            stopping=self.stopping,
-        )
-        pending = groups
-
-        async def send() -> None:
-            nonlocal pending
-            pending = await publisher.send_groups(pending)
-            if pending:
-                raise _PublishIncomplete(f"{len(pending)} partition batch(es) not acknowledged")
-
-        await retry_transient(
-            send,
-            dependency="kafka",
-            transient=(_PublishIncomplete, KafkaError),
-            backoff=self._backoff,
-            metrics=self.metrics,
-            stopping=self.stopping,
-        )
-
     # --- metrics and observers ------------------------------------------------------------------------
     def _observe_scoring(self, cached: CachedFeatures, features_s: float, score: BatchScore) -> int:
         m = self.metrics
@@ -401,7 +359,3 @@ class MicroBatchPipeline:
                 observer(score)
             except Exception:  # an observer must never stop the stream
                 log.exception("batch observer %r failed", observer)
-
-
-class _PublishIncomplete(Exception):
-    """Some partition batches were not acknowledged (retried)."""

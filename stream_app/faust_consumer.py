@@ -1,6 +1,6 @@
 """A Faust (aiokafka driver) consumer that does not lose the records fetched before a seek.
 
-The loss (see :mod:`stream_app.batch_service` for the full account): ``Consumer.getmany`` captures
+The loss (see :mod:`stream_app.runtime` for the full account): ``Consumer.getmany`` captures
 the consumer generation only *after* ``_wait_next_records`` returned, so records fetched before a
 rebalance/seek — from the old, fetched-ahead position P — are yielded after
 ``perform_seek()`` moved ``_read_offset`` back to the committed offset C. ``_drain_messages`` then

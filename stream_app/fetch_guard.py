@@ -14,7 +14,7 @@ against wall time, so a batch stuck on a Redis outage or a slow publish does not
 of ``window_s`` seconds of waiting, fewer records arrived than were pending (capped at one batch).
 Two starved windows in a row act (one can be a record that arrived at the window's last instant).
 
-Pure logic (a clock is passed in); :mod:`stream_app.batch_service` and the Faust engine's watchdog
+Pure logic (a clock is passed in); :mod:`stream_app.runtime` and the Faust engine's watchdog
 apply its actions to an aiokafka consumer.
 """
 

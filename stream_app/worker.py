@@ -19,6 +19,7 @@ from scoring.service import ReasonsMode
 from stream_app.engine import BatchObserver, MicroBatchPipeline
 from stream_app.exceptions import MetricsPortError, ModelNotFoundError
 from stream_app.features import RedisFeatures
+from stream_app.sink import DecisionSink
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,17 @@ def build_pipeline(
     observers: Sequence[BatchObserver] = (),
     reasons: ReasonsMode | None = None,
 ) -> MicroBatchPipeline:
-    """The micro-batch pipeline on Redis features and an aiokafka producer (both made in start())."""
+    """The micro-batch pipeline on Redis features and the decision sink (clients made in start())."""
     from aiokafka import AIOKafkaProducer
 
+    metrics = metrics or default_metrics()
+    sink = DecisionSink(settings, metrics, lambda: AIOKafkaProducer(**producer_kwargs(settings.kafka)))
     return MicroBatchPipeline(
         settings,
         model,
         RedisFeatures(settings.redis, model.feature_version),
-        metrics or default_metrics(),
-        producer_factory=lambda: AIOKafkaProducer(**producer_kwargs(settings.kafka)),
+        metrics,
+        sink=sink,
         observers=observers,
         reasons=reasons or settings.stream.reasons,
     )

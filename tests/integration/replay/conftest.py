@@ -12,7 +12,7 @@ from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import Settings
 from devtools.harness import application_payloads, collect, create_topics, produce_payloads
 from schemas.codec import decode_decision
-from stream_app.batch_service import BatchEngineService
+from stream_app.runtime import BatchRuntime
 from stream_app.worker import build_pipeline
 from tests.fixtures.kafka import StreamEnv
 
@@ -39,7 +39,7 @@ def make_history(make_stream_env: Callable[..., StreamEnv]) -> Callable[..., Any
         )
         rows = list(range(n))
         payloads = application_payloads(env.model.schema, env.ids, env.matrix, rows, id_prefix="app")
-        service = BatchEngineService(env.settings, build_pipeline(env.settings, env.model, ScorerMetrics()))
+        service = BatchRuntime(env.settings, build_pipeline(env.settings, env.model, ScorerMetrics()))
         await service.start()
         try:
             await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, payloads)

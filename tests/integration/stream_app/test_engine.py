@@ -14,7 +14,7 @@ from credit_scorer.metrics import ScorerMetrics
 from devtools.harness import application_payloads, collect, produce_payloads
 from schemas.codec import decode_dead_letter, decode_decision
 from scoring.service import CachedFeatures, ScoringInput, score_batch
-from stream_app.batch_service import BatchEngineService
+from stream_app.runtime import BatchRuntime
 from stream_app.worker import build_pipeline
 from tests.fixtures.kafka import StreamEnv
 from tests.polling import wait_until
@@ -22,9 +22,9 @@ from tests.polling import wait_until
 pytestmark = pytest.mark.integration
 
 
-async def start_engine(env: StreamEnv, metrics: ScorerMetrics, **kw: object) -> BatchEngineService:
+async def start_engine(env: StreamEnv, metrics: ScorerMetrics, **kw: object) -> BatchRuntime:
     pipeline = build_pipeline(env.settings, env.model, metrics, **kw)  # type: ignore[arg-type]
-    service = BatchEngineService(env.settings, pipeline)
+    service = BatchRuntime(env.settings, pipeline)
     await service.start()
     return service
 

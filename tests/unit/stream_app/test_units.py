@@ -113,6 +113,7 @@ def test_a_row_the_scorer_cannot_use_is_dead_lettered_and_the_rest_scored(small_
     from scoring.model import load_model
     from scoring.service import CachedFeatures
     from stream_app.engine import MicroBatchPipeline
+    from stream_app.sink import DecisionSink
 
     model = load_model(small_model_dir)
     # a schema that reads the contract type as a number: a text value is then unusable for the scorer
@@ -123,7 +124,9 @@ def test_a_row_the_scorer_cannot_use_is_dead_lettered_and_the_rest_scored(small_
         for f in model.schema.fields
     )
     odd = replace(model, schema=FeatureSchema(fields=fields))
-    pipeline = MicroBatchPipeline(Settings(), odd, None, ScorerMetrics(), producer_factory=lambda: None)  # type: ignore[arg-type]
+    settings, metrics = Settings(), ScorerMetrics()
+    sink = DecisionSink(settings, metrics, producer_factory=lambda: None)  # never started: no publishing
+    pipeline = MicroBatchPipeline(settings, odd, None, metrics, sink=sink)  # type: ignore[arg-type]
     payloads = [
         b'{"application_id": "a", "sk_id_curr": 100001, "AMT_CREDIT": 1000.0}',
         b'{"application_id": "b", "sk_id_curr": 100002, "NAME_CONTRACT_TYPE": "Cash loans"}',
