@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +45,14 @@ def lag_partitions(worker: WorkerProcess) -> set[str]:
     }
 
 
+def _get_json(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
 def log_tail(path: Path, n: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
 
@@ -52,6 +63,9 @@ async def test_worker_process_scores_serves_metrics_and_stops_on_sigterm(
 ) -> None:
     env = make_stream_env(partitions=2)
     settings = with_metrics_port(env.settings)
+    web_port = free_port()
+    stream = settings.stream.model_copy(update={"web_port": web_port})
+    settings = settings.model_copy(update={"stream": stream})
     kafka = settings.kafka
     n = 300
     payloads = application_payloads(env.model.schema, env.ids, env.matrix, range(n), id_prefix=engine)
@@ -71,6 +85,9 @@ async def test_worker_process_scores_serves_metrics_and_stops_on_sigterm(
         page = worker.metrics_text()
         assert "credit_scorer_model_info{" in page and env.model.model_version in page
         assert sample_total(page, "credit_scorer_stage_seconds_count") > 0
+        status, health = _get_json(f"http://127.0.0.1:{web_port}/health")
+        assert (status, health["status"], health["engine"]) == (200, "healthy", engine), health
+        assert health["model_version"] == env.model.model_version and health["stalled_seconds"] == 0
         code = worker.terminate(timeout_s=30)
         assert code == 0, log_tail(log)
     finally:
