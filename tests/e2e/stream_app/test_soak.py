@@ -48,9 +48,8 @@ async def test_a_minute_at_2000_per_second_is_decided_completely(
         log = tmp_path / "worker.log"
         worker = WorkerProcess(settings, engine, log).start()
         try:
-            await wait_until(
-                lambda: "credit_scorer_fetch_wait_seconds" in worker.metrics_text(), 60, "worker"
-            )
+            # up = its metrics page serves the model (a loaded machine can take a while to start it)
+            await wait_until(lambda: "credit_scorer_model_info{" in worker.metrics_text(), 180, "worker up")
             started = time.monotonic()
             await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, payloads, rate=RATE)
             produced_s = time.monotonic() - started
