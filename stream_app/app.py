@@ -97,9 +97,11 @@ def _credentials(settings: Settings) -> Any:
 
 
 class _NoKafkaBoot(BootStrategy):
-    """Web and sensors only: the batch engine owns its Kafka clients."""
+    """Web only (``/health``): the batch engine owns its Kafka clients, and Faust's sensors (its
+    Monitor) would only watch Faust streams and tables, of which the batch engine has none."""
 
     enable_kafka = False
+    enable_sensors = False
 
 
 class BatchEngineApp(faust.App):
