@@ -142,15 +142,41 @@ def _monthly_dpd(
     return dpd, dpd_def
 
 
+@dataclass(frozen=True)
+class _Loans:
+    """The previous applications of a chunk, as the monthly tables need them (one entry per loan)."""
+
+    owner: np.ndarray  # index of the loan's client in ``ids``
+    sk_prev: np.ndarray
+    n_pay: np.ndarray  # number of instalments
+    pos_months: np.ndarray  # POS_CASH_balance months (approved instalment loans, else 0)
+    inst_n: np.ndarray  # installments_payments rows
+    cc_months: np.ndarray  # credit_card_balance months (approved revolving loans, else 0)
+    cc_gap: np.ndarray  # months since the card's last balance
+    decision: np.ndarray  # DAYS_DECISION, pushed back before its monthly history
+    annuity_u: np.ndarray  # the joint uniform of AMT_ANNUITY (instalment amounts follow its rank)
+
+
 def _previous(
     profile: dict[str, Any], ids: np.ndarray, z: np.ndarray, rng: np.random.Generator, first_id: int
 ) -> dict[str, pl.DataFrame]:
-    tables, files = profile["tables"], profile["file_columns"]
-    table = tables["previous_application"]
-    n = ids.shape[0]
+    # The draws keep this order (behaviours, applications, then each monthly table): same seed, same files.
     h_prev, h_inst = _behaviour(rng, z, "previous_application"), _behaviour(rng, z, "installments_payments")
     h_pos, h_cc = _behaviour(rng, z, "POS_CASH_balance"), _behaviour(rng, z, "credit_card_balance")
-    owner, _ = _expand(_counts(rng, n, PREV_NONE_RATE, PREV_EXTRA_MEAN, PREV_SHAPE))
+    applications, loans = _previous_applications(profile, ids, h_prev, rng, first_id)
+    return {
+        "previous_application": applications,
+        "POS_CASH_balance": _pos_cash(profile, ids, loans, h_pos, rng),
+        "installments_payments": _installments(profile, ids, loans, h_inst, rng),
+        "credit_card_balance": _credit_card(profile, ids, loans, h_cc, rng),
+    }
+
+
+def _previous_applications(
+    profile: dict[str, Any], ids: np.ndarray, h_prev: np.ndarray, rng: np.random.Generator, first_id: int
+) -> tuple[pl.DataFrame, _Loans]:
+    table = profile["tables"]["previous_application"]
+    owner, _ = _expand(_counts(rng, ids.shape[0], PREV_NONE_RATE, PREV_EXTRA_MEAN, PREV_SHAPE))
     rows = int(owner.shape[0])
     u = joint_u(rng, rows, table, {"NAME_CONTRACT_STATUS": (REFUSED_LOADING, h_prev[owner])})
     cols, group_idx = sample_table(table, rows, rng, u)
@@ -179,21 +205,28 @@ def _previous(
     cols["DAYS_FIRST_DUE"] = np.where(regular, decision + 30.0, first_due)
     sk_prev = first_id + np.arange(rows, dtype=np.int64)
     cols["SK_ID_PREV"], cols["SK_ID_CURR"] = sk_prev, ids[owner]
-    out = {"previous_application": to_frame(cols, files["previous_application"], table)}
-    month0 = np.floor(decision / 30.0)
+    frame = to_frame(cols, profile["file_columns"]["previous_application"], table)
+    loans = _Loans(owner, sk_prev, n_pay, pos_months, inst_n, cc_months, cc_gap, decision, u["AMT_ANNUITY"])
+    return frame, loans
 
-    # POS_CASH_balance: one row per month of each approved instalment loan.
-    powner, k = _expand(pos_months)
-    pos_table = tables["POS_CASH_balance"]
+
+def _pos_cash(
+    profile: dict[str, Any], ids: np.ndarray, loans: _Loans, h_pos: np.ndarray, rng: np.random.Generator
+) -> pl.DataFrame:
+    """One row per month of each approved instalment loan."""
+    owner = loans.owner
+    powner, k = _expand(loans.pos_months)
+    pos_table = profile["tables"]["POS_CASH_balance"]
     pos_status = pos_table["base"]["NAME_CONTRACT_STATUS"]
-    remaining = n_pay[powner] - k - 1
-    finished = (remaining <= 0) & (k == pos_months[powner] - 1)
+    remaining = loans.n_pay[powner] - k - 1
+    finished = (remaining <= 0) & (k == loans.pos_months[powner] - 1)
     dpd, dpd_def = _monthly_dpd(profile, rng, h_pos[owner[powner]], "pos_dpd_rate", "pos_dpd_days")
+    month0 = np.floor(loans.decision / 30.0)
     pos_cols = {
-        "SK_ID_PREV": sk_prev[powner],
+        "SK_ID_PREV": loans.sk_prev[powner],
         "SK_ID_CURR": ids[owner[powner]],
         "MONTHS_BALANCE": (month0[powner] + 1 + k).astype(np.int64),
-        "CNT_INSTALMENT": n_pay[powner],
+        "CNT_INSTALMENT": loans.n_pay[powner],
         "CNT_INSTALMENT_FUTURE": np.maximum(remaining, 0.0),
         "NAME_CONTRACT_STATUS": np.where(
             finished, level_index(pos_status, "Completed"), level_index(pos_status, "Active")
@@ -201,13 +234,18 @@ def _previous(
         "SK_DPD": dpd,
         "SK_DPD_DEF": dpd_def,
     }
-    out["POS_CASH_balance"] = to_frame(pos_cols, files["POS_CASH_balance"], pos_table)
+    return to_frame(pos_cols, profile["file_columns"]["POS_CASH_balance"], pos_table)
 
-    # installments_payments: the schedule, with late and underpaid payments following the client.
-    iowner, k = _expand(inst_n)
-    inst_table = tables["installments_payments"]
+
+def _installments(
+    profile: dict[str, Any], ids: np.ndarray, loans: _Loans, h_inst: np.ndarray, rng: np.random.Generator
+) -> pl.DataFrame:
+    """The schedule, with late and underpaid payments following the client."""
+    owner = loans.owner
+    iowner, k = _expand(loans.inst_n)
+    inst_table = profile["tables"]["installments_payments"]
     m = int(iowner.shape[0])
-    due = decision[iowner] + 30.0 * (k + 1)
+    due = loans.decision[iowner] + 30.0 * (k + 1)
     hi = h_inst[owner[iowner]]
     late = _events(rng, hi, float(profile["signals"]["inst_late_rate"]))
     shift = np.where(
@@ -215,13 +253,13 @@ def _previous(
     )
     # Instalment amounts follow the loan's annuity rank, with the profiled marginal of AMT_INSTALMENT.
     amount_prof = {**inst_table["base"]["AMT_INSTALMENT"], "miss": 0.0}
-    amount = values_from_u(amount_prof, u["AMT_ANNUITY"])[iowner]
+    amount = values_from_u(amount_prof, loans.annuity_u)[iowner]
     under = _events(rng, hi, float(profile["signals"]["inst_underpaid_rate"]))
     paid = np.where(under, np.round(amount * _dist(profile, "inst_paid_share", rng, m), 3), amount)
     unpaid = rng.random(m) < float(inst_table["base"]["DAYS_ENTRY_PAYMENT"]["miss"])
     version_prof = inst_table["base"]["NUM_INSTALMENT_VERSION"]
     inst_cols = {
-        "SK_ID_PREV": sk_prev[iowner],
+        "SK_ID_PREV": loans.sk_prev[iowner],
         "SK_ID_CURR": ids[owner[iowner]],
         "NUM_INSTALMENT_VERSION": values_from_u(version_prof, rng.random(m)),
         "NUM_INSTALMENT_NUMBER": (k + 1).astype(np.int64),
@@ -230,21 +268,26 @@ def _previous(
         "AMT_INSTALMENT": amount,
         "AMT_PAYMENT": np.where(unpaid, np.nan, paid),
     }
-    out["installments_payments"] = to_frame(inst_cols, files["installments_payments"], inst_table)
+    return to_frame(inst_cols, profile["file_columns"]["installments_payments"], inst_table)
 
-    # credit_card_balance: monthly rows of approved revolving loans.
-    cowner, k = _expand(cc_months)
-    cc_table = tables["credit_card_balance"]
+
+def _credit_card(
+    profile: dict[str, Any], ids: np.ndarray, loans: _Loans, h_cc: np.ndarray, rng: np.random.Generator
+) -> pl.DataFrame:
+    """Monthly rows of approved revolving loans."""
+    owner = loans.owner
+    cowner, k = _expand(loans.cc_months)
+    cc_table = profile["tables"]["credit_card_balance"]
     hc = h_cc[owner[cowner]]
     cc_u = joint_u(rng, int(cowner.shape[0]), cc_table, {"AMT_BALANCE": (0.35, hc)})
     cc_cols, _ = sample_table(cc_table, int(cowner.shape[0]), rng, cc_u)
     limit_prof = cc_table["base"]["AMT_CREDIT_LIMIT_ACTUAL"]
-    cc_cols["AMT_CREDIT_LIMIT_ACTUAL"] = values_from_u({**limit_prof, "miss": 0.0}, rng.random(rows))[cowner]
+    limits = values_from_u({**limit_prof, "miss": 0.0}, rng.random(int(owner.shape[0])))  # one per loan
+    cc_cols["AMT_CREDIT_LIMIT_ACTUAL"] = limits[cowner]
     cc_cols["SK_DPD"], cc_cols["SK_DPD_DEF"] = _monthly_dpd(profile, rng, hc, "cc_dpd_rate", "cc_dpd_days")
-    cc_cols["SK_ID_PREV"], cc_cols["SK_ID_CURR"] = sk_prev[cowner], ids[owner[cowner]]
-    cc_cols["MONTHS_BALANCE"] = (-cc_gap[cowner] - cc_months[cowner] + k).astype(np.int64)
-    out["credit_card_balance"] = to_frame(cc_cols, files["credit_card_balance"], cc_table)
-    return out
+    cc_cols["SK_ID_PREV"], cc_cols["SK_ID_CURR"] = loans.sk_prev[cowner], ids[owner[cowner]]
+    cc_cols["MONTHS_BALANCE"] = (-loans.cc_gap[cowner] - loans.cc_months[cowner] + k).astype(np.int64)
+    return to_frame(cc_cols, profile["file_columns"]["credit_card_balance"], cc_table)
 
 
 def make_history(
