@@ -13,7 +13,7 @@ and not ``is_unbalance``: same effect, but the weight is explicit and recorded i
 Consequence: the scores are *risk scores* ranked like probabilities but shifted upwards (the held-out
 Brier score shows it), which is harmless for the decision because the threshold is chosen by business
 cost on the same kind of scores (out-of-fold). On the real sample, CV AUC with and without the weight
-is the same within fold noise (0.765 vs 0.766, fold std 0.025).
+is the same within fold noise (figures in bench/results/training_choices.md).
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ from training.evaluation import brier, roc_auc
 from training.exceptions import FeatureTableError
 from training.reference import build_reference, top_by_gain
 from training.split import stratified_holdout
-from training.threshold import choose_threshold, confusion_at
+from training.threshold import ThresholdChoice, choose_threshold, confusion_at
 
 ProgressFn = Callable[[str], None]
 
 # Chosen by 5-fold CV on the training part of the real sample (never on the held-out split): with ~1,100
 # defaults and ~280 mostly sparse features, small, strongly regularised trees that each see a small
-# share of the features generalise best (CV AUC 0.765 vs 0.757 for 31-leaf trees on all features).
+# share of the features generalise best (CV AUC against 31-leaf trees on all features: see
+# bench/results/training_choices.md).
 BASE_PARAMS: dict[str, Any] = {
     "objective": "binary",
     "metric": "auc",
@@ -56,8 +57,8 @@ BASE_PARAMS: dict[str, Any] = {
     "lambda_l2": 20.0,
     "path_smooth": 20.0,
     "max_bin": 255,
-    # one thread: on a shared 2-core machine OpenMP threads spin-wait on each other (measured: 2 threads
-    # took 18x the CPU time of 1 under load); the model is small enough for one core
+    # one thread: on a shared 2-core machine OpenMP threads spin-wait on each other (CPU time of 2 threads
+    # vs 1 under load in bench/results/training_choices.md); the model is small enough for one core
     "num_threads": 1,
     "deterministic": True,
     "force_col_wise": True,
@@ -115,6 +116,21 @@ def train_model(
     return fit_table(table, Path(models_dir), cfg, step, started)
 
 
+@dataclass(frozen=True)
+class _Split:
+    """The training part (CV, early stopping, threshold, final fit) and the held-out part (metrics)."""
+
+    x_tr: np.ndarray
+    y_tr: np.ndarray
+    ids_tr: np.ndarray
+    x_ho: np.ndarray
+    y_ho: np.ndarray
+
+    @property
+    def train_positives(self) -> int:
+        return int(self.y_tr.sum())
+
+
 def fit_table(
     table: LabelledTable,
     models_dir: Path,
@@ -125,24 +141,15 @@ def fit_table(
     started = time.perf_counter() if started is None else started
     schema = table.schema
     names = list(schema.names)
-    categorical = list(schema.categorical_names)
+    split = _holdout_split(table, cfg)
+    pos_tr = split.train_positives
+    params = cfg.lgb_params(split.y_tr.size - pos_tr, pos_tr)
 
-    held = stratified_holdout(table.ids, table.y, cfg.holdout, cfg.seed)
-    x_tr, y_tr, ids_tr = table.x[~held], table.y[~held], table.ids[~held]
-    x_ho, y_ho = table.x[held], table.y[held]
-    pos_tr = int(y_tr.sum())
-    if pos_tr < cfg.folds or int(y_ho.sum()) == 0:
-        raise FeatureTableError(
-            f"{table.source}: too few positive TARGET rows ({table.positives}) for a held-out split and "
-            f"{cfg.folds}-fold CV"
-        )
-    params = cfg.lgb_params(y_tr.size - pos_tr, pos_tr)
-
-    dataset = make_dataset(x_tr, y_tr, names, categorical, params)
+    dataset = make_dataset(split.x_tr, split.y_tr, names, list(schema.categorical_names), params)
     cv = cross_validate(
         dataset,
-        ids_tr,
-        y_tr,
+        split.ids_tr,
+        split.y_tr,
         params,
         folds=cfg.folds,
         seed=cfg.seed,
@@ -150,48 +157,92 @@ def fit_table(
         early_stopping=cfg.early_stopping,
         on_fold=lambda k, it, auc: step(f"CV fold {k + 1}/{cfg.folds}: {it} rounds, AUC {auc:.4f}"),
     )
-    choice = choose_threshold(y_tr, cv.oof, cfg.fn_cost, cfg.fp_cost)
+    choice = choose_threshold(split.y_tr, cv.oof, cfg.fn_cost, cfg.fp_cost)
     step(f"threshold {choice.threshold:.4f} (out-of-fold cost {choice.cost:,.0f})")
 
     booster = lgb.train(params, dataset, num_boost_round=cv.n_estimators)
     step(f"final model: {cv.n_estimators} trees")
 
-    p_ho = np.asarray(booster.predict(x_ho), dtype=np.float64)
-    metrics = holdout_metrics(y_ho, p_ho, choice.threshold, cfg)
-    metrics.update(
-        {
-            "cv_auc_mean": cv.mean_auc,
-            "cv_auc_std": float(np.std(cv.fold_auc)),
-            "oof_auc": roc_auc(y_tr, cv.oof),
-            "oof_cost_at_threshold": choice.cost,
-            "n_estimators": float(cv.n_estimators),
-        }
-    )
-    confusion = confusion_at(y_ho, p_ho, choice.threshold)
+    p_ho = np.asarray(booster.predict(split.x_ho), dtype=np.float64)
+    metrics = {**holdout_metrics(split.y_ho, p_ho, choice.threshold, cfg), **_cv_metrics(split, cv, choice)}
     gains = booster.feature_importance(importance_type="gain")
     top = top_by_gain(gains, names, cfg.reference_top_k)
-    reference = build_reference(p_ho, x_tr, names, top)
+    reference = build_reference(p_ho, split.x_tr, names, top)
 
     text = booster_text(booster)
     now = datetime.now(UTC)
     version = f"{now:%Y%m%dT%H%M}-{sha256_bytes(text)[:8]}"
     metrics["train_seconds"] = round(time.perf_counter() - started, 3)
-    card = ModelCard(
+    card = _model_card(table, split, cfg, params, cv, choice, metrics, p_ho, reference, version, now)
+    model_dir = save_model(booster, card, schema, models_dir / version)
+    step(f"saved {model_dir}")
+    from scoring.model import load_model  # re-read: the card on disk carries the sha256
+
+    saved = load_model(model_dir, expected_schema=schema)
+    if cfg.plots:
+        _write_plots(model_dir, split, p_ho, cv, choice, gains, names, cfg)
+        step("plots written")
+    return TrainResult(model_dir=model_dir, card=saved.card, cv=cv, seconds=time.perf_counter() - started)
+
+
+def _holdout_split(table: LabelledTable, cfg: TrainConfig) -> _Split:
+    held = stratified_holdout(table.ids, table.y, cfg.holdout, cfg.seed)
+    split = _Split(
+        x_tr=table.x[~held],
+        y_tr=table.y[~held],
+        ids_tr=table.ids[~held],
+        x_ho=table.x[held],
+        y_ho=table.y[held],
+    )
+    if split.train_positives < cfg.folds or int(split.y_ho.sum()) == 0:
+        raise FeatureTableError(
+            f"{table.source}: too few positive TARGET rows ({table.positives}) for a held-out split and "
+            f"{cfg.folds}-fold CV"
+        )
+    return split
+
+
+def _cv_metrics(split: _Split, cv: CVResult, choice: ThresholdChoice) -> dict[str, float]:
+    """What the cross-validation says, beside the held-out metrics (AUC, spread, out-of-fold cost)."""
+    return {
+        "cv_auc_mean": cv.mean_auc,
+        "cv_auc_std": float(np.std(cv.fold_auc)),
+        "oof_auc": roc_auc(split.y_tr, cv.oof),
+        "oof_cost_at_threshold": choice.cost,
+        "n_estimators": float(cv.n_estimators),
+    }
+
+
+def _model_card(
+    table: LabelledTable,
+    split: _Split,
+    cfg: TrainConfig,
+    params: dict[str, Any],
+    cv: CVResult,
+    choice: ThresholdChoice,
+    metrics: dict[str, float],
+    p_ho: np.ndarray,
+    reference: dict[str, Any],
+    version: str,
+    now: datetime,
+) -> ModelCard:
+    schema = table.schema
+    return ModelCard(
         model_version=version,
         created_at=now,
         feature_schema_version=schema.version,
-        features=names,
-        categorical_features=categorical,
+        features=list(schema.names),
+        categorical_features=list(schema.categorical_names),
         threshold=choice.threshold,
         cost_matrix={"fn": cfg.fn_cost, "fp": cfg.fp_cost},
         metrics=metrics,
-        confusion_matrix=confusion.as_dict(),
+        confusion_matrix=confusion_at(split.y_ho, p_ho, choice.threshold).as_dict(),
         training_data=TrainingData(
             fingerprint=table.fingerprint,
             rows=int(table.y.size),
             positives=table.positives,
-            train_rows=int(y_tr.size),
-            holdout_rows=int(y_ho.size),
+            train_rows=int(split.y_tr.size),
+            holdout_rows=int(split.y_ho.size),
             source=str(table.source),
         ),
         params={
@@ -206,28 +257,32 @@ def fit_table(
         model_sha256="",  # filled by save_model
         reference=reference,
     )
-    model_dir = save_model(booster, card, schema, models_dir / version)
-    step(f"saved {model_dir}")
-    from scoring.model import load_model  # re-read: the card on disk carries the sha256
 
-    saved = load_model(model_dir, expected_schema=schema)
-    if cfg.plots:
-        from training.plots import write_plots
 
-        write_plots(
-            model_dir / "plots",
-            y_holdout=y_ho,
-            p_holdout=p_ho,
-            y_oof=y_tr,
-            p_oof=cv.oof,
-            threshold=choice.threshold,
-            gains=gains,
-            feature_names=names,
-            fn_cost=cfg.fn_cost,
-            fp_cost=cfg.fp_cost,
-        )
-        step("plots written")
-    return TrainResult(model_dir=model_dir, card=saved.card, cv=cv, seconds=time.perf_counter() - started)
+def _write_plots(
+    model_dir: Path,
+    split: _Split,
+    p_ho: np.ndarray,
+    cv: CVResult,
+    choice: ThresholdChoice,
+    gains: np.ndarray,
+    names: list[str],
+    cfg: TrainConfig,
+) -> None:
+    from training.plots import write_plots
+
+    write_plots(
+        model_dir / "plots",
+        y_holdout=split.y_ho,
+        p_holdout=p_ho,
+        y_oof=split.y_tr,
+        p_oof=cv.oof,
+        threshold=choice.threshold,
+        gains=gains,
+        feature_names=names,
+        fn_cost=cfg.fn_cost,
+        fp_cost=cfg.fp_cost,
+    )
 
 
 def holdout_metrics(y: np.ndarray, p: np.ndarray, threshold: float, cfg: TrainConfig) -> dict[str, float]:
