@@ -1,12 +1,12 @@
-"""Bulk loader of the client-feature cache: load a version, switch it live, drop old ones, status.
+"""Bulk loader of the client-feature cache: read a feature build and load it as a version.
 
 A version lives in its own keyspace (``{p}:fv:{version}:*``), so loading never disturbs readers of the
 live one. Order of a load: schema JSON, meta ``complete=0`` (kept at 1 when re-loading a complete
 version), every vector with MSETs streamed on one connection (plus a Lua EXPIRE with a TTL), then
 the meta with ``complete=1`` last. Every write is an idempotent SET: an interrupted load is re-run
-safely. :func:`switch_version` changes ``{p}:current`` atomically (a Lua check-and-set that refuses
-a version whose meta is not complete, unless forced). :func:`drop_version` removes a version with
-SCAN + UNLINK in batches (never KEYS). Synchronous on purpose: run from the CLI, never in a worker.
+safely. Switching a loaded version live, dropping one and the status are in
+:mod:`feature_cache.versions` (re-exported here for the callers that import them from the loader).
+Synchronous on purpose: run from the CLI, never in a worker.
 
 Re-loading a version upserts: clients absent from the new build keep their previous vector (same
 schema, so still valid); drop the version first for a clean slate.
@@ -19,29 +19,25 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import hiredis
 import numpy as np
 import polars as pl
 import redis
 
-from feature_cache.exceptions import FeatureCacheError, FeatureVersionMismatchError
-from feature_cache.keys import (
-    VECTOR_ENCODING,
-    current_key,
-    meta_key,
-    meta_pattern,
-    schema_key,
-    vector_key_prefix,
-    vector_pattern,
-    version_of_meta_key,
-)
-from feature_cache.store import describe_client, translate_redis_error
+from feature_cache.exceptions import FeatureCacheError
+from feature_cache.keys import VECTOR_ENCODING, meta_key, schema_key, vector_key_prefix
+from feature_cache.store import describe_client
+from feature_cache.versions import CacheStatus as CacheStatus
+from feature_cache.versions import VersionStatus as VersionStatus
+from feature_cache.versions import cache_status as cache_status
+from feature_cache.versions import drop_version as drop_version
+from feature_cache.versions import redis_call
+from feature_cache.versions import switch_version as switch_version
 from feature_loader.exceptions import MissingColumnError, MissingFileError, RawDataError
 from feature_loader.feature_schema import FeatureSchema
 
-T = TypeVar("T")
 _pack: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command  # C encoder of one RESP command
 
 FEATURES_FILE = "features.parquet"
@@ -51,25 +47,10 @@ ID_COLUMN = "SK_ID_CURR"
 CHUNK_CLIENTS = 10_000  # clients per pipeline round trip (~10 MB with 250 features)
 MSET_PAIRS = 1_000  # key/value pairs per MSET command inside a pipeline
 
-_SWITCH_LUA = """
-local complete = redis.call('HGET', KEYS[2], 'complete')
-if not complete then return {'missing', false} end
-if redis.call('EXISTS', KEYS[3]) == 0 then return {'missing', false} end
-if complete ~= '1' and ARGV[2] ~= '1' then return {'incomplete', false} end
-local old = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], ARGV[1])
-return {'ok', old}
-"""
-
 _EXPIRE_LUA = """
 local ttl = ARGV[1]
 for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
 return #KEYS
-"""
-
-_UNSET_CURRENT_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 
 
@@ -83,33 +64,6 @@ class LoadSummary:
     @property
     def clients_per_s(self) -> float:
         return self.clients / self.seconds if self.seconds > 0 else float("inf")
-
-
-@dataclass(frozen=True)
-class VersionStatus:
-    version: str
-    live: bool
-    complete: bool
-    clients: int | None
-    bytes: int | None
-    n_features: int | None
-    loaded_at: float | None
-    source: str | None
-
-
-@dataclass(frozen=True)
-class CacheStatus:
-    where: str
-    prefix: str
-    current: str | None
-    versions: tuple[VersionStatus, ...]
-
-
-def _redis(where: str, call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except (redis.exceptions.RedisError, OSError) as exc:
-        raise translate_redis_error(exc, where) from exc
 
 
 # --- input ------------------------------------------------------------------------------------------
@@ -213,45 +167,16 @@ def write_vectors(
         )
     where = describe_client(client)
     matrix = np.ascontiguousarray(matrix, dtype="<f4")
-    row_bytes = n_features * 4
     head = vector_key_prefix(prefix, version)
     mkey, skey = meta_key(prefix, version), schema_key(prefix, version)
     started = time.perf_counter()
-
-    def begin() -> str:
-        pipe = client.pipeline(transaction=False)
-        pipe.set(skey, schema.to_json_bytes())
-        pipe.hsetnx(mkey, "complete", "0")  # a complete version stays readable while re-loaded
-        pipe.hset(mkey, mapping={"n_features": n_features, "encoding": VECTOR_ENCODING})
-        pipe.script_load(_EXPIRE_LUA)
-        return str(pipe.execute()[-1])
-
-    expire_sha = _redis(where, begin)
+    expire_sha = redis_call(where, lambda: _begin_version(client, schema, mkey, skey))
     id_list = ids.astype(np.int64, copy=False).tolist()
-
-    def stream() -> None:
-        # Two-deep streaming on one connection: send chunk k, then read the replies of chunk k-1, so the
-        # server stores one chunk while this process encodes the next.
-        conn = client.connection_pool.get_connection()
-        try:
-            in_flight: tuple[int, int] = (0, 0)  # (replies, clients) of the previous chunk
-            for start, end in _chunks(len(id_list), chunk_clients):
-                block = memoryview(matrix[start:end].tobytes())
-                keys = [b"%b%d" % (head, i) for i in id_list[start:end]]
-                values = [block[o : o + row_bytes] for o in range(0, len(block), row_bytes)]
-                packed = _pack_chunk(keys, values, ttl_s, expire_sha)
-                conn.send_packed_command(packed, check_health=False)
-                _drain(conn, *in_flight, on_progress)
-                in_flight = (len(packed), end - start)
-            _drain(conn, *in_flight, on_progress)
-        except BaseException:
-            conn.disconnect()  # replies may be pending: never hand this connection back as is
-            raise
-        finally:
-            client.connection_pool.release(conn)
-
-    _redis(where, stream)
-    total_bytes = len(id_list) * row_bytes
+    redis_call(
+        where,
+        lambda: _stream_vectors(client, head, id_list, matrix, ttl_s, expire_sha, chunk_clients, on_progress),
+    )
+    total_bytes = len(id_list) * n_features * 4
     meta: dict[Any, Any] = {
         "clients": len(id_list),
         "bytes": total_bytes,
@@ -262,19 +187,64 @@ def write_vectors(
         "ttl_s": ttl_s or 0,
         "complete": 1,
     }
-
-    def finish() -> None:
-        pipe = client.pipeline(transaction=False)
-        pipe.hset(mkey, mapping=meta)
-        if ttl_s is not None:
-            pipe.expire(mkey, ttl_s)
-            pipe.expire(skey, ttl_s)
-        else:
-            pipe.persist(mkey)  # a reload without TTL must not leave an expiring meta
-        pipe.execute()
-
-    _redis(where, finish)
+    redis_call(where, lambda: _finish_version(client, mkey, skey, meta, ttl_s))
     return LoadSummary(version, len(id_list), total_bytes, time.perf_counter() - started)
+
+
+def _begin_version(client: redis.Redis, schema: FeatureSchema, mkey: str, skey: str) -> str:
+    """Schema and meta before any vector; returns the SHA of the EXPIRE script."""
+    pipe = client.pipeline(transaction=False)
+    pipe.set(skey, schema.to_json_bytes())
+    pipe.hsetnx(mkey, "complete", "0")  # a complete version stays readable while re-loaded
+    pipe.hset(mkey, mapping={"n_features": len(schema), "encoding": VECTOR_ENCODING})
+    pipe.script_load(_EXPIRE_LUA)
+    return str(pipe.execute()[-1])
+
+
+def _stream_vectors(
+    client: redis.Redis,
+    head: bytes,
+    id_list: list[int],
+    matrix: np.ndarray,
+    ttl_s: int | None,
+    expire_sha: str,
+    chunk_clients: int,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    # Two-deep streaming on one connection: send chunk k, then read the replies of chunk k-1, so the
+    # server stores one chunk while this process encodes the next.
+    row_bytes = matrix.shape[1] * 4
+    conn = client.connection_pool.get_connection()
+    try:
+        in_flight: tuple[int, int] = (0, 0)  # (replies, clients) of the previous chunk
+        for start, end in _chunks(len(id_list), chunk_clients):
+            block = memoryview(matrix[start:end].tobytes())
+            keys = [b"%b%d" % (head, i) for i in id_list[start:end]]
+            values = [block[o : o + row_bytes] for o in range(0, len(block), row_bytes)]
+            packed = _pack_chunk(keys, values, ttl_s, expire_sha)
+            conn.send_packed_command(packed, check_health=False)
+            _drain(conn, *in_flight, on_progress)
+            in_flight = (len(packed), end - start)
+        _drain(conn, *in_flight, on_progress)
+    except BaseException:
+        conn.disconnect()  # replies may be pending: never hand this connection back as is
+        raise
+    finally:
+        client.connection_pool.release(conn)
+
+
+def _finish_version(
+    client: redis.Redis, mkey: str, skey: str, meta: dict[Any, Any], ttl_s: int | None
+) -> None:
+    """The full meta with ``complete=1``, last; the TTL (or none) on meta and schema."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(mkey, mapping=meta)
+    if ttl_s is not None:
+        pipe.expire(mkey, ttl_s)
+        pipe.expire(skey, ttl_s)
+    else:
+        pipe.persist(mkey)  # a reload without TTL must not leave an expiring meta
+    pipe.execute()
 
 
 def load_features(
@@ -312,96 +282,3 @@ def load_features(
         chunk_clients=chunk_clients,
         on_progress=on_progress,
     )
-
-
-# --- switch / drop / status -----------------------------------------------------------------------
-def switch_version(client: redis.Redis, prefix: str, version: str, *, force: bool = False) -> str | None:
-    """Make ``version`` live atomically; returns the previous live version (None if there was none)."""
-    where = describe_client(client)
-    keys = [current_key(prefix), meta_key(prefix, version), schema_key(prefix, version)]
-    script = client.register_script(_SWITCH_LUA)
-    status, old = _redis(where, lambda: script(keys=keys, args=[version, "1" if force else "0"]))
-    status = status.decode() if isinstance(status, bytes) else status
-    if status == "missing":
-        raise FeatureVersionMismatchError(
-            f"feature version {version} is not loaded in the Redis cache at {where} (prefix {prefix!r})"
-        )
-    if status == "incomplete":
-        raise FeatureCacheError(
-            f"feature version {version} is only partly loaded in Redis at {where}: re-run the load "
-            "(or --force to switch anyway)"
-        )
-    return old.decode() if isinstance(old, bytes) else None
-
-
-def drop_version(
-    client: redis.Redis, prefix: str, version: str, *, force: bool = False, batch: int = 1_000
-) -> int:
-    """Delete every key of ``version`` (meta first, so it can no longer be switched to); returns count.
-
-    Refuses the live version unless ``force`` (which also clears ``{p}:current``).
-    """
-    where = describe_client(client)
-    current = _redis(where, lambda: client.get(current_key(prefix)))
-    if current is not None and _text(current) == version:
-        if not force:
-            raise FeatureCacheError(
-                f"feature version {version} is live in Redis at {where}: switch to another version first "
-                "(or --force to drop it and leave nothing live)"
-            )
-        unset = client.register_script(_UNSET_CURRENT_LUA)
-        _redis(where, lambda: unset(keys=[current_key(prefix)], args=[version]))
-    removed = int(_redis(where, lambda: client.unlink(meta_key(prefix, version))))
-    pending: list[bytes] = []
-
-    def scan_and_unlink() -> int:
-        count = 0
-        for key in client.scan_iter(match=vector_pattern(prefix, version), count=batch):
-            pending.append(key)
-            if len(pending) >= batch:
-                count += int(client.unlink(*pending))
-                pending.clear()
-        if pending:
-            count += int(client.unlink(*pending))
-            pending.clear()
-        return count
-
-    removed += _redis(where, scan_and_unlink)
-    removed += int(_redis(where, lambda: client.unlink(schema_key(prefix, version))))
-    return removed
-
-
-def _int(value: bytes | str | None) -> int | None:
-    return int(value) if value is not None else None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def cache_status(client: redis.Redis, prefix: str) -> CacheStatus:
-    """Live version and the meta of every version under ``prefix`` (SCAN over meta keys only)."""
-    where = describe_client(client)
-
-    def read() -> CacheStatus:
-        raw_current = client.get(current_key(prefix))
-        current = _text(raw_current) if raw_current is not None else None
-        versions = []
-        for key in sorted(client.scan_iter(match=meta_pattern(prefix), count=1_000)):
-            version = version_of_meta_key(prefix, key)
-            meta = {_text(k): v for k, v in client.hgetall(key).items()}
-            versions.append(
-                VersionStatus(
-                    version=version,
-                    live=version == current,
-                    complete=meta.get("complete") in (b"1", "1"),
-                    clients=_int(meta.get("clients")),
-                    bytes=_int(meta.get("bytes")),
-                    n_features=_int(meta.get("n_features")),
-                    loaded_at=float(meta["loaded_at"]) if "loaded_at" in meta else None,
-                    source=_text(meta["source"]) if "source" in meta else None,
-                )
-            )
-        return CacheStatus(where=where, prefix=prefix, current=current, versions=tuple(versions))
-
-    return _redis(where, read)
