@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ SYNTH_DIR = PROJECT_ROOT / "var" / "bench" / "replay-synth"
 FULL_SIZE = 356_255
 PARTITIONS = 4
 PREFIX = "cs-bench-replay"
+GOAL_APPLICATIONS_PER_S = 30_000
 
 
 def ensure_synth(folder: Path) -> tuple[Path, Path]:
@@ -185,11 +187,25 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Measured:
+    default: list[dict[str, Any]]  # the runs of the default configuration
+    variants: dict[str, dict[str, Any]]  # one run of each variant
+    predict_rows_per_cpu_s: float
+    report_s: float
+    flips: int  # decisions that changed between live and replay (ACCORD↔REFUS), from the report
+
+    @property
+    def median(self) -> dict[str, Any]:
+        return median_run(self.default)
+
+    def ratios(self) -> dict[str, float]:
+        med = self.median["applications_per_s"]
+        return {name: round(v["applications_per_s"] / med, 3) for name, v in self.variants.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
     from bench.bench_stream import bench_model
-    from devtools.launchers import TansuBroker
-    from feature_cache.loader import switch_version, write_vectors
-    from replay.report import build_report
     from scoring.model import load_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -215,36 +231,34 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(apps):,} applications, {len(ids):,} clients prepared in {time.perf_counter() - t0:.0f}s",
         flush=True,
     )
+    measured = measure(model, apps, ids, matrix, live, args.runs)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results_record(model, len(apps), len(ids), measured), indent=2) + "\n")
+    print_summary(len(apps), args.runs, measured)
+
+
+def measure(
+    model: Any,
+    apps: list[tuple[bytes, bytes]],
+    ids: np.ndarray,
+    matrix: np.ndarray,
+    live: list[tuple[bytes, bytes]],
+    runs: int,
+) -> Measured:
+    """On a fresh Tansu and redis-server: the default runs, each variant once, the report build."""
+    from devtools.launchers import TansuBroker
+    from replay.report import build_report
 
     work = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     redis_server = RedisServer().start()
     broker = TansuBroker(log_path=work / "tansu.log").start()
     try:
-        import redis
-
-        client = redis.Redis.from_url(redis_server.url)
-        summary = write_vectors(client, PREFIX, model.schema, ids, matrix, source="bench_replay")
-        switch_version(client, PREFIX, summary.version)
-        client.close()
-        base = Settings()
-        kafka = base.kafka.model_copy(
-            update={
-                "bootstrap_servers": broker.bootstrap_servers,
-                "applications_topic": "bench-apps",
-                "decisions_topic": "bench-decisions",
-                "partitions": PARTITIONS,
-            }
-        )
-        settings = base.model_copy(
-            update={
-                "kafka": kafka,
-                "redis": base.redis.model_copy(update={"url": redis_server.url, "key_prefix": PREFIX}),
-            }
-        )
-        asyncio.run(fill_topics(kafka, apps, live))
+        load_vectors(redis_server.url, model, ids, matrix)
+        settings = bench_settings(broker.bootstrap_servers, redis_server.url)
+        asyncio.run(fill_topics(settings.kafka, apps, live))
         print("topics filled; measuring …", flush=True)
 
-        default = [one_run(settings, model, work) for _ in range(args.runs)]
+        default = [one_run(settings, model, work) for _ in range(runs)]
         for r in default:
             print(
                 f"  default: {r['applications_per_s']:,.0f} applications/s ({r['seconds']}s) "
@@ -267,12 +281,43 @@ def main(argv: list[str] | None = None) -> None:
         broker.stop()
         redis_server.stop()
         shutil.rmtree(work, ignore_errors=True)
+    flips = comparison.overall.accord_to_refus + comparison.overall.refus_to_accord
+    return Measured(default, variants, ceiling, report_s, flips)
 
-    med = median_run(default)
-    ratios = {
-        name: round(v["applications_per_s"] / med["applications_per_s"], 3) for name, v in variants.items()
-    }
-    result = {
+
+def load_vectors(redis_url: str, model: Any, ids: np.ndarray, matrix: np.ndarray) -> None:
+    """The clients' vectors as the model's feature version, switched live."""
+    import redis
+
+    from feature_cache.loader import write_vectors
+    from feature_cache.versions import switch_version
+
+    client = redis.Redis.from_url(redis_url)
+    summary = write_vectors(client, PREFIX, model.schema, ids, matrix, source="bench_replay")
+    switch_version(client, PREFIX, summary.version)
+    client.close()
+
+
+def bench_settings(bootstrap_servers: str, redis_url: str) -> Settings:
+    base = Settings()
+    kafka = base.kafka.model_copy(
+        update={
+            "bootstrap_servers": bootstrap_servers,
+            "applications_topic": "bench-apps",
+            "decisions_topic": "bench-decisions",
+            "partitions": PARTITIONS,
+        }
+    )
+    return base.model_copy(
+        update={
+            "kafka": kafka,
+            "redis": base.redis.model_copy(update={"url": redis_url, "key_prefix": PREFIX}),
+        }
+    )
+
+
+def results_record(model: Any, applications: int, clients: int, m: Measured) -> dict[str, Any]:
+    return {
         "benchmark": "replay",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -285,31 +330,30 @@ def main(argv: list[str] | None = None) -> None:
             "trees": model.booster.num_trees(),
             "features": len(model.schema),
         },
-        "history": {"applications": len(apps), "clients": len(ids), "partitions": PARTITIONS},
-        "goal_applications_per_s": 30_000,
-        "default": med,
-        "default_runs": default,
-        "variants": variants,
-        "ratios_vs_default": ratios,
-        "predict_only_rows_per_cpu_s": round(ceiling, 1),
-        "report": {
-            "seconds": round(report_s, 2),
-            "flips": comparison.overall.accord_to_refus + comparison.overall.refus_to_accord,
-        },
+        "history": {"applications": applications, "clients": clients, "partitions": PARTITIONS},
+        "goal_applications_per_s": GOAL_APPLICATIONS_PER_S,
+        "default": m.median,
+        "default_runs": m.default,
+        "variants": m.variants,
+        "ratios_vs_default": m.ratios(),
+        "predict_only_rows_per_cpu_s": round(m.predict_rows_per_cpu_s, 1),
+        "report": {"seconds": round(m.report_s, 2), "flips": m.flips},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def print_summary(applications: int, runs: int, m: Measured) -> None:
+    med, ratios = m.median, m.ratios()
+    goal = "meets" if med["applications_per_s"] >= GOAL_APPLICATIONS_PER_S else "BELOW"
     print()
     print(
-        f"replay of {len(apps):,} applications, median of {args.runs}: "
-        f"{med['applications_per_s']:,.0f} applications/s "
-        f"({'meets' if med['applications_per_s'] >= 30_000 else 'BELOW'} the 30,000/s goal)"
+        f"replay of {applications:,} applications, median of {runs}: "
+        f"{med['applications_per_s']:,.0f} applications/s ({goal} the {GOAL_APPLICATIONS_PER_S:,}/s goal)"
     )
     print(f"  stages (s): {med['stage_seconds']}")
-    for name, v in variants.items():
+    for name, v in m.variants.items():
         print(f"  {name:<20} {v['applications_per_s']:>10,.0f}/s   ratio {ratios[name]:.2f}x")
-    print(f"  LightGBM predict alone: {ceiling:,.0f} rows per CPU-second (one thread)")
-    print(f"  report build: {report_s:.1f}s;  results: {RESULTS}")
+    print(f"  LightGBM predict alone: {m.predict_rows_per_cpu_s:,.0f} rows per CPU-second (one thread)")
+    print(f"  report build: {m.report_s:.1f}s;  results: {RESULTS}")
 
 
 if __name__ == "__main__":
