@@ -12,12 +12,17 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from credit_scorer.cli_errors import cli_error
 from devtools.exceptions import DevtoolsError, ProducerError, ProducerInputError
 from stream_app.cli import app
+
+if TYPE_CHECKING:  # imported lazily at run time, as every command does: `credit-scorer --help` stays fast
+    from devtools.application_sources import ApplicationRow
+    from devtools.producer import ProduceSummary, ProgressCallback
 
 
 def _check_positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
@@ -47,7 +52,6 @@ def produce_command(
     """Stream a CSV or synthetic loan applications as LoanApplication events at a steady rate."""
     from credit_scorer.settings import get_settings
     from devtools.demo.live_view import is_interactive
-    from devtools.producer import ProduceSummary, produce, read_csv_applications, synthetic_applications
 
     _check_positive("rate", rate, allow_zero=True)
     _check_positive("limit", limit)
@@ -58,17 +62,48 @@ def produce_command(
     settings = get_settings()
     servers = bootstrap_servers or settings.kafka.bootstrap_servers
     target = topic or settings.kafka.applications_topic
-    try:
-        if csv is not None:
-            rows = read_csv_applications(csv, limit=None if repeat else limit)
-        else:
-            rows = synthetic_applications(synthetic, seed)
-    except ProducerInputError as exc:
-        raise cli_error(str(exc)) from None
+    rows = _read_rows(csv, synthetic, seed, limit=None if repeat else limit)
     source = str(csv) if csv is not None else f"{synthetic:,} synthetic applications (seed {seed})"
     typer.echo(f"producing {source} → {target} on {servers} at {rate:,.0f}/s", err=True)
     interactive = is_interactive(sys.stderr)
     expected = limit if limit is not None else (None if repeat else len(rows))
+    try:
+        summary = asyncio.run(
+            _produce_until_signal(
+                servers,
+                target,
+                rows,
+                rate=rate,
+                limit=limit,
+                duration_s=duration,
+                repeat=repeat,
+                bad_every=bad_every,
+                on_progress=_progress_printer(expected, interactive),
+            )
+        )
+    except ProducerInputError as exc:
+        raise cli_error(str(exc)) from None
+    except ProducerError as exc:
+        raise cli_error(str(exc), code=1) from None
+    if interactive:
+        sys.stderr.write("\n")
+    _report_produced(summary, target, rate)
+
+
+def _read_rows(csv: Path | None, synthetic: int, seed: int, limit: int | None) -> list[ApplicationRow]:
+    """The CSV's rows (``limit`` first ones), or ``synthetic`` generated ones; bad input exits 2."""
+    from devtools.producer import read_csv_applications, synthetic_applications
+
+    try:
+        if csv is not None:
+            return read_csv_applications(csv, limit=limit)
+        return synthetic_applications(synthetic, seed)
+    except ProducerInputError as exc:
+        raise cli_error(str(exc)) from None
+
+
+def _progress_printer(expected: int | None, interactive: bool) -> ProgressCallback:
+    """One progress line on stderr: rewritten in place on a terminal, one line per update otherwise."""
 
     def progress(s: ProduceSummary) -> None:
         total = f"/{expected:,}" if expected else ""
@@ -79,32 +114,43 @@ def produce_command(
         else:
             typer.echo(line, err=True)
 
-    async def run() -> ProduceSummary:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        return await produce(
-            servers,
-            target,
-            rows,
-            rate=rate,
-            limit=limit,
-            duration_s=duration,
-            repeat=repeat,
-            bad_every=bad_every,
-            stop=stop,
-            on_progress=progress,
-        )
+    return progress
 
-    try:
-        summary = asyncio.run(run())
-    except ProducerInputError as exc:
-        raise cli_error(str(exc)) from None
-    except ProducerError as exc:
-        raise cli_error(str(exc), code=1) from None
-    if interactive:
-        sys.stderr.write("\n")
+
+async def _produce_until_signal(
+    servers: str,
+    topic: str,
+    rows: list[ApplicationRow],
+    *,
+    rate: float,
+    limit: int | None,
+    duration_s: float | None,
+    repeat: bool,
+    bad_every: int,
+    on_progress: ProgressCallback,
+) -> ProduceSummary:
+    """:func:`devtools.producer.produce`, told to stop (and flush what it sent) on Ctrl-C or SIGTERM."""
+    from devtools.producer import produce
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return await produce(
+        servers,
+        topic,
+        rows,
+        rate=rate,
+        limit=limit,
+        duration_s=duration_s,
+        repeat=repeat,
+        bad_every=bad_every,
+        stop=stop,
+        on_progress=on_progress,
+    )
+
+
+def _report_produced(summary: ProduceSummary, target: str, rate: float) -> None:
     typer.echo(
         f"sent {summary.sent:,} events ({summary.malformed:,} deliberately malformed) to {target} in "
         f"{summary.seconds:.2f}s: {summary.achieved_rate:,.0f}/s (target {rate:,.0f}/s); "

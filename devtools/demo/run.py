@@ -172,6 +172,17 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
     return report
 
 
+@dataclass
+class _Live:
+    """What the stream phase shares: the worker, the live statistics and their view, the interrupts."""
+
+    worker: DemoChild
+    stats: LiveStats
+    view: asyncio.Task[None]
+    stop: asyncio.Event  # first Ctrl-C / SIGTERM, or the worker exited: stop sending, drain briefly
+    abort: asyncio.Event  # a second Ctrl-C / SIGTERM: stop waiting for the last outcomes too
+
+
 async def _stream(
     options: DemoOptions,
     settings: Any,
@@ -182,13 +193,7 @@ async def _stream(
     steps: StepPrinter,
     report: DemoReport,
 ) -> None:
-    from devtools.producer import (
-        EventFactory,
-        cycle_rows,
-        read_csv_applications,
-        send_at_rate,
-        start_producer,
-    )
+    from devtools.producer import start_producer
 
     kafka = settings.kafka
     stop = asyncio.Event()
@@ -205,11 +210,7 @@ async def _stream(
         loop.add_signal_handler(sig, on_signal)
 
     # Reading and validating the rows overlaps the worker's start-up (both take seconds).
-    def read_rows() -> tuple[list[Any], float]:
-        started = time.perf_counter()
-        return read_csv_applications(source, options.limit), time.perf_counter() - started
-
-    rows_future = loop.run_in_executor(None, read_rows)
+    rows_future = loop.run_in_executor(None, _read_rows, source, options.limit)
     stats = LiveStats(started_at=time.monotonic(), expected_total=options.limit)
     view_stop = asyncio.Event()
     view_ready = asyncio.Event()
@@ -218,69 +219,20 @@ async def _stream(
             bootstrap, kafka.decisions_topic, kafka.dead_letter_topic, stats, view_stop, ready=view_ready
         )
     )
+    live = _Live(worker, stats, view, stop, abort)
     producer = await start_producer(bootstrap)
     try:
         await _wait(view_ready, view, 30.0, "the live view could not subscribe to the decisions topic")
         with steps.step("warm-up", "one application end to end (worker joins its group)") as info:
-            factory = EventFactory(run_id="warmup")
-            key, value = factory.make(read_csv_applications(source, limit=1)[0])
-            await (await producer.send(kafka.applications_topic, value=value, key=key))
-            deadline = time.monotonic() + WARMUP_TIMEOUT_S
-            while stats.decisions < 1:
-                worker.raise_if_exited("the worker exited during the warm-up")
-                if stop.is_set():
-                    raise KeyboardInterrupt
-                if time.monotonic() > deadline:
-                    raise DemoError(f"no decision within {WARMUP_TIMEOUT_S:.0f}s; see {worker.log_path}")
-                await asyncio.sleep(0.05)
+            await _warm_up(producer, kafka.applications_topic, source, live)
             info["detail"] = f"first decision after {time.monotonic() - stats.started_at:.1f}s"
         with steps.step("rows", f"{source.name} rows → LoanApplication events") as info:
             rows, seconds = await rows_future
             info["detail"] = f"{len(rows):,} applications validated in {seconds:.1f}s (during the warm-up)"
         if options.limit is None and options.duration_s is None:
             stats.expected_total = len(rows)
-        stats.reset(time.monotonic())
-        rate_text = "unthrottled" if options.rate == 0 else f"{options.rate:,.0f}/s"
-        bad = f", 1 malformed every {options.bad_every:,}" if options.bad_every else ""
-        console.print(f"[bold cyan]▶ stream[/]: application_test at {rate_text}{bad} — Ctrl-C stops")
-        factory = EventFactory(bad_every=options.bad_every)
-        repeat = options.limit is not None or options.duration_s is not None  # else one pass over the file
-        events = (factory.make(r) for r in cycle_rows(rows, repeat=repeat))
-        with LiveDisplay(stats, interactive=is_interactive()) as display:
-            ticker = asyncio.create_task(_tick(display, worker, stop))
-            try:
-                summary = await send_at_rate(
-                    producer,
-                    kafka.applications_topic,
-                    events,
-                    rate=options.rate,
-                    limit=options.limit,
-                    duration_s=options.duration_s,
-                    stop=stop,
-                )
-                report.sent, report.failed = summary.sent, summary.failed
-                report.malformed, report.produce_seconds = factory.malformed, summary.seconds
-                stats.expected_total = summary.sent - summary.failed
-                drain = DRAIN_AFTER_INTERRUPT_S if stop.is_set() else DRAIN_TIMEOUT_S
-                deadline = time.monotonic() + drain
-                while stats.snapshot(time.monotonic()).handled < stats.expected_total:
-                    if abort.is_set() or time.monotonic() > deadline or worker.exited() or view.done():
-                        break
-                    await asyncio.sleep(0.05)
-            finally:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
-                display.refresh(force=True)
-        snap = stats.snapshot(time.monotonic())
-        report.decisions, report.approvals, report.dead_letters = (
-            snap.decisions,
-            snap.approvals,
-            snap.dead_letters,
-        )
-        report.duplicates = stats.duplicates
-        report.p50_ms, report.p95_ms, report.p99_ms = (x * 1000 for x in (snap.p50_s, snap.p95_s, snap.p99_s))
-        report.complete = snap.handled >= report.sent - report.failed and report.failed == 0
+        await _stream_rows(options, producer, kafka.applications_topic, rows, live, console, report)
+        _record_outcome(stats, report)
         if not report.complete:
             worker.raise_if_exited("the worker exited during the stream")
     finally:
@@ -291,6 +243,97 @@ async def _stream(
             await asyncio.wait_for(view, 5.0)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _read_rows(source: Path, limit: int | None) -> tuple[list[Any], float]:
+    """The source's rows, validated, and the seconds that took."""
+    from devtools.producer import read_csv_applications
+
+    started = time.perf_counter()
+    return read_csv_applications(source, limit), time.perf_counter() - started
+
+
+async def _warm_up(producer: Any, topic: str, source: Path, live: _Live) -> None:
+    """One application through the worker, so that the clock starts with the worker in its group."""
+    from devtools.producer import EventFactory, read_csv_applications
+
+    factory = EventFactory(run_id="warmup")
+    key, value = factory.make(read_csv_applications(source, limit=1)[0])
+    await (await producer.send(topic, value=value, key=key))
+    deadline = time.monotonic() + WARMUP_TIMEOUT_S
+    while live.stats.decisions < 1:
+        live.worker.raise_if_exited("the worker exited during the warm-up")
+        if live.stop.is_set():
+            raise KeyboardInterrupt
+        if time.monotonic() > deadline:
+            raise DemoError(f"no decision within {WARMUP_TIMEOUT_S:.0f}s; see {live.worker.log_path}")
+        await asyncio.sleep(0.05)
+
+
+async def _stream_rows(
+    options: DemoOptions,
+    producer: Any,
+    topic: str,
+    rows: list[Any],
+    live: _Live,
+    console: Console,
+    report: DemoReport,
+) -> None:
+    """Send the rows at the chosen rate under the live view, then wait for their outcomes."""
+    from devtools.producer import EventFactory, cycle_rows, send_at_rate
+
+    stats = live.stats
+    stats.reset(time.monotonic())
+    rate_text = "unthrottled" if options.rate == 0 else f"{options.rate:,.0f}/s"
+    bad = f", 1 malformed every {options.bad_every:,}" if options.bad_every else ""
+    console.print(f"[bold cyan]▶ stream[/]: application_test at {rate_text}{bad} — Ctrl-C stops")
+    factory = EventFactory(bad_every=options.bad_every)
+    repeat = options.limit is not None or options.duration_s is not None  # else one pass over the file
+    events = (factory.make(r) for r in cycle_rows(rows, repeat=repeat))
+    with LiveDisplay(stats, interactive=is_interactive()) as display:
+        ticker = asyncio.create_task(_tick(display, live.worker, live.stop))
+        try:
+            summary = await send_at_rate(
+                producer,
+                topic,
+                events,
+                rate=options.rate,
+                limit=options.limit,
+                duration_s=options.duration_s,
+                stop=live.stop,
+            )
+            report.sent, report.failed = summary.sent, summary.failed
+            report.malformed, report.produce_seconds = factory.malformed, summary.seconds
+            stats.expected_total = expected = summary.sent - summary.failed
+            await _drain(live, expected)
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            display.refresh(force=True)
+
+
+async def _drain(live: _Live, expected: int) -> None:
+    """Wait for an outcome of each of the ``expected`` events, within a deadline (shorter once
+    interrupted); a second interrupt, the worker's exit or the view's end cut it short."""
+    drain = DRAIN_AFTER_INTERRUPT_S if live.stop.is_set() else DRAIN_TIMEOUT_S
+    deadline = time.monotonic() + drain
+    while live.stats.snapshot(time.monotonic()).handled < expected:
+        if live.abort.is_set() or time.monotonic() > deadline or live.worker.exited() or live.view.done():
+            break
+        await asyncio.sleep(0.05)
+
+
+def _record_outcome(stats: LiveStats, report: DemoReport) -> None:
+    snap = stats.snapshot(time.monotonic())
+    report.decisions, report.approvals, report.dead_letters = (
+        snap.decisions,
+        snap.approvals,
+        snap.dead_letters,
+    )
+    report.duplicates = stats.duplicates
+    report.p50_ms, report.p95_ms, report.p99_ms = (x * 1000 for x in (snap.p50_s, snap.p95_s, snap.p99_s))
+    report.complete = snap.handled >= report.sent - report.failed and report.failed == 0
 
 
 async def _wait(event: asyncio.Event, task: asyncio.Task[Any], timeout_s: float, message: str) -> None:
