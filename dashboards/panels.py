@@ -149,6 +149,12 @@ def _decision_panels() -> list[PanelBuilder]:
 
 
 def _health_panels() -> list[PanelBuilder]:
+    # Two lines of three 8-wide panels: what happens to the events, then the state of the workers.
+    return [*_event_health_panels(), *_worker_health_panels()]
+
+
+def _event_health_panels() -> list[PanelBuilder]:
+    """Dead letters, feature-cache misses and consumer lag."""
     dead = _timeseries(
         "Dead letters / s by reason",
         "Events sent to the dead-letter topic (bad JSON, schema error, oversize, …).",
@@ -177,6 +183,11 @@ def _health_panels() -> list[PanelBuilder]:
         "short",
         w=8,
     ).with_target(_query("max by (topic, partition) (credit_scorer_consumer_lag)", "{{topic}}/{{partition}}"))
+    return [dead, misses, lag]
+
+
+def _worker_health_panels() -> list[PanelBuilder]:
+    """Workers up, events in flight with the batch size, and the model in use."""
     up = (
         stat.Panel()
         .title("Workers")
@@ -230,7 +241,7 @@ def _health_panels() -> list[PanelBuilder]:
             )
         )
     )
-    return [dead, misses, lag, up, in_flight, model]
+    return [up, in_flight, model]
 
 
 def overview_dashboard() -> dash.Dashboard:
