@@ -11,12 +11,15 @@ import asyncio
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from credit_scorer.cli_errors import cli_error
 from replay.exceptions import CheckpointError, ReplayError, ReplayInputError
+
+if TYPE_CHECKING:  # imported when a command runs: `credit-scorer --help` stays fast
+    from replay.reader import ReadRange
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -146,55 +149,48 @@ def run_command(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plots."),
 ) -> None:
     """Rescore the applications topic (or a range) and write the comparison report."""
-    from aiokafka.errors import KafkaError
-
     from credit_scorer.settings import get_settings
-    from feature_cache.exceptions import FeatureCacheError
-    from feature_loader.exceptions import FeatureLoaderError
     from replay.compare import CostMatrix
-    from replay.reader import ReadRange
     from replay.report import REPORT_FILE, build_report
     from replay.runner import ReplayOptions
-    from scoring.exceptions import ScoringError
-    from training.exceptions import TrainingError
 
+    failures = _dependency_errors()
     settings = get_settings()
     try:
-        if reasons not in ("none", "refusals", "all"):
-            raise ReplayInputError(f"--reasons {reasons!r}: use none, refusals or all")
-        if labels is not None and not labels.is_file():
-            raise ReplayInputError(f"--labels {labels}: file not found")
+        _check_inputs(reasons, labels)
         loaded = _load_model(settings, model, model_version)
-        froms = parse_offsets(from_offset, "--from-offset")
-        tos = parse_offsets(to_offset, "--to-offset")
-        if isinstance(froms, int) or isinstance(tos, int):
-            parts = asyncio.run(_all_partitions(settings))
-            froms = dict.fromkeys(parts, froms) if isinstance(froms, int) else froms
-            tos = dict.fromkeys(parts, tos) if isinstance(tos, int) else tos
-        rng = ReadRange(froms, tos, parse_time(from_time, "--from-time"), parse_time(to_time, "--to-time"))
+        read_range = _read_range(settings, from_offset, to_offset, from_time, to_time)
         out_dir = out or settings.paths.reports_dir / f"replay-{loaded.model_version}"
         options = ReplayOptions(
             out_dir=out_dir,
-            read_range=rng,
+            read_range=read_range,
             batch_size=batch_size,
-            reasons=reasons,  # type: ignore[arg-type]  # checked above
+            reasons=reasons,  # type: ignore[arg-type]  # checked by _check_inputs
             resume=resume,
             publish=publish,
             checkpoint_every_s=checkpoint_every,
             workers=workers,
         )
         result = asyncio.run(_run_with_signals(_replayer(settings, loaded, options, progress)))
-        if result.status == "interrupted":
-            typer.echo(
-                f"interrupted: {result.consumed} of {result.total or '?'} records done, "
-                f"checkpoint in {out_dir}; re-run with --resume",
-                err=True,
-            )
-            raise typer.Exit(130)
+        _exit_if_interrupted(result, out_dir)
         comparison = build_report(out_dir, labels, CostMatrix(**loaded.card.cost_matrix), plots=plots)
     except (ReplayInputError, CheckpointError) as exc:
         raise cli_error(str(exc), 2) from None
-    except (
+    except failures as exc:
+        raise cli_error(str(exc) or type(exc).__name__, 1) from None
+    _echo_summary(comparison, result, loaded.model_version, out_dir / REPORT_FILE)
+
+
+def _dependency_errors() -> tuple[type[Exception], ...]:
+    """The failures of a dependency (broker, Redis, feature files, model, registry, disk): exit code 1."""
+    from aiokafka.errors import KafkaError
+
+    from feature_cache.exceptions import FeatureCacheError
+    from feature_loader.exceptions import FeatureLoaderError
+    from scoring.exceptions import ScoringError
+    from training.exceptions import TrainingError
+
+    return (
         ReplayError,
         ScoringError,
         FeatureCacheError,
@@ -202,13 +198,51 @@ def run_command(
         TrainingError,
         KafkaError,
         OSError,
-    ) as exc:
-        raise cli_error(str(exc) or type(exc).__name__, 1) from None
+    )
+
+
+def _check_inputs(reasons: str, labels: Path | None) -> None:
+    if reasons not in ("none", "refusals", "all"):
+        raise ReplayInputError(f"--reasons {reasons!r}: use none, refusals or all")
+    if labels is not None and not labels.is_file():
+        raise ReplayInputError(f"--labels {labels}: file not found")
+
+
+def _read_range(
+    settings: Any,
+    from_offset: list[str] | None,
+    to_offset: list[str] | None,
+    from_time: str | None,
+    to_time: str | None,
+) -> ReadRange:
+    """The range to replay; a bare OFFSET applies to every partition (the broker is asked which)."""
+    from replay.reader import ReadRange
+
+    froms = parse_offsets(from_offset, "--from-offset")
+    tos = parse_offsets(to_offset, "--to-offset")
+    if isinstance(froms, int) or isinstance(tos, int):
+        parts = asyncio.run(_all_partitions(settings))
+        froms = dict.fromkeys(parts, froms) if isinstance(froms, int) else froms
+        tos = dict.fromkeys(parts, tos) if isinstance(tos, int) else tos
+    return ReadRange(froms, tos, parse_time(from_time, "--from-time"), parse_time(to_time, "--to-time"))
+
+
+def _exit_if_interrupted(result: Any, out_dir: Path) -> None:
+    if result.status == "interrupted":
+        typer.echo(
+            f"interrupted: {result.consumed} of {result.total or '?'} records done, "
+            f"checkpoint in {out_dir}; re-run with --resume",
+            err=True,
+        )
+        raise typer.Exit(130)
+
+
+def _echo_summary(comparison: Any, result: Any, model_version: str, report: Path) -> None:
     o = comparison.overall
     typer.echo(
-        f"replayed {comparison.rescored} applications with {loaded.model_version}: "
+        f"replayed {comparison.rescored} applications with {model_version}: "
         f"{comparison.joined} joined, ACCORD→REFUS {o.accord_to_refus}, REFUS→ACCORD {o.refus_to_accord}, "
-        f"cost {o.cost_before:g} → {o.cost_after:g}; report: {out_dir / REPORT_FILE} "
+        f"cost {o.cost_before:g} → {o.cost_after:g}; report: {report} "
         f"({result.seconds:.1f}s, {result.rescored / max(result.seconds, 1e-9):,.0f} applications/s)"
     )
 
