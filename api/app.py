@@ -1,9 +1,10 @@
 """FastAPI app factory: ``create_app(settings)``; clients and the model are made in the lifespan.
 
-The lifespan loads and verifies the model (:func:`scoring.model.load_model`; when it cannot, the API
-still starts so /health can say why, and /predict answers 503), creates the Redis client and the
-feature store, and a publisher whose Kafka producer starts on the first POST /applications. Metrics
-go to a registry per app instance (:class:`credit_scorer.metrics.ScorerMetrics`).
+The lifespan loads, verifies and prepares the model (:func:`scoring.model.load_model`,
+:class:`scoring.prepared.PreparedModel`; when it cannot, the API still starts so /health can say why,
+and /predict answers 503), starts the feature source (its Redis client), and creates a publisher whose
+Kafka producer starts on the first POST /applications. Metrics go to a registry per app instance
+(:class:`credit_scorer.metrics.ScorerMetrics`).
 """
 
 from __future__ import annotations
@@ -78,9 +79,11 @@ def _json_safe(value: Any) -> Any:
 def _load_model(settings: Settings) -> tuple[Any, str | None]:
     from scoring.exceptions import ScoringError
     from scoring.model import load_model, resolve_model_dir
+    from scoring.prepared import PreparedModel
 
     try:
-        return load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path)), None
+        loaded = load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path))
+        return PreparedModel(loaded), None
     except ScoringError as exc:
         log.error("API started without a model: %s", exc)
         return None, str(exc)
@@ -92,23 +95,24 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from feature_cache.exceptions import FeatureCacheError
-        from feature_cache.store import RedisFeatureStore, create_redis_client
-        from scoring.service import prepare
+        from credit_scorer.retry import Backoff
+        from feature_cache.source import RedisFeatureSource
 
         model, model_error = _load_model(settings)
-        client = create_redis_client(settings.redis)
-        store = RedisFeatureStore(client, settings.redis.key_prefix, pipelined=True)
+        # without a model the source serves /health only (/predict answers 503 before reading)
+        features = RedisFeatureSource(
+            settings.redis,
+            model.feature_version if model is not None else "",
+            Backoff.from_settings(settings.stream, max_attempts=settings.api.feature_attempts),
+            metrics=app_metrics,
+            expect_live=model is not None,
+        )
+        await features.start()  # warns when the cache is not ready: /health reports it, /predict 503s
         if model is not None:
-            prepare(model)
             app_metrics.set_model(model.model_version, model.feature_version, model.threshold)
-            try:
-                await store.check_compatible(model.feature_version)
-            except FeatureCacheError as exc:  # /health reports it; /predict answers 503 until fixed
-                log.warning("feature cache not ready: %s", exc)
         app.state.scorer = ApiScorer(
             model,
-            store,
+            features,
             app_metrics,
             model_error=model_error,
             top_reasons=settings.api.top_reasons,
@@ -119,8 +123,7 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
             yield
         finally:
             await app.state.publisher.stop()
-            await store.aclose()
-            await client.aclose()
+            await features.stop()
 
     app = FastAPI(
         title="credit-scorer API",

@@ -1,8 +1,10 @@
-"""The API's scoring and health logic: one Redis round trip, then the stream worker's scoring service.
+"""The API's scoring and health logic: one Redis round trip, then the decision use case as a batch of one.
 
-:class:`ApiScorer` holds the model (or why it could not be loaded), the feature store and the app's
-metrics. It returns plain dicts in the shape of :mod:`api.models` (the routes send them with orjson)
-and raises :mod:`api.exceptions` errors, which the app turns into HTTP responses.
+:class:`ApiScorer` holds the prepared model (or why it could not be loaded), the feature source (the
+worker's and replay's :class:`~feature_cache.source.RedisFeatureSource`, with a budget of
+attempts so a request never hangs on Redis) and the app's metrics. It returns plain dicts in the shape
+of :mod:`api.models` (the routes send them with orjson) and raises :mod:`api.exceptions` errors, which
+the app turns into HTTP responses.
 
 An unknown client (not in the cache):
 
@@ -29,9 +31,11 @@ from feature_cache.exceptions import (
     FeatureVersionMismatchError,
     NoCurrentVersionError,
 )
-from feature_cache.store import RedisFeatureStore
-from scoring.exceptions import InvalidInputError, SchemaMismatchError
-from scoring.service import CachedFeatures, ReasonsMode, ScoreResult, ScoringInput, ScoringModel, score_batch
+from feature_cache.source import RedisFeatureSource
+from scoring.decide import DecideOptions, ReasonsMode, ScoringInput, decide
+from scoring.exceptions import SchemaMismatchError
+from scoring.prepared import PreparedModel
+from scoring.results import ScoreResult
 
 CLIENT_NOT_FOUND = "Client not found"
 
@@ -41,8 +45,8 @@ class ApiScorer:
 
     def __init__(
         self,
-        model: ScoringModel | None,
-        store: RedisFeatureStore,
+        model: PreparedModel | None,
+        features: RedisFeatureSource,
         metrics: ScorerMetrics,
         *,
         model_error: str | None = None,
@@ -51,12 +55,11 @@ class ApiScorer:
     ) -> None:
         self.model = model
         self.model_error = model_error
-        self.store = store
+        self.features = features
         self.metrics = metrics
-        self.top_reasons = top_reasons
-        self.reasons: ReasonsMode = reasons
+        self.options = DecideOptions(reasons, top_reasons)
 
-    def require_model(self) -> ScoringModel:
+    def require_model(self) -> PreparedModel:
         if self.model is None:
             raise ModelNotLoadedError(f"model not loaded: {self.model_error or 'unknown reason'}")
         return self.model
@@ -65,31 +68,24 @@ class ApiScorer:
         """The /predict answer for one client (see the module docstring for unknown clients)."""
         model = self.require_model()
         try:
-            batch = await self.store.fetch([sk_id_curr], version=model.feature_version)
+            cached = await self.features.fetch([sk_id_curr])
         except CacheUnavailableError as exc:
             raise FeatureCacheUnavailableError(f"feature cache unavailable: {exc}") from exc
         except FeatureCacheError as exc:  # version not loaded / partial / corrupt vector
             raise FeatureCacheUnavailableError(f"feature cache not ready: {exc}") from exc
-        found = bool(batch.found[0])
+        found = bool(cached.found[0])
         self.metrics.feature_lookups.inc()
         if not found:
             self.metrics.feature_misses.inc()
             if not fields:
                 raise ClientNotFoundError(CLIENT_NOT_FOUND)
-        cached = CachedFeatures(batch.matrix, batch.found, batch.feature_version, batch.loaded_at)
         try:
-            scored = score_batch(
-                model,
-                [ScoringInput(sk_id_curr, fields)],
-                cached,
-                top_reasons=self.top_reasons,
-                reasons=self.reasons,
-            )
-        except InvalidInputError as exc:
-            raise UnscorableInputError(str(exc)) from exc
-        except SchemaMismatchError as exc:  # cannot happen with fetch(version=model's); say so if it does
+            decided = decide(model, [ScoringInput(sk_id_curr, fields)], cached, options=self.options)
+        except SchemaMismatchError as exc:  # cannot happen: the source reads the model's version
             raise FeatureCacheUnavailableError(f"feature cache not ready: {exc}") from exc
-        return response_of(scored.results[0])
+        if decided.unscorable:
+            raise UnscorableInputError(decided.unscorable[0].message)
+        return response_of(decided.results[0])
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, body): model loaded, Redis reachable, the cache's live version = the model's."""
@@ -100,16 +96,17 @@ class ApiScorer:
         reachable = True
         live: str | None = None
         match = False
+        store = self.features.store
         try:
-            await self.store.ping()
+            await store.ping()
         except FeatureCacheError as exc:
             reachable = False
             reasons.append(f"Redis unreachable: {exc}")
         if reachable:
             try:
-                live = await self.store.current_version()
+                live = await store.current_version()
                 if model is not None:
-                    await self.store.check_compatible(model.feature_version)
+                    await store.check_compatible(model.feature_version)
                     match = True
             except NoCurrentVersionError as exc:
                 reasons.append(f"no live feature version: {exc}")

@@ -11,7 +11,7 @@ small), random cached clients, a bounded number of requests and a time limit per
 
 * 1 connection (sequential: pure latency) vs 8 concurrent connections (throughput);
 * reasons on every answer (the API default) vs none (a second server with CREDIT_SCORER_API__REASONS=none);
-* where the time goes, measured in-process: the one-MGET feature fetch and ``score_batch`` alone.
+* where the time goes, measured in-process: the one-MGET feature fetch and ``decide`` alone.
 
 Anchor: the original project's API took 218 ms per inference with a < 10 ms feature lookup; goal: p99
 ≤ 5 ms. Writes bench/results/api.json.
@@ -172,9 +172,11 @@ async def load(port: int, ids: np.ndarray, n: int, concurrency: int, seed: int) 
 # --- in-process components ----------------------------------------------------------------------------
 async def components(model: Any, redis: RedisSettings, ids: np.ndarray, n: int) -> dict[str, float]:
     from feature_cache.store import RedisFeatureStore, create_redis_client
-    from scoring.service import CachedFeatures, ScoringInput, prepare, score_batch
+    from scoring.decide import DecideOptions, ScoringInput, decide
+    from scoring.prepared import PreparedModel
 
-    prepare(model)
+    prepared = PreparedModel(model)
+    options = DecideOptions("all", 3)
     client = create_redis_client(redis)
     store = RedisFeatureStore(client, redis.key_prefix)
     fetch_s: list[float] = []
@@ -183,10 +185,9 @@ async def components(model: Any, redis: RedisSettings, ids: np.ndarray, n: int) 
     try:
         for sk_id in rng.choice(ids, size=n).tolist():
             t0 = time.perf_counter()
-            batch = await store.fetch([sk_id], version=model.feature_version)
+            cached = await store.fetch([sk_id], version=model.feature_version)
             t1 = time.perf_counter()
-            cached = CachedFeatures(batch.matrix, batch.found, batch.feature_version, batch.loaded_at)
-            score_batch(model, [ScoringInput(sk_id, {})], cached, top_reasons=3, reasons="all")
+            decide(prepared, [ScoringInput(sk_id, {})], cached, options=options)
             t2 = time.perf_counter()
             fetch_s.append(t1 - t0)
             score_s.append(t2 - t1)
@@ -251,7 +252,7 @@ def report(result: dict[str, Any]) -> None:
     )
     print(
         f"in-process: feature fetch (1 MGET) median {c['fetch_median_ms']:.3f} ms, "
-        f"score_batch with reasons {c['score_all_reasons_median_ms']:.3f} ms"
+        f"decide (batch of one) with reasons {c['score_all_reasons_median_ms']:.3f} ms"
     )
     print(f"{'phase':<20}{'req/s':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}{'non-200':>9}")
     for name, p in result["phases"].items():

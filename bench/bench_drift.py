@@ -35,7 +35,7 @@ from credit_scorer.metrics import ScorerMetrics
 from dashboards.slo import LATENCY_SLO_SECONDS
 from scoring.drift import DriftMonitor
 from scoring.model_card import ReferenceHistogram
-from scoring.service import BatchScore, ScoreResult
+from scoring.results import BatchScore, ScoreResult
 from stream_app.drift_observer import DriftObserver
 from training.reference import histogram
 

@@ -87,10 +87,11 @@ def client_vectors(model: Any, ids: np.ndarray, seed: int = 0) -> np.ndarray:
 def live_decisions(
     model: Any, payloads: list[tuple[bytes, bytes]], ids: np.ndarray, matrix: np.ndarray
 ) -> list[tuple[bytes, bytes]]:
-    """The live decision of every application, built by the scoring service (as the worker does)."""
+    """The live decision of every application, built by the decision use case (as the worker does)."""
     from schemas.codec import parse_application
+    from scoring.decide import DecideOptions, decide
     from scoring.decision import StageTimings, decision_bytes
-    from scoring.service import CachedFeatures, ScoringInput, score_batch
+    from scoring.features import CachedFeatures
 
     row_of = {int(c): i for i, c in enumerate(ids)}
     out: list[tuple[bytes, bytes]] = []
@@ -100,9 +101,7 @@ def live_decisions(
         cached = CachedFeatures(
             matrix[idx], np.ones(len(apps), dtype=bool), model.feature_version, time.time()
         )
-        score = score_batch(
-            model, [ScoringInput.from_application(a) for a in apps], cached, reasons="none", num_threads=0
-        )
+        score = decide(model, apps, cached, options=DecideOptions("none", num_threads=0)).score
         timings = StageTimings(time.time(), 0.0, score.inference_s, 0.0)
         out += [
             (a.key.encode(), decision_bytes(a, r, timings)) for a, r in zip(apps, score.results, strict=True)
@@ -207,6 +206,7 @@ class Measured:
 def main(argv: list[str] | None = None) -> None:
     from bench.bench_stream import bench_model
     from scoring.model import load_model
+    from scoring.prepared import PreparedModel
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synth", type=Path, default=SYNTH_DIR)
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
 
-    model = load_model(bench_model(args.model))
+    model = PreparedModel(load_model(bench_model(args.model)))
     print(
         f"model {model.model_version}: {model.booster.num_trees()} trees, {len(model.schema)} features",
         flush=True,

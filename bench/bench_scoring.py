@@ -1,14 +1,15 @@
-"""Benchmark of the pure scoring service (``scoring.service.score_batch``) and the event codec.
+"""Benchmark of the pure decision use case (``scoring.decide.decide``) and the event codec.
 
     uv run python -m bench.bench_scoring [--trees 500] [--features 250] [--model DIR] [--quick]
 
 Trains a production-size LightGBM model on synthetic data in the Home Credit feature layout (event,
 cached and derived fields; ``--model DIR`` uses a saved model directory instead), then measures, side by
-side, decisions/s of ``score_batch`` for batch sizes 1, 100 and 500 with:
+side, decisions/s of ``decide`` for batch sizes 1, 100 and 500 with:
 
 * reasons ``none``;
 * reasons on every REFUS by the fast path attribution (the default, ``refusals``);
-* both again with LightGBM's own routing instead of the compiled forest (:mod:`scoring.forest`);
+* both again with LightGBM's own routing instead of the compiled forest (:mod:`scoring.forest`;
+  ``PreparedModel(model, use_forest=False)``);
 * reasons on every REFUS by LightGBM's ``pred_contrib`` (TreeSHAP) — the slow alternative;
 * reasons on every row by the fast path (``all``), and ``none`` with OpenMP's default thread count;
 
@@ -39,12 +40,15 @@ from feature_loader.derived import apply_derived
 from feature_loader.feature_schema import FeatureField, FeatureKind, FeatureSchema, FeatureSource
 from schemas.codec import encode_decision, parse_application
 from schemas.events import LoanApplication
+from scoring.decide import DecideOptions, ReasonsMode, ScoringInput, decide
 from scoring.decision import StageTimings, build_decision, decision_bytes
-from scoring.forest import fallback_reason, forest_for, keep_lightgbm
-from scoring.reasons import explainer_for, reasons_by_pred_contrib, top_reasons
-from scoring.service import BoosterModel, CachedFeatures, ScoringInput, prepare, score_batch
+from scoring.features import CachedFeatures
+from scoring.model import BoosterModel
+from scoring.prepared import PreparedModel
+from scoring.reasons import reasons_by_pred_contrib, top_reasons
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scoring.json"
+NO_REASONS = DecideOptions("none")
 BATCH_SIZES = (1, 100, 500)
 REFUSAL_RATE = 0.2  # threshold at the 80th percentile of the score: ~20 % REFUS
 E, C, D = FeatureSource.EVENT, FeatureSource.CACHED, FeatureSource.DERIVED
@@ -169,9 +173,9 @@ def reps_for(batch: int, slow: bool, quick: bool) -> int:
     return max(3, base // 4) if quick else base
 
 
-def contrib_reasons(model: Any, inputs: list[ScoringInput], cached: CachedFeatures, k: int) -> None:
+def contrib_reasons(model: PreparedModel, inputs: list[ScoringInput], cached: CachedFeatures, k: int) -> None:
     """The alternative: score without reasons, then TreeSHAP (pred_contrib) on the refused rows."""
-    batch = score_batch(model, inputs, cached, reasons="none")
+    batch = decide(model, inputs, cached, options=NO_REASONS).score
     refused = np.array([r.decision == "REFUS" for r in batch.results])
     if refused.any():
         contrib = reasons_by_pred_contrib(model.booster, batch.matrix[refused])
@@ -182,17 +186,31 @@ def contrib_reasons(model: Any, inputs: list[ScoringInput], cached: CachedFeatur
             [(fields[j].name, fields[j].decode(float(batch.matrix[row, j])), c) for j, c in reasons]
 
 
-def bench_service(model: Any, pool: np.ndarray, quick: bool) -> dict[str, Any]:
+def cases_for(
+    model: PreparedModel, lightgbm_model: PreparedModel, two_pass: PreparedModel, inputs: Any, cached: Any
+) -> dict[str, Callable[[], object]]:
+    def run(m: PreparedModel, reasons: ReasonsMode, num_threads: int = 1) -> Callable[[], object]:
+        return partial(decide, m, inputs, cached, options=DecideOptions(reasons, 3, num_threads))
+
+    return {
+        "none": run(model, "none"),
+        "refusals_fast": run(model, "refusals"),
+        "none_lightgbm": run(lightgbm_model, "none"),
+        "refusals_lightgbm": run(lightgbm_model, "refusals"),
+        "refusals_two_pass": run(two_pass, "refusals"),
+        "refusals_pred_contrib": partial(contrib_reasons, model, inputs, cached, 3),
+        "all_fast": run(model, "all"),
+        "none_openmp_default": run(lightgbm_model, "none", num_threads=0),
+    }
+
+
+def bench_service(model: PreparedModel, pool: np.ndarray, quick: bool) -> dict[str, Any]:
     schema = model.schema
-    prepare(model)
     # the same model scored by LightGBM's own routing instead of the compiled forest: one pred_leaf pass
     # (probabilities from the leaves), and the older two-pass path (predict, then pred_leaf again)
-    text = model.booster.model_to_string()
-    lightgbm_model = BoosterModel(lgb.Booster(model_str=text), schema, model.threshold, model_version="bench")
-    keep_lightgbm(lightgbm_model.booster, "benchmark baseline")
-    two_pass = BoosterModel(lgb.Booster(model_str=text), schema, model.threshold, model_version="bench")
-    keep_lightgbm(two_pass.booster, "benchmark baseline")
-    explainer_for(two_pass.booster).exact_probabilities = False
+    lightgbm_model = PreparedModel(model.model, use_forest=False)
+    two_pass = PreparedModel(model.model, use_forest=False)
+    two_pass.explainer.exact_probabilities = False
     out: dict[str, Any] = {}
     ev = [f.name for f in schema.event_fields]
     for n in BATCH_SIZES:
@@ -204,18 +222,7 @@ def bench_service(model: Any, pool: np.ndarray, quick: bool) -> dict[str, Any]:
         found = np.ones(n, dtype=bool)
         found[::20] = False  # 5 % unknown clients
         cached = CachedFeatures(rows, found, schema.version, time.time())
-        cases: dict[str, Callable[[], object]] = {
-            "none": partial(score_batch, model, inputs, cached, reasons="none"),
-            "refusals_fast": partial(score_batch, model, inputs, cached, reasons="refusals"),
-            "none_lightgbm": partial(score_batch, lightgbm_model, inputs, cached, reasons="none"),
-            "refusals_lightgbm": partial(score_batch, lightgbm_model, inputs, cached, reasons="refusals"),
-            "refusals_two_pass": partial(score_batch, two_pass, inputs, cached, reasons="refusals"),
-            "refusals_pred_contrib": partial(contrib_reasons, model, inputs, cached, 3),
-            "all_fast": partial(score_batch, model, inputs, cached, reasons="all"),
-            "none_openmp_default": partial(
-                score_batch, lightgbm_model, inputs, cached, reasons="none", num_threads=0
-            ),
-        }
+        cases = cases_for(model, lightgbm_model, two_pass, inputs, cached)
         res: dict[str, Any] = {}
         for name, fn in cases.items():
             wall, cpu = median_s(fn, reps_for(n, name == "refusals_pred_contrib", quick))
@@ -225,7 +232,7 @@ def bench_service(model: Any, pool: np.ndarray, quick: bool) -> dict[str, Any]:
                 "decisions_per_s": n / wall,
                 "decisions_per_cpu_s": n / cpu if cpu > 0 else None,
             }
-        refused = sum(r.decision == "REFUS" for r in score_batch(model, inputs, cached).results)
+        refused = sum(r.decision == "REFUS" for r in decide(model, inputs, cached).results)
         res["refused"] = refused
         out[str(n)] = res
     return out
@@ -249,7 +256,7 @@ def bench_codec(model: Any, pool: np.ndarray, quick: bool) -> dict[str, Any]:
     parse_pyd = per_event_cpu(lambda: LoanApplication.model_validate_json(raw))
     app = parse_application(raw, 65536)
     cached = CachedFeatures(pool[:1], np.ones(1, dtype=bool), schema.version, time.time())
-    result = score_batch(model, [ScoringInput.from_application(app)], cached, reasons="all").results[0]
+    result = decide(model, [app], cached, options=DecideOptions("all")).results[0]
     timings = StageTimings(time.time(), 0.001, 0.001, 0.0005)
     enc_fast = per_event_cpu(lambda: decision_bytes(app, result, timings))
     enc_obj = per_event_cpu(lambda: encode_decision(build_decision(app, result, timings)))
@@ -267,7 +274,7 @@ def bench_codec(model: Any, pool: np.ndarray, quick: bool) -> dict[str, Any]:
 def agreement(model: Any, pool: np.ndarray) -> dict[str, Any]:
     x = pool[:300]
     t0 = time.perf_counter()
-    fast = explainer_for(model.booster).contributions(model.booster, x, num_threads=1)
+    fast = model.explainer.contributions(model.booster, x, num_threads=1)
     t1 = time.perf_counter()
     shap = reasons_by_pred_contrib(model.booster, x)
     t2 = time.perf_counter()
@@ -288,7 +295,7 @@ def report(result: dict[str, Any]) -> None:
     m = result["model"]
     print(
         f"\nmodel: {m['trees']} trees, {m['leaves']} leaves, {m['features']} features ({m['source']}), "
-        f"build {m['build_s']:.1f}s, explainer precompute {m['explainer_s']:.2f}s, "
+        f"build {m['build_s']:.1f}s, prepare (assembler, verified forest, explainer) {m['prepare_s']:.2f}s, "
         f"exact one-pass probabilities: {m['exact_probabilities']}, compiled forest: {m['forest']}"
     )
     cols: tuple[str, ...] = ("none", "refusals_fast", "none_lightgbm", "refusals_lightgbm")
@@ -304,7 +311,7 @@ def report(result: dict[str, Any]) -> None:
     )
     names += ("none lgb omp",)
     for key, title in (("decisions_per_s", "wall"), ("decisions_per_cpu_s", "per CPU-second")):
-        print(f"\nscore_batch decisions/s, median ({title})")
+        print(f"\ndecide decisions/s, median ({title})")
         header = "".join(f"{h:>13}" for h in names)
         print(f"{'batch':>6}{header}{'refused':>8}{'fast/shap':>10}{'fast/none':>10}{'forest/lgb':>11}")
         for n, r in result["service"].items():
@@ -347,11 +354,12 @@ def main() -> None:
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    model = load_saved(args.model) if args.model else cached_model(args.features, args.trees, args.rows)
+    loaded = load_saved(args.model) if args.model else cached_model(args.features, args.trees, args.rows)
     build_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    explainer = explainer_for(model.booster)
-    explainer_s = time.perf_counter() - t0
+    model = PreparedModel(loaded)
+    prepare_s = time.perf_counter() - t0
+    explainer = model.explainer
     pool = make_rows(model.schema, 500, 42)
     result = {
         "model": {
@@ -359,12 +367,12 @@ def main() -> None:
             "features": len(model.schema),
             "leaves": explainer.n_leaves,
             "build_s": build_s,
-            "explainer_s": explainer_s,
+            "prepare_s": prepare_s,
             "source": str(args.model or "synthetic"),
             "threshold": model.threshold,
             "exact_probabilities": explainer.exact_probabilities,
-            "forest": forest_for(model.booster) is not None,
-            "forest_fallback_reason": fallback_reason(model.booster),
+            "forest": model.forest is not None,
+            "forest_fallback_reason": model.forest_fallback,
         },
         "service": bench_service(model, pool, args.quick),
         "codec": bench_codec(model, pool, args.quick),

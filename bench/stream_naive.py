@@ -1,6 +1,6 @@
 """The naive baseline of the stream benchmark: one event at a time, the obvious way.
 
-Plain aiokafka: ``getone()``, one Redis ``GET`` of the client's vector, one ``score_batch`` call for
+Plain aiokafka: ``getone()``, one Redis ``GET`` of the client's vector, one ``decide`` call for
 that single event (reasons on a REFUS), build + encode its decision, ``send_and_wait`` (await the
 broker's ack) — then the next event. Offsets of processed events are committed once per second
 (at-least-once, as the real worker). Run as a child process by ``bench.bench_stream``:
@@ -22,8 +22,9 @@ from feature_cache.store import create_redis_client
 from kafka_io.config import consumer_kwargs, producer_kwargs
 from schemas.codec import encode_decision, parse_application
 from schemas.exceptions import InvalidEvent
+from scoring.decide import DecideOptions, decide
 from scoring.decision import StageTimings, build_decision
-from scoring.service import CachedFeatures, ScoringInput, score_batch
+from scoring.features import CachedFeatures
 from stream_app.worker import load_worker_model
 
 
@@ -65,9 +66,8 @@ async def run() -> None:
             if raw is not None:
                 row[0] = np.frombuffer(raw, dtype="<f4")
             cached = CachedFeatures(row, np.array([raw is not None]), version, None)
-            score = score_batch(
-                model, [ScoringInput.from_application(app)], cached, top_reasons=stream.top_reasons
-            )
+            options = DecideOptions(top_reasons=stream.top_reasons)
+            score = decide(model, [app], cached, options=options).score
             timings = StageTimings(consumed_at, features_s, score.inference_s, score.reasons_s)
             value = encode_decision(build_decision(app, score.results[0], timings))
             await producer.send_and_wait(kafka.decisions_topic, value, key=app.key.encode())

@@ -124,6 +124,12 @@ class ApiSettings(BaseModel):
     publish_timeout_s: float = Field(
         5.0, gt=0, description="POST /applications: max wait for the broker (connect + ack) before a 503."
     )
+    feature_attempts: int = Field(
+        2,
+        ge=1,
+        description="POST /predict: tries of the feature fetch on a Redis fault (stream.retry_* delays "
+        "between them) before a 503; the worker and replay retry until Redis is back.",
+    )
     access_log: bool = Field(False, description="uvicorn's per-request access log (off: it costs latency).")
 
 

@@ -5,12 +5,14 @@ lifespan with :func:`create_redis_client`, then::
 
     store = RedisFeatureStore(client, settings.redis.key_prefix)
     await store.check_compatible(model_card.feature_schema_version)   # at start
-    batch = await store.fetch(sk_ids, version=model_card.feature_schema_version)  # per micro-batch
+    features = await store.fetch(sk_ids, version=model_card.feature_schema_version)  # per micro-batch
 
-Pass the model's version to :meth:`RedisFeatureStore.fetch`: the vectors then always match the model,
-even while an operator switches the cache to a newer version. Each vector key holds the raw float32
-little-endian bytes of the full vector; a batch is decoded with one ``np.frombuffer`` over the joined
-values. See docs/ARCHITECTURE.md (Redis layout).
+``fetch`` returns the scoring core's own :class:`scoring.features.CachedFeatures`; the worker, the API
+and replay read through :class:`feature_cache.source.RedisFeatureSource` (the model's version,
+one retry policy). Pass the model's version to :meth:`RedisFeatureStore.fetch`: the vectors then always
+match the model, even while an operator switches the cache to a newer version. Each vector key holds the
+raw float32 little-endian bytes of the full vector; a batch is decoded with one ``np.frombuffer`` over
+the joined values. See docs/ARCHITECTURE.md (Redis layout).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from feature_cache.keys import (
 )
 from feature_cache.mget import PipelinedMget
 from feature_loader.feature_schema import FeatureSchema
+from scoring.features import CachedFeatures
 
 T = TypeVar("T")
 
@@ -160,17 +163,7 @@ def translate_redis_error(exc: BaseException, where: str) -> FeatureCacheError:
     return FeatureCacheError(f"Redis at {where} failed: {exc}")
 
 
-# --- results ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FeatureBatch:
-    """Cached vectors of a batch of clients, rows in request order (NaN rows where not found)."""
-
-    matrix: np.ndarray  # float32, (n, n_features)
-    found: np.ndarray  # bool, (n,)
-    feature_version: str
-    loaded_at: float | None  # unix seconds the version finished loading
-
-
+# --- reading ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _VersionInfo:
     n_features: int
@@ -311,7 +304,7 @@ class RedisFeatureStore:
         return self._parse_meta(version, meta)
 
     # --- vectors ---------------------------------------------------------------------------------------
-    async def fetch(self, sk_ids: Sequence[int] | np.ndarray, version: str | None = None) -> FeatureBatch:
+    async def fetch(self, sk_ids: Sequence[int] | np.ndarray, version: str | None = None) -> CachedFeatures:
         """Vectors of ``sk_ids`` (one MGET; the live version when ``version`` is None, atomically)."""
         if version is None:
             return await self._fetch_live(sk_ids)
@@ -335,9 +328,9 @@ class RedisFeatureStore:
         matrix, found = decode_vectors(values, info.n_features, self._where)
         if keys and not found.any():
             info = await self._version_info(version, force=True)  # dropped meanwhile? raise, loudly
-        return FeatureBatch(matrix=matrix, found=found, feature_version=version, loaded_at=info.loaded_at)
+        return CachedFeatures(matrix, found, version, info.loaded_at)
 
-    async def _fetch_live(self, sk_ids: Sequence[int] | np.ndarray) -> FeatureBatch:
+    async def _fetch_live(self, sk_ids: Sequence[int] | np.ndarray) -> CachedFeatures:
         ids = encode_ids(sk_ids)  # the script builds the keys of the live version
         script = self._fetch_current(keys=[current_key(self._prefix)], args=[self._prefix, *ids])
         reply: Any = await self._call(script)
@@ -347,4 +340,4 @@ class RedisFeatureStore:
         version = reply[0].decode()
         info = self._parse_meta(version, reply[1])
         matrix, found = decode_vectors(reply[2], info.n_features, self._where)
-        return FeatureBatch(matrix=matrix, found=found, feature_version=version, loaded_at=info.loaded_at)
+        return CachedFeatures(matrix, found, version, info.loaded_at)

@@ -153,6 +153,7 @@ def run_command(
     from replay.compare import CostMatrix
     from replay.report import REPORT_FILE, build_report
     from replay.runner import ReplayOptions
+    from scoring.prepared import PreparedModel
 
     failures = _dependency_errors()
     settings = get_settings()
@@ -171,7 +172,8 @@ def run_command(
             checkpoint_every_s=checkpoint_every,
             workers=workers,
         )
-        result = asyncio.run(_run_with_signals(_replayer(settings, loaded, options, progress)))
+        prepared = PreparedModel(loaded)  # once, before any worker process is forked
+        result = asyncio.run(_run_with_signals(_replayer(settings, prepared, options, progress)))
         _exit_if_interrupted(result, out_dir)
         comparison = build_report(out_dir, labels, CostMatrix(**loaded.card.cost_matrix), plots=plots)
     except (ReplayInputError, CheckpointError) as exc:

@@ -36,8 +36,7 @@ from replay.checkpoint import Checkpoint, RowBuffer
 from replay.exceptions import ReplayError
 from replay.reader import ReadBatch, TopicReader
 from replay.runner import STAGES, Replayer, ReplayOptions, ReplayResult
-from scoring.model import LoadedModel
-from scoring.service import prepare
+from scoring.prepared import PreparedModel
 
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 JOIN_TIMEOUT_S = 30.0
@@ -111,7 +110,6 @@ class _Pool:
         # the worker's scoring is single-threaded, so no thread pool of the parent is needed in it
         fork = "fork" in multiprocessing.get_all_start_methods()
         ctx: Any = multiprocessing.get_context("fork" if fork else "spawn")
-        prepare(owner.model)
         gc.freeze()  # inherited objects stay out of the workers' collections (no copy-on-write storm)
         procs: list[Any] = []
         conns: list[Connection] = []
@@ -276,7 +274,7 @@ def _offsets(c: Checkpoint) -> dict[str, Any]:
 def _worker_main(
     conn: Connection,
     settings: Settings,
-    model: LoadedModel,
+    model: PreparedModel,
     options: ReplayOptions,
     partitions: list[int],
     checkpoint: Checkpoint,
@@ -297,7 +295,7 @@ def _worker_main(
 async def _work(
     conn: Connection,
     settings: Settings,
-    model: LoadedModel,
+    model: PreparedModel,
     options: ReplayOptions,
     partitions: list[int],
     checkpoint: Checkpoint,

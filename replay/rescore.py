@@ -1,12 +1,13 @@
-"""One replay batch, pure: rescore the applications and build the replay decisions and report rows.
+"""One replay batch, pure: the replay decisions and report rows of a rescored batch.
 
-No I/O: the runner (:mod:`replay.runner`) reads, fetches, publishes and checkpoints.
+The rescoring itself is the decision use case (:func:`scoring.decide.decide`). No I/O: the runner
+(:mod:`replay.runner`) reads, fetches, decides, publishes and checkpoints.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -16,11 +17,9 @@ from replay.baseline import Baseline
 from replay.reader import Message
 from schemas.events import LoanApplication
 from scoring.decision import StageTimings, decision_bytes
-from scoring.exceptions import InvalidInputError
-from scoring.model import LoadedModel
-from scoring.service import BatchScore, CachedFeatures, ScoringInput, score_batch
-
-ReasonsMode = Literal["refusals", "all", "none"]
+from scoring.features import CachedFeatures
+from scoring.prepared import PreparedModel
+from scoring.results import BatchScore
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class Prepared:
 
 
 def segment_columns(
-    model: LoadedModel, score: BatchScore, apps: list[LoanApplication]
+    model: PreparedModel, score: BatchScore, apps: list[LoanApplication]
 ) -> tuple[list[Any], list[Any]]:
     """(contract type, income) of each row: the scored vector's values (event value, else the cached
     one) when the model has the field, else the event's."""
@@ -59,53 +58,8 @@ def segment_columns(
     return out[0], out[1]
 
 
-def score_rows(
-    model: LoadedModel,
-    apps: list[LoanApplication],
-    kept: list[Message],
-    cached: CachedFeatures,
-    reasons: ReasonsMode = "none",
-    top_reasons: int = 3,
-    num_threads: int = 0,
-) -> tuple[list[LoanApplication], list[Message], BatchScore | None, int]:
-    """Score a batch; rows whose field the scorer cannot use are left out (and counted), as the live
-    worker dead-letters them. Returns (applications, records, score, unscorable count)."""
-    inputs = [ScoringInput.from_application(a) for a in apps]
-    try:
-        score = score_batch(
-            model, inputs, cached, top_reasons=top_reasons, reasons=reasons, num_threads=num_threads
-        )
-        return apps, kept, score, 0
-    except InvalidInputError:
-        pass
-    good: list[int] = []
-    for i, inp in enumerate(inputs):
-        one = CachedFeatures(cached.matrix[i : i + 1], cached.found[i : i + 1], cached.feature_version, None)
-        try:
-            score_batch(model, [inp], one, reasons="none")
-            good.append(i)
-        except InvalidInputError:
-            pass
-    bad = len(inputs) - len(good)
-    if not good:
-        return [], [], None, bad
-    idx = np.asarray(good, dtype=np.int64)
-    sub = CachedFeatures(
-        cached.matrix[idx], np.asarray(cached.found)[idx], cached.feature_version, cached.loaded_at
-    )
-    score = score_batch(
-        model,
-        [inputs[i] for i in good],
-        sub,
-        top_reasons=top_reasons,
-        reasons=reasons,
-        num_threads=num_threads,
-    )
-    return [apps[i] for i in good], [kept[i] for i in good], score, bad
-
-
 def replay_outputs(
-    model: LoadedModel,
+    model: PreparedModel,
     apps: list[LoanApplication],
     kept: list[Message],
     score: BatchScore,

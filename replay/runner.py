@@ -1,8 +1,9 @@
 """The replay run: read applications → fetch client features → rescore → publish → rows + checkpoint.
 
 Each batch goes through the same path as the live worker (:func:`schemas.codec.parse_application`, the
-Redis feature cache read with the model's feature version, :func:`scoring.service.score_batch`,
-:func:`scoring.decision.decision_bytes`), so replaying with the live model reproduces the live decisions.
+Redis feature source read in the model's feature version with the worker's retry policy,
+:func:`scoring.decide.decide`, :func:`scoring.decision.decision_bytes`), so replaying with the live model
+reproduces the live decisions.
 Rescored decisions go to ``settings.kafka.replay_topic``, marked ``is_replay`` and carrying the live
 decision's model version, label and probability (joined by application id). Records that are not valid
 applications are counted (the live worker dead-lettered them), never fatal.
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from credit_scorer.exceptions import StoppedError
 from credit_scorer.memory import keep_freed_memory
 from credit_scorer.settings import Settings
 from kafka_io.records import Record
@@ -29,13 +31,14 @@ from replay.checkpoint import Checkpoint, CheckpointStore, RowBuffer
 from replay.exceptions import CheckpointError, ReplayError
 from replay.publish import publish_records
 from replay.reader import Message, ReadBatch, ReadRange, TopicReader
-from replay.rescore import Prepared, ReasonsMode, replay_outputs, score_rows
+from replay.rescore import Prepared, replay_outputs
 from schemas.codec import parse_application
 from schemas.events import LoanApplication
 from schemas.exceptions import InvalidEvent
+from scoring.decide import DecideOptions, ReasonsMode, decide
 from scoring.decision import StageTimings
-from scoring.model import LoadedModel
-from scoring.service import CachedFeatures, prepare
+from scoring.features import FeatureSource
+from scoring.prepared import PreparedModel
 
 STAGES = ("baseline", "read", "parse", "features", "score", "encode", "publish")
 
@@ -75,7 +78,7 @@ class Replayer:
     def __init__(
         self,
         settings: Settings,
-        model: LoadedModel,
+        model: PreparedModel,
         options: ReplayOptions,
         *,
         stop: asyncio.Event | None = None,
@@ -87,6 +90,7 @@ class Replayer:
         self.partitions = None if partitions is None else sorted(partitions)  # None: every partition
         self.model = model
         self.options = options
+        self.decide_options = DecideOptions(options.reasons, options.top_reasons, options.num_threads)
         self.stop = stop or asyncio.Event()
         self.progress = progress
         self.on_batch = on_batch
@@ -133,23 +137,26 @@ class Replayer:
         """Replay from ``checkpoint`` (the partitions given to the constructor, else all of them)."""
         from aiokafka import AIOKafkaProducer
 
+        from credit_scorer.retry import Backoff
         from feature_cache.exceptions import FeatureCacheError
-        from feature_cache.store import RedisFeatureStore, create_redis_client
+        from feature_cache.source import RedisFeatureSource
         from kafka_io.config import producer_kwargs
         from kafka_io.sender import RecordPublisher
 
         self.counts = dict(checkpoint.counts)
         self._checkpoint = checkpoint
-        prepare(self.model)
         kafka = self.settings.kafka
-        redis_client = create_redis_client(self.settings.redis)
-        features = RedisFeatureStore(redis_client, self.settings.redis.key_prefix, pipelined=True)
+        backoff = Backoff.from_settings(self.settings.stream)  # the worker's: wait out a Redis outage
+        features = RedisFeatureSource(
+            self.settings.redis, self.model.feature_version, backoff, expect_live=False
+        )
         reader = TopicReader(kafka, kafka.applications_topic, batch_size=self.options.batch_size)
         producer: Any = None
         baseline_task: asyncio.Task[Baseline] | None = None
         try:
+            await features.start()
             try:
-                await features.fetch([], version=self.model.feature_version)  # loaded and complete?
+                await features.check_loaded()  # the model's version loaded and complete? (no retry)
             except FeatureCacheError as exc:
                 raise ReplayError(f"feature cache: {exc}") from exc
             if self.options.publish:
@@ -177,8 +184,7 @@ class Replayer:
             await reader.stop()
             if producer is not None:
                 await producer.stop()
-            await features.aclose()
-            await redis_client.aclose()
+            await features.stop()
 
     async def _read_baseline(self, checkpoint: Checkpoint, partitions: list[int]) -> Baseline:
         """The live decisions; a run over some partitions reads the same decision partitions first."""
@@ -206,7 +212,7 @@ class Replayer:
     async def _loop(
         self,
         reader: TopicReader,
-        features: Any,
+        features: FeatureSource,
         baseline: asyncio.Task[Baseline],
         publisher: Any,
         checkpoint: Checkpoint,
@@ -227,7 +233,11 @@ class Replayer:
                         exhausted.set()
                         break
                     self.stage_seconds["read"] += time.perf_counter() - t0
-                    await queue.put((batch, await self._prepare(batch.messages, features)))
+                    try:
+                        prepared = await self._prepare(batch.messages, features)
+                    except StoppedError:  # stopped while Redis was away: this batch is not done
+                        break
+                    await queue.put((batch, prepared))
             except asyncio.CancelledError:
                 raise  # the consumer stopped (Ctrl-C or its own failure): nobody waits for the end mark
             except BaseException:
@@ -329,7 +339,7 @@ class Replayer:
     def _count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
 
-    async def _prepare(self, messages: list[Message], features: Any) -> Prepared | None:
+    async def _prepare(self, messages: list[Message], features: FeatureSource) -> Prepared | None:
         """Parse the batch's applications and fetch their clients' features (one MGET)."""
         if not messages:
             return None
@@ -350,8 +360,7 @@ class Replayer:
         self.stage_seconds["parse"] += t1 - t0
         if not apps:
             return Prepared(apps, kept, None, consumed_at, 0.0, invalid)
-        fetched = await features.fetch([a.sk_id_curr for a in apps], version=self.model.feature_version)
-        cached = CachedFeatures(fetched.matrix, fetched.found, fetched.feature_version, fetched.loaded_at)
+        cached = await features.fetch([a.sk_id_curr for a in apps], stopping=self.stop)
         t2 = time.perf_counter()
         self.stage_seconds["features"] += t2 - t1
         return Prepared(apps, kept, cached, consumed_at, t2 - t1, invalid)
@@ -362,23 +371,16 @@ class Replayer:
         """Rescore (in a thread), then the replay decisions joined with the live ones, and the rows."""
         t2 = time.perf_counter()
         assert prepared.cached is not None
-        o = self.options
-        apps, kept, score, unscorable = await asyncio.to_thread(
-            score_rows,
-            self.model,
-            prepared.apps,
-            prepared.kept,
-            prepared.cached,
-            o.reasons,
-            o.top_reasons,
-            o.num_threads,
+        decided = await asyncio.to_thread(
+            decide, self.model, prepared.apps, prepared.cached, options=self.decide_options
         )
-        if unscorable:
-            self._count("unscorable", unscorable)
+        for unscorable in decided.unscorable:  # as the live worker dead-letters them
+            self._count(unscorable.kind.value)
         t3 = time.perf_counter()
         self.stage_seconds["score"] += t3 - t2
-        if score is None:
+        if not decided.scored:
             return [], []
+        apps, kept, score = decided.pick(prepared.apps), decided.pick(prepared.kept), decided.score
         baseline = await baseline_task  # done after the first batches: returns at once
         await self._joinable(baseline, apps)
         t3 = time.perf_counter()

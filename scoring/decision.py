@@ -7,7 +7,7 @@ Two entry points give the same record:
   about 3x cheaper than ``encode_decision(build_decision(...))``).
 
 Both start from :func:`decision_document`. Values come from trusted code (a validated application, the
-scoring service), so objects are built without re-validation, exactly as pydantic's ``model_construct``
+scoring use case), so objects are built without re-validation, exactly as pydantic's ``model_construct``
 does it but without its per-field bookkeeping; unit tests check that such records validate, equal their
 validated copies and round-trip through the codec.
 """
@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from schemas.events import SCHEMA_VERSION, Decision, DecisionLabel, LoanApplication, StageLatency
 from schemas.events import Reason as ReasonRecord
-from scoring.service import ScoreResult
+from scoring.results import ScoreResult
 
 _M = TypeVar("_M", bound=BaseModel)
 _LABELS = {label.value: label for label in DecisionLabel}

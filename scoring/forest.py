@@ -26,10 +26,11 @@ The conditions are LightGBM's own (``include/LightGBM/tree.h``), exactly:
   ``1 / (1 + exp(-σ·raw))``.
 
 It returns the leaf of each tree as well, so one pass feeds both the probability and the reasons
-(:mod:`scoring.reasons`). :func:`forest_for` builds it once per booster and **verifies** it against
+(:mod:`scoring.reasons`). :func:`compile_forest` builds it and **verifies** it against
 ``booster.predict`` and ``predict(pred_leaf=True)`` bit for bit on probe rows spanning each feature's
 range, NaN, zeros and unseen levels; if anything differs (or the model is not a binary, non-linear
-GBDT), it returns None and the service keeps LightGBM's own predict. Pure: numpy, numba, lightgbm.
+GBDT), it returns None with the reason and scoring keeps LightGBM's own predict
+(:class:`scoring.prepared.PreparedModel` does this once per model). Pure: numpy, numba, lightgbm.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import itertools
 import math
 import os
 import threading
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -244,38 +244,13 @@ def probe_rows(
     return rows.astype(np.float32)
 
 
-_CACHE: weakref.WeakKeyDictionary[lightgbm.Booster, tuple[CompiledForest | None, str | None]] = (
-    weakref.WeakKeyDictionary()
-)
-_LOCK = threading.Lock()
-
-
-def forest_for(booster: lightgbm.Booster) -> CompiledForest | None:
-    """The booster's verified compiled forest (cached), or None when it cannot be compiled exactly —
-    then :func:`fallback_reason` says why and callers keep ``booster.predict``."""
-    with _LOCK:
-        if booster not in _CACHE:
-            _CACHE[booster] = _build(booster)
-        return _CACHE[booster][0]
-
-
-def _build(booster: lightgbm.Booster) -> tuple[CompiledForest | None, str | None]:
+def compile_forest(booster: lightgbm.Booster) -> tuple[CompiledForest | None, str | None]:
+    """(the booster's compiled forest, None) once it reproduces LightGBM bit for bit on probe rows, else
+    (None, why): then the caller keeps ``booster.predict``. Built once per model by
+    :class:`scoring.prepared.PreparedModel`."""
     try:
         forest = CompiledForest(booster)
         problem = verify(forest, booster, probe_rows(booster))
     except (ScoringError, KeyError, ValueError) as exc:
         return None, str(exc)
     return (None, problem) if problem is not None else (forest, None)
-
-
-def keep_lightgbm(booster: lightgbm.Booster, why: str) -> None:
-    """Never compile this booster: the service uses LightGBM's own predict (benchmarks, comparisons)."""
-    with _LOCK:
-        _CACHE[booster] = (None, why)
-
-
-def fallback_reason(booster: lightgbm.Booster) -> str | None:
-    """Why :func:`forest_for` returned None for this booster (None if it compiled or was not tried)."""
-    with _LOCK:
-        entry = _CACHE.get(booster)
-    return None if entry is None else entry[1]

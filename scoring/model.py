@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import lightgbm
 import numpy as np
@@ -30,6 +31,37 @@ from scoring.model_card import MODEL_CARD_FILE, ModelCard
 MODEL_FILE = "model.txt"
 SCHEMA_FILE = "feature_schema.json"
 REQUIRED_FILES = (MODEL_FILE, MODEL_CARD_FILE, SCHEMA_FILE)
+
+
+class ScoringModel(Protocol):
+    """What scoring needs of a model: the input of :class:`scoring.prepared.PreparedModel`
+    (satisfied by :class:`LoadedModel` and :class:`BoosterModel`)."""
+
+    @property
+    def booster(self) -> lightgbm.Booster: ...
+    @property
+    def schema(self) -> FeatureSchema: ...
+    @property
+    def model_version(self) -> str: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def feature_version(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class BoosterModel:
+    """A booster held in memory with its schema and threshold, no model card: a :class:`ScoringModel`
+    for tests, benchmarks and notebooks (the worker, API and replay load a :class:`LoadedModel`)."""
+
+    booster: lightgbm.Booster
+    schema: FeatureSchema
+    threshold: float
+    model_version: str = "in-memory"
+
+    @property
+    def feature_version(self) -> str:
+        return self.schema.version
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,14 @@ Exactly additive: for each tree the path deltas telescope to ``leaf_value − ro
 ``expected_value + contributions.sum(axis=1) == raw score`` (log-odds), to float rounding.
 Contributions are in log-odds units; positive pushes towards default.
 
+Built once per model by :class:`scoring.prepared.PreparedModel`.
+
 Leaves → probability: the leaf indices also give the probability, computed exactly as LightGBM does
 (leaf values parsed from the model text, summed in tree order in float64, then ``1 / (1 + exp(-σ·raw))``
 with the C library's ``exp``), so when reasons are wanted one routing pass (``pred_leaf``) serves both
 the score and the reasons. The explainer verifies this bit for bit against ``booster.predict`` on probe
-rows when it is built; if anything differs, ``exact_probabilities`` is False and the service falls back
-to ``booster.predict`` (a second routing pass on the explained rows).
+rows when it is built; if anything differs, ``exact_probabilities`` is False and scoring falls back to
+``booster.predict`` (a second routing pass on the explained rows).
 
 Only binary (one tree per iteration), non-linear-tree models are supported (what training produces).
 """
@@ -25,8 +27,6 @@ Only binary (one tree per iteration), non-linear-tree models are supported (what
 from __future__ import annotations
 
 import math
-import threading
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -243,20 +243,6 @@ def _leaf_values_and_sigmoid(booster: lightgbm.Booster, n_leaves: int) -> tuple[
     return np.asarray(values, dtype=np.float64), sigmoid
 
 
-_CACHE: weakref.WeakKeyDictionary[lightgbm.Booster, PathExplainer] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
-
-
-def explainer_for(booster: lightgbm.Booster) -> PathExplainer:
-    """The (cached) explainer of a booster. Call it at start-up to keep the first batch fast."""
-    with _LOCK:
-        found = _CACHE.get(booster)
-        if found is None:
-            found = PathExplainer(booster)
-            _CACHE[booster] = found
-        return found
-
-
 def top_reasons(contrib: np.ndarray, refused: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
     """Per row, up to ``k`` (feature index, contribution) pairs, most decisive first.
 
@@ -287,7 +273,6 @@ def reasons_by_pred_contrib(booster: lightgbm.Booster, matrix: np.ndarray) -> np
 
 __all__: Sequence[str] = (
     "PathExplainer",
-    "explainer_for",
     "reasons_by_pred_contrib",
     "top_reasons",
 )

@@ -12,7 +12,6 @@ model does not use them). Pure: numpy and the feature schema only.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -91,6 +90,22 @@ class VectorAssembler:
                 matrix[:, j] = self._encode_column(name, values, range(n))
         return self._derive(matrix)
 
+    def invalid_rows(self, fields: Sequence[Mapping[str, object]]) -> list[tuple[int, str]]:
+        """(row, why) of every row carrying a field value :meth:`assemble` cannot use — exactly the rows
+        that make it raise InvalidInputError (the same :meth:`encode` decides both), first bad field named."""
+        out: list[tuple[int, str]] = []
+        for i, carried in enumerate(fields):
+            for name in self._column:
+                value = carried.get(name, _ABSENT)
+                if value is _ABSENT:
+                    continue
+                try:
+                    self.encode(name, value)
+                except InvalidInputError as exc:
+                    out.append((i, str(exc)))
+                    break
+        return out
+
     def _encode_column(self, name: str, values: list[object], rows: Sequence[int]) -> np.ndarray:
         levels = self._levels.get(name)
         if levels is not None:
@@ -131,27 +146,3 @@ class VectorAssembler:
             except ValueError as exc:
                 raise SchemaMismatchError(f"cannot compute derived features: {exc}") from exc
         return matrix
-
-
-_ASSEMBLERS: dict[str, VectorAssembler] = {}
-_LOCK = threading.Lock()
-
-
-def assembler_for(schema: FeatureSchema) -> VectorAssembler:
-    """The cached assembler of a schema (keyed by its version)."""
-    key = schema.version
-    found = _ASSEMBLERS.get(key)
-    if found is None:
-        with _LOCK:
-            found = _ASSEMBLERS.setdefault(key, VectorAssembler(schema))
-    return found
-
-
-def assemble_matrix(
-    schema: FeatureSchema,
-    cached: np.ndarray,
-    fields: Sequence[Mapping[str, object]],
-    found: np.ndarray | None = None,
-) -> np.ndarray:
-    """Convenience: ``assembler_for(schema).assemble(cached, fields, found)``."""
-    return assembler_for(schema).assemble(cached, fields, found)

@@ -37,10 +37,10 @@ import faust
 from faust.app.base import BootStrategy
 from mode import Service
 
+from credit_scorer.exceptions import StoppedError
 from credit_scorer.settings import Settings
 from kafka_io.records import InboundRecord
 from stream_app.engine import MicroBatchPipeline
-from stream_app.exceptions import EngineStoppedError
 from stream_app.faust_consumer import FaustFetchWatch, SeekSafeApp
 from stream_app.fetch_watch import STALL_WARN_S
 from stream_app.runtime import BatchRuntime
@@ -201,6 +201,6 @@ def _add_faust_agent(app: faust.App, settings: Settings, pipeline: MicroBatchPip
             ]
             try:
                 await pipeline.handle(records)
-            except EngineStoppedError:
+            except StoppedError:
                 log.info("stopping with an unacknowledged batch; it will be reprocessed")
                 return

@@ -1,6 +1,6 @@
 """Live drift adapter: folds every scored batch into the drift histograms and exports the PSI.
 
-Called by the worker once per micro-batch with the :class:`scoring.service.BatchScore`; updates
+Called by the worker once per micro-batch with the :class:`scoring.results.BatchScore`; updates
 ``credit_scorer_psi{feature}`` (``feature="score"`` for the probability of default) and
 ``credit_scorer_drift_observations_total``. The pure work is in :mod:`scoring.drift`.
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from credit_scorer.metrics import ScorerMetrics
     from credit_scorer.settings import DriftSettings
     from scoring.model_card import ModelCard
-    from scoring.service import BatchScore
+    from scoring.results import BatchScore
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class DriftObserver:
 
 
 def drift_observers(settings: DriftSettings, model: Any, metrics: ScorerMetrics) -> list[DriftObserver]:
-    """The worker's drift observer for ``model`` (a :class:`scoring.model.LoadedModel`), or none when
+    """The worker's drift observer for ``model`` (a :class:`scoring.prepared.PreparedModel`), or none when
     disabled, when the model card has no reference, or when the reference is unusable (logged)."""
     card = getattr(model, "card", None)
     if not settings.enabled or card is None:

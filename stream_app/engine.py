@@ -4,10 +4,11 @@
 (``batch`` engine) and behind the Faust agent (``faust`` engine):
 
 1. parse every record (:func:`schemas.codec.parse_application`); unusable ones become dead letters;
-2. one feature-cache round trip for the batch (``features.fetch``), retried with backoff on outage;
-3. score in-process (:func:`scoring.service.score_batch`, reasons on every REFUS) on the pipeline's
+2. one feature-cache round trip for the batch (``features.fetch``: the feature source retries an
+   outage with backoff);
+3. decide in-process (:func:`scoring.decide.decide`, reasons on every REFUS) on the pipeline's
    one scorer thread (LightGBM releases the GIL: the loop stages the next batch meanwhile); a row
-   whose field the scorer cannot use is dead-lettered (``unscorable``) and the rest is scored; the
+   whose field the scorer cannot use is dead-lettered (``unscorable``) and the rest is decided; the
    decisions are encoded in one pass (:func:`scoring.decision.decision_batch_bytes`);
 4. publish decisions (key = application id) and dead letters, and return only when the broker has
    acknowledged every record (broker faults retried with backoff) — the caller then commits;
@@ -31,35 +32,18 @@ from credit_scorer.settings import Settings
 from kafka_io.records import InboundRecord, Record, dead_letter_record
 from schemas.codec import parse_application
 from schemas.events import LoanApplication
-from schemas.exceptions import ErrorKind, InvalidEvent
+from schemas.exceptions import InvalidEvent
+from scoring.decide import DecideOptions, ReasonsMode, decide
 from scoring.decision import StageTimings, decision_batch_bytes
-from scoring.exceptions import InvalidInputError, SchemaMismatchError
-from scoring.service import (
-    BatchScore,
-    CachedFeatures,
-    ReasonsMode,
-    ScoringInput,
-    ScoringModel,
-    prepare,
-    score_batch,
-)
+from scoring.features import CachedFeatures, FeatureSource
+from scoring.prepared import PreparedModel
+from scoring.results import BatchScore
 from stream_app.metric_batch import observe_many
-from stream_app.retry import Backoff, retry_transient
 from stream_app.stall import ProgressWatch
 
 log = logging.getLogger(__name__)
 
 BatchObserver = Callable[[BatchScore], None]
-
-
-class FeatureSource(Protocol):
-    """The feature cache as the engine sees it (see :mod:`stream_app.features`)."""
-
-    transient_errors: tuple[type[BaseException], ...]
-
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def fetch(self, sk_ids: Sequence[int]) -> CachedFeatures: ...
 
 
 class Sink(Protocol):
@@ -112,7 +96,7 @@ class MicroBatchPipeline:
     def __init__(
         self,
         settings: Settings,
-        model: ScoringModel,
+        model: PreparedModel,
         features: FeatureSource,
         metrics: ScorerMetrics,
         *,
@@ -134,11 +118,8 @@ class MicroBatchPipeline:
         self.progress = ProgressWatch()  # its engine reports what is pending; deliver() what was handled
         metrics.stalled.set_function(self.progress.stalled_seconds)
         self._scorer: ThreadPoolExecutor | None = None
-        stream = settings.stream
-        self._backoff = Backoff(stream.retry_initial_s, stream.retry_max_s)
 
     async def start(self) -> None:
-        prepare(self.model)
         self.metrics.set_model(
             self.model.model_version, self.model.feature_version, float(self.model.threshold)
         )
@@ -160,7 +141,7 @@ class MicroBatchPipeline:
 
     # --- the batch --------------------------------------------------------------------------------------
     async def handle(self, records: Sequence[InboundRecord]) -> BatchReport:
-        """Process, publish and wait for the acks of one batch (raises EngineStoppedError on stop)."""
+        """Process, publish and wait for the acks of one batch (raises StoppedError on stop)."""
         started = time.monotonic()
         try:
             return await self.deliver(await self.prepare(records))
@@ -248,23 +229,8 @@ class MicroBatchPipeline:
         return report
 
     async def _fetch(self, sk_ids: list[int]) -> CachedFeatures:
-        async def fetch_checked() -> CachedFeatures:
-            cached = await self.features.fetch(sk_ids)
-            if cached.feature_version != self.model.feature_version:
-                raise SchemaMismatchError(
-                    f"feature cache holds version {cached.feature_version}, model "
-                    f"{self.model.model_version} needs {self.model.feature_version}"
-                )
-            return cached
-
-        return await retry_transient(
-            fetch_checked,
-            dependency="redis",
-            transient=(*self.features.transient_errors, SchemaMismatchError),
-            backoff=self._backoff,
-            metrics=self.metrics,
-            stopping=self.stopping,
-        )
+        # the source retries Redis faults (its one policy) until healed or the worker stops
+        return await self.features.fetch(sk_ids, stopping=self.stopping)
 
     def _score(
         self, apps: list[LoanApplication], cached: CachedFeatures, app_records: Sequence[InboundRecord]
@@ -272,41 +238,11 @@ class MicroBatchPipeline:
         list[LoanApplication], CachedFeatures, list[tuple[InboundRecord, InvalidEvent]], BatchScore | None
     ]:
         stream = self.settings.stream
-        inputs = [ScoringInput.from_application(a) for a in apps]
-        try:
-            score = score_batch(
-                self.model, inputs, cached, top_reasons=stream.top_reasons, reasons=self.reasons
-            )
-            return apps, cached, [], score
-        except InvalidInputError:
-            pass
-        # A field the scorer cannot use: find the rows, dead-letter them, score the others.
-        keep: list[int] = []
-        bad: list[tuple[InboundRecord, InvalidEvent]] = []
-        for i, inp in enumerate(inputs):
-            one = CachedFeatures(
-                cached.matrix[i : i + 1], cached.found[i : i + 1], cached.feature_version, None
-            )
-            try:
-                score_batch(self.model, [inp], one, reasons="none")
-                keep.append(i)
-            except InvalidInputError as exc:
-                bad.append((app_records[i], InvalidEvent(ErrorKind.UNSCORABLE, str(exc))))
-        idx = np.asarray(keep, dtype=np.int64)
-        kept = CachedFeatures(
-            cached.matrix[idx], np.asarray(cached.found)[idx], cached.feature_version, cached.loaded_at
-        )
-        kept_apps = [apps[i] for i in keep]
-        if not kept_apps:
-            return [], kept, bad, None
-        score = score_batch(
-            self.model,
-            [inputs[i] for i in keep],
-            kept,
-            top_reasons=stream.top_reasons,
-            reasons=self.reasons,
-        )
-        return kept_apps, kept, bad, score
+        options = DecideOptions(self.reasons, stream.top_reasons)
+        decided = decide(self.model, apps, cached, options=options)
+        bad = [(app_records[u.index], InvalidEvent(u.kind, u.message)) for u in decided.unscorable]
+        score = decided.score if decided.scored else None
+        return decided.pick(apps), decided.features, bad, score
 
     # --- metrics and observers ------------------------------------------------------------------------
     def _observe_scoring(self, cached: CachedFeatures, features_s: float, score: BatchScore) -> int:

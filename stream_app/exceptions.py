@@ -11,9 +11,5 @@ class ModelNotFoundError(StreamError):
     """No model directory to score with (settings.model.path unset and nothing under var/models)."""
 
 
-class EngineStoppedError(StreamError):
-    """The engine was asked to stop while waiting for a dependency to come back."""
-
-
 class MetricsPortError(StreamError):
     """The /metrics HTTP server cannot listen on settings.stream.metrics_port."""

@@ -51,10 +51,10 @@ from typing import Any
 from aiokafka import TopicPartition
 from mode import Service
 
+from credit_scorer.exceptions import StoppedError
 from credit_scorer.settings import Settings
 from stream_app.checkpoint import Checkpoint
 from stream_app.engine import MicroBatchPipeline, PreparedBatch
-from stream_app.exceptions import EngineStoppedError
 from stream_app.source import KafkaSource, Polled
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class BatchRuntime(Service):
                     await self._handle(polled)
             await self.wait_deliveries(raise_errors=True)
             await self.checkpoint.flush()
-        except EngineStoppedError:
+        except StoppedError:
             log.info("stopping with an uncommitted batch; it will be reprocessed")
             return
         except Exception as exc:  # a bug, not an outage: crash the worker, the batch stays uncommitted

@@ -10,10 +10,10 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from credit_scorer.metrics import ScorerMetrics
+from credit_scorer.retry import Backoff, retry_transient
 from credit_scorer.settings import Settings
 from kafka_io.records import PartitionBatch, Record
 from kafka_io.sender import RecordPublisher
-from stream_app.retry import Backoff, retry_transient
 
 
 class DecisionSink:
@@ -27,7 +27,7 @@ class DecisionSink:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.stopping = asyncio.Event()  # set on shutdown: retries give up (EngineStoppedError)
+        self.stopping = asyncio.Event()  # set on shutdown: retries give up (StoppedError)
         self._producer_factory = producer_factory
         self._producer: Any = None
         self._publisher: RecordPublisher | None = None
@@ -46,7 +46,7 @@ class DecisionSink:
 
     async def publish(self, decisions: list[Record], dead: list[Record]) -> None:
         """Decisions (key = application id) and dead letters; returns when every one is acknowledged
-        (raises EngineStoppedError if the worker stops first)."""
+        (raises StoppedError if the worker stops first)."""
         publisher = self._publisher
         assert publisher is not None, "sink not started"
         kafka = self.settings.kafka

@@ -23,11 +23,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, RebalanceInProgressError
 
 from credit_scorer.metrics import ScorerMetrics
+from credit_scorer.retry import Backoff
 from credit_scorer.settings import Settings
 from kafka_io.config import consumer_kwargs
 from kafka_io.records import InboundRecord
 from stream_app.fetch_watch import FetchWatch
-from stream_app.retry import Backoff
 from stream_app.stall import ProgressWatch
 
 log = logging.getLogger(__name__)

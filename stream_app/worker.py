@@ -11,33 +11,37 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from feature_cache.source import RedisFeatureSource
+
 from credit_scorer.memory import keep_freed_memory
 from credit_scorer.metrics import ScorerMetrics, default_metrics
+from credit_scorer.retry import Backoff
 from credit_scorer.settings import Settings
 from kafka_io.config import producer_kwargs
-from scoring.service import ReasonsMode
+from scoring.decide import ReasonsMode
+from scoring.prepared import PreparedModel
 from stream_app.engine import BatchObserver, MicroBatchPipeline
 from stream_app.exceptions import MetricsPortError, ModelNotFoundError
-from stream_app.features import RedisFeatures
 from stream_app.sink import DecisionSink
 
 log = logging.getLogger(__name__)
 
 
-def load_worker_model(settings: Settings) -> Any:
-    """The model of settings.model.path, or the newest under the models dir (ModelNotFoundError)."""
+def load_worker_model(settings: Settings) -> PreparedModel:
+    """The model of settings.model.path, or the newest under the models dir, loaded, verified and
+    prepared once (ModelNotFoundError)."""
     from scoring.exceptions import ModelLoadError
     from scoring.model import load_model, resolve_model_dir
 
     try:
-        return load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path))
+        return PreparedModel(load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path)))
     except ModelLoadError as exc:
         raise ModelNotFoundError(str(exc)) from exc
 
 
 def build_pipeline(
     settings: Settings,
-    model: Any,
+    model: PreparedModel,
     metrics: ScorerMetrics | None = None,
     observers: Sequence[BatchObserver] = (),
     reasons: ReasonsMode | None = None,
@@ -47,10 +51,12 @@ def build_pipeline(
 
     metrics = metrics or default_metrics()
     sink = DecisionSink(settings, metrics, lambda: AIOKafkaProducer(**producer_kwargs(settings.kafka)))
+    backoff = Backoff.from_settings(settings.stream)
+    features = RedisFeatureSource(settings.redis, model.feature_version, backoff, metrics=metrics)
     return MicroBatchPipeline(
         settings,
         model,
-        RedisFeatures(settings.redis, model.feature_version),
+        features,
         metrics,
         sink=sink,
         observers=observers,
@@ -71,7 +77,7 @@ def start_metrics_server(metrics: ScorerMetrics, port: int) -> Any:
     return server
 
 
-def _drift_observers(settings: Settings, model: Any, metrics: ScorerMetrics) -> list[BatchObserver]:
+def _drift_observers(settings: Settings, model: PreparedModel, metrics: ScorerMetrics) -> list[BatchObserver]:
     """Live drift histograms (stream_app.drift_observer) when enabled in settings.drift."""
     from stream_app.drift_observer import drift_observers
 
@@ -82,7 +88,7 @@ def run_worker(
     settings: Settings,
     engine: str | None = None,
     observers: Sequence[BatchObserver] = (),
-    model: Any = None,
+    model: PreparedModel | None = None,
 ) -> None:
     """Run one worker until SIGTERM/SIGINT (blocks; raises SystemExit like any Faust worker)."""
     import faust

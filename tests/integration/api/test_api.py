@@ -1,6 +1,6 @@
 """REST API against a real redis-server and the real small model (in-process ASGI via TestClient).
 
-/predict answers must equal ``scoring.service.score_batch`` on the same cached vector, bit for bit.
+/predict answers must equal ``scoring.decide.decide`` on the same cached vector, bit for bit.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from api.models import HealthResponse, PredictResponse
 from credit_scorer.settings import RedisSettings, Settings
 from devtools.harness import load_cache
 from devtools.launchers import RedisServer, free_port
-from scoring.model import LoadedModel, load_model
-from scoring.service import CachedFeatures, ScoringInput, score_batch
+from scoring.decide import DecideOptions, ScoringInput, decide
+from scoring.features import CachedFeatures
+from scoring.model import load_model
+from scoring.prepared import PreparedModel
 from tests.fixtures.redis import small_schema as other_schema
 from tests.integration.api.conftest import api_settings
 
@@ -30,19 +32,24 @@ pytestmark = pytest.mark.integration
 @dataclass(frozen=True)
 class ApiEnv:
     settings: Settings
-    model: LoadedModel
+    model: PreparedModel
     ids: np.ndarray
     matrix: np.ndarray
     loaded_version: str
 
 
+@pytest.fixture(scope="module")
+def prepared_small(small_model_dir: Path) -> PreparedModel:
+    return PreparedModel(load_model(small_model_dir))
+
+
 @pytest.fixture
-def api_env(small_model_dir: Path, redis_settings: RedisSettings, cached_table: Any) -> ApiEnv:
+def api_env(
+    small_model_dir: Path, redis_settings: RedisSettings, cached_table: Any, prepared_small: PreparedModel
+) -> ApiEnv:
     feature_dir, ids, matrix = cached_table
     version = load_cache(redis_settings.url, redis_settings.key_prefix, feature_dir)
-    return ApiEnv(
-        api_settings(redis_settings, small_model_dir), load_model(small_model_dir), ids, matrix, version
-    )
+    return ApiEnv(api_settings(redis_settings, small_model_dir), prepared_small, ids, matrix, version)
 
 
 @pytest.fixture
@@ -52,16 +59,15 @@ def client(api_env: ApiEnv) -> Iterator[TestClient]:
 
 
 def expected(env: ApiEnv, row: int | None, sk_id: int, fields: dict[str, object]) -> Any:
-    """score_batch on the same vector the API reads from Redis (row None = unknown client)."""
+    """decide() on the same vector the API reads from Redis (row None = unknown client)."""
     if row is None:
         cached = CachedFeatures.missing(1, env.model.schema)
     else:
         cached = CachedFeatures(
             env.matrix[row : row + 1].copy(), np.ones(1, dtype=bool), env.model.feature_version, None
         )
-    return score_batch(
-        env.model, [ScoringInput(sk_id, fields)], cached, top_reasons=3, reasons="all"
-    ).results[0]
+    decided = decide(env.model, [ScoringInput(sk_id, fields)], cached, options=DecideOptions("all", 3))
+    return decided.results[0]
 
 
 def assert_same(answer: dict[str, Any], want: Any) -> None:
@@ -81,7 +87,7 @@ def assert_same(answer: dict[str, Any], want: Any) -> None:
 
 
 # --- /predict ----------------------------------------------------------------------------------------
-def test_predict_equals_score_batch_on_the_cached_vector(client: TestClient, api_env: ApiEnv) -> None:
+def test_predict_equals_decide_on_the_cached_vector(client: TestClient, api_env: ApiEnv) -> None:
     decisions = set()
     for row in range(0, 600, 37):
         sk_id = int(api_env.ids[row])

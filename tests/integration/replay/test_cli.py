@@ -37,7 +37,7 @@ async def test_ctrl_c_checkpoints_and_resume_completes_the_report(
 ) -> None:
     history: History = await make_history(600)
     out = tmp_path / "replay"
-    model_dir = str(history.env.model.path)
+    model_dir = str(history.env.model.model.path)
     args = ["run", "--model", model_dir, "--out", str(out), "--batch-size", "1", "--checkpoint-every", "0"]
     proc = subprocess.Popen(
         cli(*args, "--no-progress"), env=env_of(history), stdout=subprocess.PIPE, stderr=subprocess.PIPE

@@ -23,6 +23,7 @@ from replay.report import REPORT_FILE, SUMMARY_FILE, build_report
 from replay.runner import Replayer, ReplayOptions, ReplayResult
 from schemas.codec import decode_decision
 from scoring.model import load_model
+from scoring.prepared import PreparedModel
 from tests.integration.replay.conftest import History
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,7 @@ async def test_replay_with_another_model_reports_the_expected_flips_rates_and_co
 ) -> None:
     history = await make_history(300)
     env = history.env
-    other = load_model(make_model_dir(seed=1, n_trees=30))
+    other = PreparedModel(load_model(make_model_dir(seed=1, n_trees=30)))
     assert (
         other.feature_version == env.model.feature_version and other.model_version != env.model.model_version
     )
@@ -272,3 +273,47 @@ async def test_worker_processes_resume_a_single_process_checkpoint_to_the_same_r
     assert (out / REPORT_FILE).read_text() == (tmp_path / "straight" / REPORT_FILE).read_text()
     assert orjson.loads((out / SUMMARY_FILE).read_bytes())["joined"] == 400
     assert await committed_offsets(history.settings) == before
+
+
+async def test_replay_waits_out_a_redis_outage_as_the_worker_does(
+    make_history: Callable[..., Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis stops after the first batch and comes back empty: replay retries (the worker's policy)
+    until the cache is reloaded, then completes with every live decision reproduced."""
+    from devtools.harness import load_cache
+    from devtools.launchers import RedisServer
+    from tests.fixtures.models import write_feature_dir
+    from tests.polling import wait_until
+
+    history = await make_history(200, partitions=1)
+    own = RedisServer().start()  # our own server: the shared one must not go down under other tests
+    try:
+        prefix = history.settings.redis.key_prefix
+        feature_dir = write_feature_dir(tmp_path / "features", 2000, 0, history.env.model.schema)
+        load_cache(own.url, prefix, feature_dir)  # the same vectors as the live worker read
+        redis = history.settings.redis.model_copy(update={"url": own.url, "socket_timeout_s": 0.5})
+        settings = history.settings.model_copy(update={"redis": redis})
+        down = asyncio.Event()
+
+        def after_batch(rescored: int) -> None:
+            if not down.is_set():
+                own.stop()
+                down.set()
+
+        options = ReplayOptions(out_dir=tmp_path / "outage", batch_size=20, publish=False)
+        replayer = Replayer(settings, history.env.model, options, on_batch=after_batch)
+        run = asyncio.create_task(replayer.run())
+        await wait_until(down.is_set, 30, "the first batch")
+        await wait_until(lambda: "redis unavailable" in caplog.text, 20, "replay retrying Redis")
+        assert not run.done()
+        port = own.port
+        own = RedisServer(port=port).start()  # back, but empty: replay keeps waiting for the version
+        load_cache(own.url, prefix, feature_dir)
+        result = await asyncio.wait_for(run, 60)
+    finally:
+        own.stop()
+    assert result.status == "complete" and result.rescored == 200
+    assert result.counts["rescored"] == result.counts["joined"] == 200
+    comparison = build_report(tmp_path / "outage", plots=False)
+    assert comparison.overall.accord_to_refus == comparison.overall.refus_to_accord == 0
+    assert comparison.shift["max_abs"] == 0.0

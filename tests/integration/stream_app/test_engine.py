@@ -13,7 +13,8 @@ import pytest
 from credit_scorer.metrics import ScorerMetrics
 from devtools.harness import application_payloads, collect, produce_payloads
 from schemas.codec import decode_dead_letter, decode_decision
-from scoring.service import CachedFeatures, ScoringInput, score_batch
+from scoring.decide import ScoringInput, decide
+from scoring.features import CachedFeatures
 from stream_app.runtime import BatchRuntime
 from stream_app.worker import build_pipeline
 from tests.fixtures.kafka import StreamEnv
@@ -129,7 +130,7 @@ async def test_malformed_events_are_dead_lettered_and_valid_neighbours_decided(
     by_key = {r.key: decode_decision(r.value) for r in decisions}
     stranger = by_key[b"unknown-1"]
     assert stranger.features_found is False and stranger.features_age_s is None
-    solo = score_batch(
+    solo = decide(
         env.model, [ScoringInput(9_999_999, {"AMT_CREDIT": 5e5})], CachedFeatures.missing(1, env.model.schema)
     )
     assert stranger.probability_default == pytest.approx(solo.results[0].probability, abs=1e-12)

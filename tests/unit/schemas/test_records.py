@@ -22,7 +22,7 @@ from schemas.codec import (
 from schemas.events import DeadLetter, Decision, DecisionLabel, LoanApplication
 from schemas.exceptions import ErrorKind, InvalidEvent, InvalidRecord
 from scoring.decision import StageTimings, build_decision, decision_bytes
-from scoring.service import Reason, ScoreResult
+from scoring.results import Reason, ScoreResult
 
 EVENT_TIME = datetime(2026, 11, 21, 12, 0, 0, 250_000, tzinfo=UTC)
 

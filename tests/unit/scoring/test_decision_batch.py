@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from schemas.codec import decode_decision, encode_decision
 from schemas.events import LoanApplication
 from scoring.decision import StageTimings, build_decision, decision_batch_bytes, decision_bytes
-from scoring.service import Reason, ScoreResult
+from scoring.results import Reason, ScoreResult
 
 BASE = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoring.forest import CompiledForest, fallback_reason, forest_for, probe_rows, verify
+from scoring.forest import CompiledForest, compile_forest, probe_rows, verify
 
 N_FEATURES = 8
 CATEGORICAL = [2, 5]
@@ -138,8 +138,8 @@ def test_empty_and_wrong_shapes() -> None:
 def test_large_trees_fall_back_to_lightgbm_with_a_reason() -> None:
     booster = _train(num_leaves=100, rounds=3, min_data_in_leaf=2)
     assert max(t["num_leaves"] for t in booster.dump_model()["tree_info"]) > 64
-    assert forest_for(booster) is None
-    assert "leaves" in (fallback_reason(booster) or "")
+    forest, why = compile_forest(booster)
+    assert forest is None and "leaves" in (why or "")
 
 
 def test_non_binary_objective_falls_back() -> None:
@@ -147,8 +147,8 @@ def test_non_binary_objective_falls_back() -> None:
     booster = lightgbm.train(
         {"objective": "regression", "verbose": -1, "num_leaves": 7}, lightgbm.Dataset(x, y.astype(float)), 5
     )
-    assert forest_for(booster) is None
-    assert "binary" in (fallback_reason(booster) or "")
+    forest, why = compile_forest(booster)
+    assert forest is None and "binary" in (why or "")
 
 
 def test_verify_detects_a_wrong_router() -> None:
@@ -156,3 +156,9 @@ def test_verify_detects_a_wrong_router() -> None:
     other = _train(seed=9)  # another model's trees
     assert verify(CompiledForest(other), booster, probe_rows(booster)) is not None
     assert verify(_cached_forest(), booster, probe_rows(booster)) is None
+
+
+def test_a_model_that_compiles_exactly_is_kept_with_no_reason() -> None:
+    forest, why = compile_forest(_cached_booster())
+    assert forest is not None and why is None
+    _assert_same(_cached_booster(), probe_rows(_cached_booster(), seed=5), forest)

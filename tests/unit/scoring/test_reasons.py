@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from scoring.exceptions import ScoringError
-from scoring.reasons import PathExplainer, explainer_for, reasons_by_pred_contrib, top_reasons
+from scoring.reasons import PathExplainer, reasons_by_pred_contrib, top_reasons
 
 N_FEATURES = 12
 CATEGORICAL = (3, 7)
@@ -48,9 +48,13 @@ def booster() -> lgb.Booster:
     return lgb.train(params, lgb.Dataset(x, y, categorical_feature=list(CATEGORICAL)), num_boost_round=60)
 
 
-def test_contributions_sum_to_the_raw_score(booster: lgb.Booster) -> None:
+@pytest.fixture(scope="module")
+def explainer(booster: lgb.Booster) -> PathExplainer:
+    return PathExplainer(booster)
+
+
+def test_contributions_sum_to_the_raw_score(booster: lgb.Booster, explainer: PathExplainer) -> None:
     x, _ = make_data(500, 1)
-    explainer = explainer_for(booster)
     contrib = explainer.contributions(booster, x)
     raw = booster.predict(x, raw_score=True)
     assert contrib.shape == (500, N_FEATURES)
@@ -67,18 +71,17 @@ def test_contributions_sum_to_the_raw_score(booster: lgb.Booster) -> None:
     )
 )
 def test_additivity_holds_for_any_row_including_missing_and_unseen_categories(
-    booster: lgb.Booster, x: np.ndarray
+    booster: lgb.Booster, explainer: PathExplainer, x: np.ndarray
 ) -> None:
-    explainer = explainer_for(booster)
     contrib = explainer.contributions(booster, x)
     np.testing.assert_allclose(
         explainer.expected_value + contrib.sum(axis=1), booster.predict(x, raw_score=True), atol=1e-9, rtol=0
     )
 
 
-def test_top_features_agree_with_tree_shap(booster: lgb.Booster) -> None:
+def test_top_features_agree_with_tree_shap(booster: lgb.Booster, explainer: PathExplainer) -> None:
     x, _ = make_data(400, 2)
-    fast = explainer_for(booster).contributions(booster, x)
+    fast = explainer.contributions(booster, x)
     shap = reasons_by_pred_contrib(booster, x)
     top1 = float(np.mean(fast.argmax(axis=1) == shap.argmax(axis=1)))
     top1_in_shap_top3 = float(
@@ -104,8 +107,9 @@ def test_top_features_agree_with_tree_shap(booster: lgb.Booster) -> None:
         elements=st.one_of(st.just(np.nan), st.floats(-1e6, 1e6, width=32), st.integers(-1, 8).map(float)),
     )
 )
-def test_probabilities_from_leaves_equal_predict_bit_for_bit(booster: lgb.Booster, x: np.ndarray) -> None:
-    explainer = explainer_for(booster)
+def test_probabilities_from_leaves_equal_predict_bit_for_bit(
+    booster: lgb.Booster, explainer: PathExplainer, x: np.ndarray
+) -> None:
     assert explainer.exact_probabilities  # verified on probe rows when built
     fast = explainer.probabilities_from_leaves(explainer.leaves(booster, x, num_threads=1))
     assert fast.tobytes() == np.asarray(booster.predict(x), dtype=np.float64).tobytes()
@@ -151,13 +155,9 @@ def test_multiclass_models_are_refused() -> None:
         PathExplainer(b)
 
 
-def test_explainer_is_cached_per_booster(booster: lgb.Booster) -> None:
-    assert explainer_for(booster) is explainer_for(booster)
-
-
-def test_wrong_leaf_shape_is_refused(booster: lgb.Booster) -> None:
+def test_wrong_leaf_shape_is_refused(booster: lgb.Booster, explainer: PathExplainer) -> None:
     with pytest.raises(ScoringError, match="leaf indices"):
-        explainer_for(booster).contributions_from_leaves(np.zeros((2, 3), dtype=np.int32))
+        explainer.contributions_from_leaves(np.zeros((2, 3), dtype=np.int32))
 
 
 def test_top_reasons_order_and_sign() -> None:
@@ -170,8 +170,7 @@ def test_top_reasons_order_and_sign() -> None:
     assert top_reasons(contrib[:0], refused[:0], 3) == []
 
 
-def test_compiled_top_reasons_equal_the_sparse_path(booster: lgb.Booster) -> None:
-    explainer = explainer_for(booster)
+def test_compiled_top_reasons_equal_the_sparse_path(booster: lgb.Booster, explainer: PathExplainer) -> None:
     x, _ = make_data(600, 21)
     x = x.astype(np.float32)
     leaves = explainer.leaves(booster, x, num_threads=1)

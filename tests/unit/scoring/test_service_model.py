@@ -1,4 +1,4 @@
-"""score_batch with a model trained and saved by the real training code (tests.fixtures.models)."""
+"""decide() with a model trained and saved by the real training code (tests.fixtures.models)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,24 @@ import polars as pl
 
 from feature_loader.feature_schema import FeatureSchema
 from schemas.codec import decode_decision, encode_decision, parse_application
+from scoring.decide import decide
 from scoring.decision import StageTimings, build_decision
+from scoring.features import CachedFeatures
 from scoring.model import load_model
-from scoring.reasons import explainer_for
-from scoring.service import CachedFeatures, ScoringInput, score_batch
+from scoring.prepared import PreparedModel
 from tests.fixtures.models import MakeFeatureDir
 
 
 def test_online_scores_equal_the_offline_model_bit_for_bit(
     small_model_dir: Path, make_feature_dir: MakeFeatureDir
 ) -> None:
-    model = load_model(small_model_dir)
+    loaded = load_model(small_model_dir)
+    model = PreparedModel(loaded)
+    assert model.forest is not None, model.forest_fallback
     schema: FeatureSchema = model.schema
     table = pl.read_parquet(make_feature_dir(n_rows=300, seed=5) / "features.parquet")
     offline = table.select(schema.names).to_numpy().astype(np.float32)
-    expected = model.predict(offline)  # the offline path: feature table → model
+    expected = loaded.predict(offline)  # the offline path: feature table → model
 
     # the cache holds each client's vector with event fields of another (older) application
     rng = np.random.default_rng(0)
@@ -45,9 +48,8 @@ def test_online_scores_equal_the_offline_model_bit_for_bit(
         )
         for sk, row in zip(table["SK_ID_CURR"].to_list(), offline, strict=True)
     ]  # the application events, as JSON on the wire
-    inputs = [ScoringInput.from_application(e) for e in events]
-    found = np.ones(len(inputs), dtype=bool)
-    batch = score_batch(model, inputs, CachedFeatures(cached, found, schema.version, 1_700_000_000.0))
+    found = np.ones(len(events), dtype=bool)
+    batch = decide(model, events, CachedFeatures(cached, found, schema.version, 1_700_000_000.0)).score
 
     np.testing.assert_array_equal(batch.matrix, offline)
     assert np.array([r.probability for r in batch.results]).tobytes() == expected.tobytes()
@@ -58,7 +60,7 @@ def test_online_scores_equal_the_offline_model_bit_for_bit(
     )
 
     # reasons are exactly additive on the real model too
-    explainer = explainer_for(model.booster)
+    explainer = model.explainer
     contrib = explainer.contributions(model.booster, offline)
     raw = model.booster.predict(offline, raw_score=True)
     np.testing.assert_allclose(explainer.expected_value + contrib.sum(axis=1), raw, atol=1e-9, rtol=0)

@@ -13,11 +13,12 @@ from hypothesis.extra import numpy as hnp
 from feature_loader.derived import apply_derived
 from feature_loader.feature_schema import FeatureField, FeatureSource
 from scoring.exceptions import InvalidInputError, SchemaMismatchError
-from scoring.vector import VectorAssembler, assemble_matrix
+from scoring.vector import VectorAssembler
 from tests.fixtures.schemas import CATEGORICAL_EVENT, DERIVED, NUMERIC_EVENT, SUITE, make_schema
 
 SCHEMA = make_schema()
 F = len(SCHEMA)
+ASSEMBLER = VectorAssembler(SCHEMA)  # pure, stateless after construction: shared by the tests
 
 amounts = st.one_of(st.none(), st.floats(0, 1e9, allow_nan=False), st.integers(0, 10**9))
 event_values = {
@@ -48,7 +49,7 @@ def test_event_overrides_only_carried_fields_and_derived_are_recomputed(
     found = np.array([f for _, _, f in batch])
     before = cached.copy()
 
-    out = assemble_matrix(SCHEMA, cached, fields, found)
+    out = ASSEMBLER.assemble(cached, fields, found)
 
     np.testing.assert_array_equal(cached, before)  # input untouched
     expected = cached.copy()
@@ -80,10 +81,9 @@ def test_batch_equals_row_by_row_bit_for_bit(batch: list[tuple[np.ndarray, dict[
     cached = np.stack([row for row, _, _ in batch])
     fields = [carried for _, carried, _ in batch]
     found = np.array([f for _, _, f in batch])
-    whole = assemble_matrix(SCHEMA, cached, fields, found)
+    whole = ASSEMBLER.assemble(cached, fields, found)
     rows = [
-        assemble_matrix(SCHEMA, cached[i : i + 1], fields[i : i + 1], found[i : i + 1])
-        for i in range(len(batch))
+        ASSEMBLER.assemble(cached[i : i + 1], fields[i : i + 1], found[i : i + 1]) for i in range(len(batch))
     ]
     assert whole.tobytes() == np.concatenate(rows).tobytes()
 
@@ -92,15 +92,15 @@ def test_derived_use_the_requested_amounts_not_the_cached_ones() -> None:
     cached = np.full((1, F), np.nan, dtype=np.float32)
     cached[0, SCHEMA.index["AMT_CREDIT"]] = 100_000
     cached[0, SCHEMA.index["AMT_INCOME_TOTAL"]] = 50_000
-    out = assemble_matrix(SCHEMA, cached, [{"AMT_CREDIT": 400_000.0}], np.array([True]))
+    out = ASSEMBLER.assemble(cached, [{"AMT_CREDIT": 400_000.0}], np.array([True]))
     assert out[0, SCHEMA.index["CREDIT_INCOME_RATIO"]] == np.float32(8.0)
     assert out[0, SCHEMA.index["AMT_INCOME_TOTAL"]] == 50_000
 
 
 def test_unknown_client_is_scored_on_application_fields_alone() -> None:
     cached = np.ones((1, F), dtype=np.float32)  # whatever the cache returned, not found = NaN
-    out = assemble_matrix(
-        SCHEMA, cached, [{"AMT_CREDIT": 200_000, "AMT_INCOME_TOTAL": 100_000}], np.array([False])
+    out = ASSEMBLER.assemble(
+        cached, [{"AMT_CREDIT": 200_000, "AMT_INCOME_TOTAL": 100_000}], np.array([False])
     )
     assert out[0, SCHEMA.index["CREDIT_INCOME_RATIO"]] == 2.0
     assert math.isnan(out[0, SCHEMA.index["EXT_SOURCE_1"]])
@@ -109,8 +109,8 @@ def test_unknown_client_is_scored_on_application_fields_alone() -> None:
 
 def test_null_field_means_unknown_and_unknown_level_is_missing() -> None:
     cached = np.zeros((1, F), dtype=np.float32)
-    out = assemble_matrix(
-        SCHEMA, cached, [{"AMT_GOODS_PRICE": None, "NAME_TYPE_SUITE": "Martian"}], np.array([True])
+    out = ASSEMBLER.assemble(
+        cached, [{"AMT_GOODS_PRICE": None, "NAME_TYPE_SUITE": "Martian"}], np.array([True])
     )
     assert math.isnan(out[0, SCHEMA.index["AMT_GOODS_PRICE"]])
     assert math.isnan(out[0, SCHEMA.index["NAME_TYPE_SUITE"]])
@@ -126,7 +126,7 @@ def test_categorical_encoding_matches_feature_field(value: str | None) -> None:
 
 def test_fields_outside_the_schema_are_ignored() -> None:
     cached = np.zeros((1, F), dtype=np.float32)
-    out = assemble_matrix(SCHEMA, cached, [{"NOT_A_FEATURE": "x", "EXT_SOURCE_1": 0.9}], np.array([True]))
+    out = ASSEMBLER.assemble(cached, [{"NOT_A_FEATURE": "x", "EXT_SOURCE_1": 0.9}], np.array([True]))
     assert out[0, SCHEMA.index["EXT_SOURCE_1"]] == 0.0  # cached-source fields are not overridable by events
 
 
@@ -147,19 +147,51 @@ def test_bad_field_value_names_the_field(value: object, match: str) -> None:
         [{}, {"AMT_CREDIT": value}, {}],
     ):
         with pytest.raises(InvalidInputError, match=match) as info:
-            assemble_matrix(SCHEMA, cached, inputs, np.array([True, True, True]))
+            ASSEMBLER.assemble(cached, inputs, np.array([True, True, True]))
         assert "input 1" in str(info.value)
 
 
 def test_shape_mismatches_are_refused() -> None:
     with pytest.raises(SchemaMismatchError, match="schema has"):
-        assemble_matrix(SCHEMA, np.zeros((1, F + 1), dtype=np.float32), [{}])
+        ASSEMBLER.assemble(np.zeros((1, F + 1), dtype=np.float32), [{}])
     with pytest.raises(InvalidInputError, match="2 inputs but 1"):
-        assemble_matrix(SCHEMA, np.zeros((1, F), dtype=np.float32), [{}, {}])
+        ASSEMBLER.assemble(np.zeros((1, F), dtype=np.float32), [{}, {}])
     with pytest.raises(InvalidInputError, match="found mask"):
-        assemble_matrix(SCHEMA, np.zeros((2, F), dtype=np.float32), [{}, {}], np.ones(3, dtype=bool))
+        ASSEMBLER.assemble(np.zeros((2, F), dtype=np.float32), [{}, {}], np.ones(3, dtype=bool))
 
 
 def test_empty_batch() -> None:
-    out = assemble_matrix(SCHEMA, np.zeros((0, F), dtype=np.float32), [], np.zeros(0, dtype=bool))
+    out = ASSEMBLER.assemble(np.zeros((0, F), dtype=np.float32), [], np.zeros(0, dtype=bool))
     assert out.shape == (0, F)
+
+
+bad_values = st.sampled_from(["1000", True, float("inf"), float("nan"), 10**400, [1.0], b"x"])
+maybe_bad_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        **event_values,
+        "AMT_CREDIT": st.one_of(amounts, bad_values),
+        "HOUR_APPR_PROCESS_START": bad_values,
+    },
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(maybe_bad_fields, min_size=1, max_size=8))
+def test_invalid_rows_are_exactly_the_rows_assembly_refuses(fields: list[dict[str, object]]) -> None:
+    """What decide() isolates: a row is listed iff assembling it alone raises, with the same message."""
+    cached = np.zeros((len(fields), F), dtype=np.float32)
+    found = np.ones(len(fields), dtype=bool)
+    listed = dict(ASSEMBLER.invalid_rows(fields))
+    for i, carried in enumerate(fields):
+        try:
+            ASSEMBLER.assemble(cached[i : i + 1], [carried], found[i : i + 1])
+        except InvalidInputError as exc:
+            assert i in listed and str(exc) == f"input 0: {listed[i]}"
+        else:
+            assert i not in listed
+    if listed:
+        with pytest.raises(InvalidInputError):
+            ASSEMBLER.assemble(cached, fields, found)
+    else:
+        ASSEMBLER.assemble(cached, fields, found)

@@ -13,7 +13,7 @@ from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import DriftSettings
 from scoring.drift import DriftMonitor
 from scoring.model_card import ModelCard, TrainingData
-from scoring.service import BatchScore, ScoreResult
+from scoring.results import BatchScore, ScoreResult
 from stream_app.drift_observer import DriftObserver, drift_observers
 
 REFERENCE = {

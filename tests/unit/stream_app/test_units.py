@@ -1,9 +1,8 @@
-"""Pure pieces of the stream worker: backoff, bulk histogram observation, retry loop, the engine's
-isolation of unscorable rows, the seek-safe Faust consumer."""
+"""Pure pieces of the stream worker: bulk histogram observation, the engine's isolation of unscorable
+rows, the seek-safe Faust consumer. (The retry policy is tested in tests/unit/credit_scorer.)"""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +12,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from credit_scorer.metrics import LATENCY_BUCKETS, ScorerMetrics
-from stream_app.exceptions import EngineStoppedError
 from stream_app.metric_batch import observe_many
-from stream_app.retry import Backoff, retry_transient
-
-
-def test_backoff_grows_exponentially_and_is_capped() -> None:
-    b = Backoff(0.1, 2.0)
-    assert 0.08 <= b.delay(1) <= 0.12
-    assert 0.32 <= b.delay(3) <= 0.48
-    assert all(b.delay(n) <= 2.4 for n in range(1, 60))
 
 
 @settings(max_examples=50, deadline=None)
@@ -47,61 +37,6 @@ def test_observe_many_equals_one_observe_per_value(values: list[float]) -> None:
     assert s1 == pytest.approx(sum(values), rel=1e-9, abs=1e-9)
 
 
-async def test_retry_transient_retries_then_succeeds_and_counts() -> None:
-    metrics = ScorerMetrics()
-    calls = 0
-
-    async def flaky() -> str:
-        nonlocal calls
-        calls += 1
-        if calls < 3:
-            raise ConnectionError("down")
-        return "ok"
-
-    got = await retry_transient(
-        flaky,
-        dependency="redis",
-        transient=(ConnectionError,),
-        backoff=Backoff(0.001, 0.002),
-        metrics=metrics,
-    )
-    assert got == "ok" and calls == 3
-    assert metrics.registry.get_sample_value("credit_scorer_retries_total", {"dependency": "redis"}) == 2
-
-
-async def test_retry_transient_gives_up_only_when_stopping() -> None:
-    metrics = ScorerMetrics()
-    stopping = asyncio.Event()
-
-    async def down() -> None:
-        stopping.set()
-        raise ConnectionError("down")
-
-    with pytest.raises(EngineStoppedError):
-        await retry_transient(
-            down,
-            dependency="kafka",
-            transient=(ConnectionError,),
-            backoff=Backoff(0.001, 0.002),
-            metrics=metrics,
-            stopping=stopping,
-        )
-
-
-async def test_retry_transient_does_not_swallow_other_errors() -> None:
-    async def broken() -> None:
-        raise ValueError("a bug, not an outage")
-
-    with pytest.raises(ValueError):
-        await retry_transient(
-            broken,
-            dependency="redis",
-            transient=(ConnectionError,),
-            backoff=Backoff(0.001, 0.002),
-            metrics=ScorerMetrics(),
-        )
-
-
 def test_a_row_the_scorer_cannot_use_is_dead_lettered_and_the_rest_scored(small_model_dir: Path) -> None:
     """InvalidInputError on one row: that row → `unscorable` dead letter, the other rows are decided."""
     from dataclasses import replace
@@ -110,8 +45,9 @@ def test_a_row_the_scorer_cannot_use_is_dead_lettered_and_the_rest_scored(small_
     from feature_loader.feature_schema import FeatureField, FeatureKind, FeatureSchema
     from kafka_io.records import InboundRecord
     from schemas.codec import parse_application
+    from scoring.features import CachedFeatures
     from scoring.model import load_model
-    from scoring.service import CachedFeatures
+    from scoring.prepared import PreparedModel
     from stream_app.engine import MicroBatchPipeline
     from stream_app.sink import DecisionSink
 
@@ -123,7 +59,7 @@ def test_a_row_the_scorer_cannot_use_is_dead_lettered_and_the_rest_scored(small_
         else f
         for f in model.schema.fields
     )
-    odd = replace(model, schema=FeatureSchema(fields=fields))
+    odd = PreparedModel(replace(model, schema=FeatureSchema(fields=fields)))
     settings, metrics = Settings(), ScorerMetrics()
     sink = DecisionSink(settings, metrics, producer_factory=lambda: None)  # never started: no publishing
     pipeline = MicroBatchPipeline(settings, odd, None, metrics, sink=sink)  # type: ignore[arg-type]

@@ -1,0 +1,215 @@
+"""THE decision use case: the one function the stream worker, ``POST /predict`` and replay call.
+
+:func:`decide` takes parsed applications and their cached client features and returns the decisions
+of the applications it could score plus, for each one it could not, the reason:
+
+1. the features must be the model's feature version (:meth:`PreparedModel.check_features`);
+2. assembly: cached vectors + the application fields + derived features (:mod:`scoring.vector`);
+3. scoring: the verified compiled forest (:mod:`scoring.forest`: bit-identical to ``booster.predict``
+   on the float32 rows, i.e. to the offline path; one pass gives the probabilities and the leaves the
+   reasons need), else LightGBM's own predict; then the policy (REFUS when ``probability >= threshold``);
+4. reasons (fast path attribution, :mod:`scoring.reasons`) on every REFUS, every row, or none;
+5. isolation: an application carrying a field value the scorer cannot use is left out with the reason
+   (:class:`Unscorable`), and the others are scored exactly as they would be without it.
+
+Encoding the decisions into records is :mod:`scoring.decision` (shared by the three adapters too).
+Pure: numpy, lightgbm, the feature schema and :mod:`schemas` only — no I/O, no clients.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+import numpy as np
+
+from schemas.exceptions import ErrorKind
+from scoring.exceptions import InvalidInputError
+from scoring.features import CachedFeatures
+from scoring.policy import refused_mask
+from scoring.prepared import PreparedModel
+from scoring.reasons import top_reasons as rank_reasons
+from scoring.results import BatchScore, Reason, ScoreResult, build_results
+
+ReasonsMode = Literal["refusals", "all", "none"]
+T = TypeVar("T")
+
+
+class Application(Protocol):
+    """What scoring reads of an application (``schemas.events.LoanApplication``, :class:`ScoringInput`)."""
+
+    @property
+    def sk_id_curr(self) -> int: ...
+    def scoring_fields(self) -> Mapping[str, object]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringInput:
+    """An application as a client id and the fields it carries (``POST /predict``, tests, benchmarks)."""
+
+    sk_id_curr: int
+    fields: Mapping[str, object]  # raw event field name → value, only the fields the event carries
+
+    def scoring_fields(self) -> Mapping[str, object]:
+        return self.fields
+
+
+@dataclass(frozen=True, slots=True)
+class DecideOptions:
+    """``num_threads``: scoring threads — 1 (default) suits one worker process per core and
+    micro-batches; 0 (one per core) suits large offline batches. Results do not depend on it."""
+
+    reasons: ReasonsMode = "refusals"  # which decisions carry reasons
+    top_reasons: int = 3
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.reasons not in ("refusals", "all", "none"):
+            raise ValueError(f"reasons must be 'refusals', 'all' or 'none', got {self.reasons!r}")
+
+
+DEFAULT_OPTIONS = DecideOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class Unscorable:
+    """An application :func:`decide` could not score: its position in the batch and why."""
+
+    index: int
+    message: str  # names the field at fault
+    kind: ErrorKind = ErrorKind.UNSCORABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """The outcome of :func:`decide` for a batch of applications."""
+
+    score: BatchScore  # the decisions of the scored applications, in batch order
+    scored: list[int]  # the position in the batch of each decision
+    unscorable: list[Unscorable]  # every other application, with the reason
+    features: CachedFeatures  # the cached features of the scored applications
+
+    @property
+    def results(self) -> list[ScoreResult]:
+        return self.score.results
+
+    def pick(self, items: Sequence[T]) -> list[T]:
+        """The items (applications, records, …) of the scored applications, in batch order."""
+        if len(items) != len(self.scored) + len(self.unscorable):
+            raise ValueError(f"{len(items)} items for a batch of {len(self.scored) + len(self.unscorable)}")
+        if not self.unscorable:
+            return list(items)
+        return [items[i] for i in self.scored]
+
+
+def decide(
+    model: PreparedModel,
+    applications: Sequence[Application],
+    features: CachedFeatures,
+    *,
+    options: DecideOptions = DEFAULT_OPTIONS,
+    now: float | None = None,
+) -> Decided:
+    """Decide a batch (see the module docstring). Raises SchemaMismatchError when the features are not
+    the model's version; never raises for one application's field (that application is unscorable)."""
+    model.check_features(features)
+    n = len(applications)
+    if len(features) != n:
+        raise ValueError(f"{n} applications but {len(features)} rows of cached features")
+    fields = [a.scoring_fields() for a in applications]
+    try:
+        score = _score(model, applications, fields, features, options, now)
+        return Decided(score, list(range(n)), [], features)
+    except InvalidInputError:
+        problems = model.assembler.invalid_rows(fields)
+        if not problems:  # not one row's field: not for isolation to hide
+            raise
+    bad = {i for i, _ in problems}
+    keep = [i for i in range(n) if i not in bad]
+    unscorable = [Unscorable(i, message) for i, message in problems]
+    kept = features.take(keep)
+    score = _score(model, [applications[i] for i in keep], [fields[i] for i in keep], kept, options, now)
+    return Decided(score, keep, unscorable, kept)
+
+
+def _score(
+    model: PreparedModel,
+    applications: Sequence[Application],
+    fields: Sequence[Mapping[str, object]],
+    features: CachedFeatures,
+    options: DecideOptions,
+    now: float | None,
+) -> BatchScore:
+    """Assemble, score and explain a batch; raises InvalidInputError for an unusable field value."""
+    found = np.asarray(features.found, dtype=bool)
+    t0 = time.perf_counter()
+    matrix = model.assembler.assemble(features.matrix, fields, found)
+    n = matrix.shape[0]
+    probabilities, leaves = _probabilities(model, matrix, options)
+    t1 = time.perf_counter()
+    threshold = model.threshold
+    refused = refused_mask(probabilities, threshold)
+    per_row = _reasons(model, matrix, leaves, refused, options) if n else {}
+    t2 = time.perf_counter()
+
+    age: float | None = None
+    if features.loaded_at is not None:
+        age = max(0.0, (time.time() if now is None else now) - features.loaded_at)
+    results = build_results(
+        [a.sk_id_curr for a in applications],
+        probabilities.tolist(),
+        refused.tolist(),
+        found.tolist(),
+        per_row,
+        (threshold, model.model_version, model.feature_version, age),
+    )
+    return BatchScore(results, t1 - t0, t2 - t1, matrix, probabilities)
+
+
+def _wants_reasons(options: DecideOptions) -> bool:
+    return options.reasons != "none" and options.top_reasons > 0
+
+
+def _probabilities(
+    model: PreparedModel, matrix: np.ndarray, options: DecideOptions
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities (n,) float64, each row's leaf in every tree or None when not routed for them)."""
+    if matrix.shape[0] == 0:
+        return np.zeros(0, dtype=np.float64), None
+    if model.forest is not None:
+        return model.forest.score(matrix, options.num_threads)
+    booster, explainer = model.booster, model.explainer
+    if _wants_reasons(options) and explainer.exact_probabilities:
+        # one routing pass serves both: probabilities from the leaves are bit-identical to predict
+        leaves = explainer.leaves(booster, matrix, options.num_threads)
+        return explainer.probabilities_from_leaves(leaves), leaves
+    predicted = booster.predict(matrix, num_threads=options.num_threads)
+    return np.asarray(predicted, dtype=np.float64), None
+
+
+def _reasons(
+    model: PreparedModel,
+    matrix: np.ndarray,
+    leaves: np.ndarray | None,
+    refused: np.ndarray,
+    options: DecideOptions,
+) -> dict[int, tuple[Reason, ...]]:
+    """Top reasons of the rows the options ask for, by row."""
+    if not _wants_reasons(options):
+        return {}
+    explain = np.arange(matrix.shape[0]) if options.reasons == "all" else np.flatnonzero(refused)
+    if not explain.size:
+        return {}
+    explainer, k = model.explainer, options.top_reasons
+    if leaves is not None:
+        picks = explainer.top_from_leaves(leaves, explain, refused[explain], k)
+    else:
+        contrib = explainer.contributions(model.booster, matrix[explain], num_threads=options.num_threads)
+        picks = rank_reasons(contrib, refused[explain], k)
+    fields = model.schema.fields
+    return {
+        row: tuple(Reason(fields[j].name, fields[j].decode(float(matrix[row, j])), c) for j, c in picked)
+        for row, picked in zip(explain.tolist(), picks, strict=True)
+    }

@@ -1,0 +1,94 @@
+"""A model made ready to score, once: what :func:`scoring.decide.decide` takes.
+
+Each entry point (worker start-up, API lifespan, replay command) builds one :class:`PreparedModel` from
+a loaded, verified model (:class:`scoring.model.LoadedModel`; a :class:`scoring.model.BoosterModel` in
+tests and benchmarks). It owns what scoring needs besides the booster, each built and verified once:
+
+- the vector assembler of the model's feature schema (:mod:`scoring.vector`);
+- the compiled forest (:mod:`scoring.forest`), kept only when it reproduces LightGBM bit for bit on
+  probe rows; otherwise ``forest`` is None, ``forest_fallback`` says why, and scoring uses LightGBM;
+- the reasons explainer (:mod:`scoring.reasons`).
+
+There is no module-level cache: nothing is built lazily on a first batch, and two prepared models share
+nothing. Pure: numpy, numba, lightgbm and the feature schema.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from scoring.exceptions import SchemaMismatchError
+from scoring.forest import CompiledForest, compile_forest
+from scoring.reasons import PathExplainer
+from scoring.vector import VectorAssembler
+
+if TYPE_CHECKING:
+    import lightgbm
+
+    from feature_loader.feature_schema import FeatureSchema
+    from scoring.features import CachedFeatures
+    from scoring.model import ScoringModel
+    from scoring.model_card import ModelCard
+
+
+class PreparedModel:
+    """A :class:`scoring.model.ScoringModel` with its assembler, verified forest and explainer."""
+
+    def __init__(self, model: ScoringModel, *, use_forest: bool = True) -> None:
+        """``use_forest=False`` keeps LightGBM's own routing (benchmarks compare the two)."""
+        self.model = model
+        self.use_forest = use_forest
+        self.assembler = VectorAssembler(model.schema)
+        self.forest: CompiledForest | None
+        self.forest_fallback: str | None  # why there is no compiled forest (None when there is one)
+        if use_forest:
+            self.forest, self.forest_fallback = compile_forest(model.booster)
+        else:
+            self.forest, self.forest_fallback = None, "compiled forest not wanted (use_forest=False)"
+        self.explainer = PathExplainer(model.booster)
+
+    def __repr__(self) -> str:
+        routing = "compiled forest" if self.forest is not None else f"LightGBM ({self.forest_fallback})"
+        return f"PreparedModel({self.model_version}, features {self.feature_version}, {routing})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A spawned replay worker receives the model pickled: it prepares it again (a compiled forest
+        # holds a thread pool, which does not pickle). Forked workers inherit the object as it is.
+        return (_prepare, (self.model, self.use_forest))
+
+    @property
+    def booster(self) -> lightgbm.Booster:
+        return self.model.booster
+
+    @property
+    def schema(self) -> FeatureSchema:
+        return self.model.schema
+
+    @property
+    def threshold(self) -> float:
+        return float(self.model.threshold)
+
+    @property
+    def model_version(self) -> str:
+        return self.model.model_version
+
+    @property
+    def feature_version(self) -> str:
+        return self.model.feature_version
+
+    @property
+    def card(self) -> ModelCard | None:
+        """The model card of a loaded model (drift references, cost matrix); None for a bare booster."""
+        return getattr(self.model, "card", None)
+
+    def check_features(self, features: CachedFeatures) -> None:
+        """The one check that cached features are the model's feature version (SchemaMismatchError)."""
+        if features.feature_version != self.feature_version:
+            raise SchemaMismatchError(
+                f"cached features are version {features.feature_version}, model {self.model_version} "
+                f"needs {self.feature_version}: reload the cache for this model"
+            )
+
+
+def _prepare(model: ScoringModel, use_forest: bool) -> PreparedModel:
+    return PreparedModel(model, use_forest=use_forest)
