@@ -11,12 +11,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from feature_cache.source import RedisFeatureSource
-
 from credit_scorer.memory import keep_freed_memory
 from credit_scorer.metrics import ScorerMetrics, default_metrics
 from credit_scorer.retry import Backoff
 from credit_scorer.settings import Settings
+from feature_cache.source import RedisFeatureSource
 from kafka_io.config import producer_kwargs
 from scoring.decide import ReasonsMode
 from scoring.prepared import PreparedModel
