@@ -1,6 +1,9 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 UV ?= uv
+# coverage of `make test`, worker/API/CLI subprocesses included (settings: [tool.coverage] in
+# pyproject.toml); `make test COV=` runs the suite without it
+COV ?= --cov --cov-report=json:var/coverage/coverage.json
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -13,8 +16,8 @@ lint: ## ruff + mypy
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 
-test: setup ## Set everything up and run the whole test suite (what CI runs)
-	$(UV) run pytest -q
+test: setup ## Set everything up and run the whole suite with coverage per package (what CI runs)
+	$(UV) run pytest -q $(COV)
 
 test-unit: ## Unit tests only (no network)
 	$(UV) run pytest -q tests/unit

@@ -221,7 +221,7 @@ def latency(
         offered, got = offer_and_collect(
             bs, topics.applications, topics.decisions, lat_rows(docs, n), rate, seconds, tick_ms, LOGS
         )
-        dead = asyncio.run(collect(bs, topics.dead_letters, 0, timeout_s=3, idle_s=1.0))
+        dead = asyncio.run(collect(bs, topics.dead_letters, to_end=True, timeout_s=30))
         acked = offered.pop("acked")
         on_topic = asyncio.run(audit(bs, topics.applications, topics.decisions, topics.group, n, acked=acked))
     finally:

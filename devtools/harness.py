@@ -3,7 +3,8 @@
 * :func:`application_payloads` — application events (JSON bytes) built from a feature table's rows, so
   the online vector of each event equals the table row (scores comparable with the offline model);
 * :func:`produce_payloads` — send raw payloads to a topic fast (``send_batch``) or at a fixed rate;
-* :func:`collect` — consume a topic from the beginning until N records or a deadline;
+* :func:`collect` — consume a topic from the beginning until N records / given keys / the log end, or a
+  deadline (never on idleness);
 * :func:`load_cache` — put a feature table into Redis under its schema version and switch to it;
 * :class:`KafkaTopics`, :func:`create_topics`, :func:`settings_for` — fresh topics and the settings of a
   worker pointed at them (the test fixtures and the benchmarks share them).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,12 +149,22 @@ async def produce_payloads(
 
 
 async def collect(
-    bootstrap_servers: str, topic: str, expected: int, *, timeout_s: float = 30.0, idle_s: float | None = None
+    bootstrap_servers: str,
+    topic: str,
+    expected: int = 0,
+    *,
+    keys: Collection[bytes] = (),
+    to_end: bool = False,
+    timeout_s: float = 30.0,
 ) -> list[ConsumedRecord]:
-    """Read ``topic`` from the beginning (no group) until ``expected`` records or the deadline.
+    """Read ``topic`` from the beginning (no group) until the run's end condition holds, or the deadline.
 
-    ``idle_s``: after reaching ``expected``, keep reading until nothing new arrived for that long
-    (to catch extra records, e.g. duplicates).
+    The condition: at least ``expected`` records, every key in ``keys`` seen, and with ``to_end`` every
+    partition read up to the log end that the broker's fetch responses report (their high watermark:
+    Tansu's ListOffsets is wrong). Once every writer has stopped, ``to_end`` returns everything the topic
+    holds (duplicates included); before that, everything written until the other conditions held. Never
+    stops on idleness: a writer paused longer than any guess (a rebalance) is waited for until
+    ``timeout_s``. At the deadline, returns what it read (the caller's assertions name what is missing).
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -166,22 +177,32 @@ async def collect(
     )
     await consumer.start()
     out: list[ConsumedRecord] = []
+    missing = set(keys)
     try:
         parts = await _partitions(consumer, topic, timeout_s)
-        consumer.assign([TopicPartition(topic, p) for p in parts])
+        tps = [TopicPartition(topic, p) for p in parts]
+        consumer.assign(tps)
         await consumer.seek_to_beginning()
         deadline = time.monotonic() + timeout_s
-        last_new = time.monotonic()
         while time.monotonic() < deadline:
             data = await consumer.getmany(timeout_ms=100, max_records=10_000)
             for msgs in data.values():
                 out.extend(ConsumedRecord(m.partition, m.offset, m.key, m.value, m.timestamp) for m in msgs)
-                last_new = time.monotonic()
-            if len(out) >= expected and (idle_s is None or time.monotonic() - last_new >= idle_s):
+                missing.difference_update(m.key for m in msgs)
+            if len(out) >= expected and not missing and (not to_end or await _at_end(consumer, tps)):
                 break
     finally:
         await consumer.stop()
     return out
+
+
+async def _at_end(consumer: Any, tps: Sequence[Any]) -> bool:
+    """Every partition's position has reached the high watermark of its latest fetch response."""
+    for tp in tps:
+        end = consumer.highwater(tp)
+        if end is None or await consumer.position(tp) < end:
+            return False
+    return True
 
 
 async def _partitions(consumer: Any, topic: str, timeout_s: float) -> list[int]:

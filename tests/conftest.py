@@ -9,10 +9,13 @@ import pytest
 from credit_scorer.settings import DEFAULT_SAMPLE_DIR
 
 pytest_plugins = [
+    "tests.fixtures.backend",
     "tests.fixtures.redis",
     "tests.fixtures.kafka",
+    "tests.fixtures.postgres",
     "tests.fixtures.models",
     "tests.fixtures.prometheus",
+    "tests.fixtures.coverage_summary",
 ]
 
 SAMPLE_FILES = (

@@ -73,7 +73,10 @@ async def test_worker_process_scores_serves_metrics_and_stops_on_sigterm(
     worker = WorkerProcess(settings, engine, log).start()
     try:
         await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, payloads)
-        records = await collect(kafka.bootstrap_servers, kafka.decisions_topic, n, timeout_s=60, idle_s=0.5)
+        keys = {k for k, _ in payloads}
+        records = await collect(
+            kafka.bootstrap_servers, kafka.decisions_topic, keys=keys, to_end=True, timeout_s=90
+        )
         assert len(records) == n, log_tail(log)
         assert {r.key for r in records} == {k for k, _ in payloads}
         expected = env.model.booster.predict(env.matrix[:n])
@@ -121,7 +124,8 @@ async def test_two_workers_share_partitions_and_one_takes_over_after_a_kill(
         killed_at = decided(b)
         await wait_until(lambda: producing.done(), 60, "the producer")
         await producing
-        records = await collect(kafka.bootstrap_servers, kafka.decisions_topic, n, timeout_s=60, idle_s=1.0)
+        keys = {k for k, _ in payloads}
+        records = await collect(kafka.bootstrap_servers, kafka.decisions_topic, keys=keys, timeout_s=120)
         assert {r.key for r in records} == {k for k, _ in payloads}, log_tail(tmp_path / "b.log")
         # the survivor took over every partition and decided the rest
         await wait_until(lambda: lag_partitions(b) == {"0", "1", "2", "3"}, 10, "b owning every partition")

@@ -33,10 +33,13 @@ def with_kafka(settings: Settings, bootstrap_servers: str, topic: str, **kafka: 
 
 
 def test_applications_are_published_and_consumed_back(
-    small_model_dir: Path, redis_settings: RedisSettings, tansu_broker: str, make_topics: Callable[..., Any]
+    small_model_dir: Path,
+    redis_settings: RedisSettings,
+    kafka_bootstrap: str,
+    make_topics: Callable[..., Any],
 ) -> None:
     topics = make_topics(2)
-    settings = with_kafka(api_settings(redis_settings, small_model_dir), tansu_broker, topics.applications)
+    settings = with_kafka(api_settings(redis_settings, small_model_dir), kafka_bootstrap, topics.applications)
     bodies = [
         {"sk_id_curr": 100_001, "application_id": "app-1", "AMT_CREDIT": 250_000.0},
         {"sk_id_curr": 100_002, "NAME_CONTRACT_TYPE": "Cash loans", "HOUR_APPR_PROCESS_START": 9},
@@ -52,7 +55,7 @@ def test_applications_are_published_and_consumed_back(
     assert answers[1]["application_id"] == answers[1]["event_id"]  # defaults to the event id
     assert all(a["topic"] == topics.applications for a in answers)
 
-    records = run_async(collect(tansu_broker, topics.applications, 2, timeout_s=20))
+    records = run_async(collect(kafka_bootstrap, topics.applications, 2, timeout_s=20))
     assert len(records) == 2
     by_key = {r.key.decode(): r for r in records}
     assert set(by_key) == {a["application_id"] for a in answers}

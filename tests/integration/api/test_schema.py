@@ -63,7 +63,7 @@ def live_api(
     small_model_dir: Path,
     redis_settings: RedisSettings,
     cached_table: Any,
-    tansu_broker: str,
+    kafka_bootstrap: str,
     make_topics: Callable[..., Any],
 ) -> Iterator[str]:
     feature_dir, _ids, _matrix = cached_table
@@ -71,7 +71,7 @@ def live_api(
     settings = api_settings(redis_settings, small_model_dir)
     topics = make_topics(1)
     kafka = settings.kafka.model_copy(
-        update={"bootstrap_servers": tansu_broker, "applications_topic": topics.applications}
+        update={"bootstrap_servers": kafka_bootstrap, "applications_topic": topics.applications}
     )
     with LiveServer(create_app(settings.model_copy(update={"kafka": kafka}))) as server:
         yield server.url

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devtools.exceptions import ProducerError, ProducerInputError
-from devtools.harness import KafkaTopics
+from devtools.harness import KafkaTopics, collect
 from devtools.producer import (
     MALFORMED_PAYLOADS,
     EventFactory,
@@ -30,29 +29,8 @@ HEADER = "SK_ID_CURR,NAME_CONTRACT_TYPE,AMT_INCOME_TOTAL,AMT_CREDIT,HOUR_APPR_PR
 
 
 async def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list[Any]:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while len(records) < expected and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for recs in batches.values():
-                records.extend(recs)
-        # anything beyond the expected count would show up within one more poll
-        for recs in (await consumer.getmany(timeout_ms=300)).values():
-            records.extend(recs)
-    finally:
-        await consumer.stop()
-    return records
+    """Every record of ``topic`` (the producer has finished: read to the log end, at least ``expected``)."""
+    return await collect(bootstrap, topic, expected, to_end=True, timeout_s=timeout_s)
 
 
 def write_csv(path: Path, lines: list[str], gz: bool = False) -> Path:
@@ -66,7 +44,7 @@ def write_csv(path: Path, lines: list[str], gz: bool = False) -> Path:
 
 @pytest.mark.parametrize("gz", [False, True])
 async def test_csv_rows_become_keyed_valid_events(
-    tmp_path: Path, tansu_broker: str, make_topics: Callable[..., KafkaTopics], gz: bool
+    tmp_path: Path, kafka_bootstrap: str, make_topics: Callable[..., KafkaTopics], gz: bool
 ) -> None:
     csv = write_csv(
         tmp_path / ("apps.csv.gz" if gz else "apps.csv"),
@@ -79,10 +57,10 @@ async def test_csv_rows_become_keyed_valid_events(
     )
     rows = read_csv_applications(csv)
     topics = make_topics(partitions=2)
-    summary = await produce(tansu_broker, topics.applications, rows, rate=0, keep_ids=True)
+    summary = await produce(kafka_bootstrap, topics.applications, rows, rate=0, keep_ids=True)
     assert (summary.sent, summary.failed, summary.malformed) == (3, 0, 0)
 
-    records = await consume_all(tansu_broker, topics.applications, 3)
+    records = await consume_all(kafka_bootstrap, topics.applications, 3)
     assert len(records) == 3
     events = {rec.key.decode(): parse_application(rec.value, 65536) for rec in records}
     assert set(events) == set(summary.application_ids)
@@ -97,19 +75,19 @@ async def test_csv_rows_become_keyed_valid_events(
 
 
 async def test_steady_rate_limit_and_malformed(
-    tansu_broker: str, make_topics: Callable[..., KafkaTopics]
+    kafka_bootstrap: str, make_topics: Callable[..., KafkaTopics]
 ) -> None:
     rows = synthetic_applications(50, seed=3)
     topics = make_topics(partitions=4)
     n, rate = 400, 2000.0
     summary = await produce(
-        tansu_broker, topics.applications, rows, rate=rate, limit=n, repeat=True, bad_every=10
+        kafka_bootstrap, topics.applications, rows, rate=rate, limit=n, repeat=True, bad_every=10
     )
     assert summary.sent == n and summary.failed == 0 and summary.malformed == n // 10
     # never faster than the requested rate: event i is not sent before t0 + i / rate
     assert summary.seconds >= (n - 1) / rate
 
-    records = await consume_all(tansu_broker, topics.applications, n)
+    records = await consume_all(kafka_bootstrap, topics.applications, n)
     assert len(records) == n
     assert len({rec.key for rec in records}) == n  # unique application ids across repeats
     from aiokafka.partitioner import murmur2
@@ -129,17 +107,24 @@ async def test_steady_rate_limit_and_malformed(
     assert (times[-1] - times[0]).total_seconds() >= (n - 12) / rate  # event times spread by the rate
 
 
-async def test_duration_stops_the_stream(tansu_broker: str, make_topics: Callable[..., KafkaTopics]) -> None:
+async def test_duration_stops_the_stream(
+    kafka_bootstrap: str, make_topics: Callable[..., KafkaTopics]
+) -> None:
     topics = make_topics(partitions=1)
     summary = await produce(
-        tansu_broker, topics.applications, synthetic_applications(10), rate=200.0, duration_s=0.5, repeat=True
+        kafka_bootstrap,
+        topics.applications,
+        synthetic_applications(10),
+        rate=200.0,
+        duration_s=0.5,
+        repeat=True,
     )
     assert 0 < summary.sent <= int(0.5 * 200) + 1
-    assert len(await consume_all(tansu_broker, topics.applications, summary.sent)) == summary.sent
+    assert len(await consume_all(kafka_bootstrap, topics.applications, summary.sent)) == summary.sent
 
 
 async def test_an_unthrottled_burst_larger_than_one_producer_batch_is_sent_whole(
-    tansu_broker: str, make_topics: Callable[..., KafkaTopics]
+    kafka_bootstrap: str, make_topics: Callable[..., KafkaTopics]
 ) -> None:
     from aiokafka import AIOKafkaProducer
 
@@ -147,7 +132,7 @@ async def test_an_unthrottled_burst_larger_than_one_producer_batch_is_sent_whole
     n = 600  # rate 0: one burst of every event, ~150 KB per partition for 4 KiB producer batches
     factory = EventFactory(run_id="burst")
     events = [factory.make(row) for row in synthetic_applications(n, seed=5)]
-    producer = AIOKafkaProducer(bootstrap_servers=tansu_broker, linger_ms=0, acks=1, max_batch_size=4096)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=0, acks=1, max_batch_size=4096)
     await producer.start()
     try:
         summary = await send_at_rate(producer, topics.applications, events, rate=0)
@@ -155,7 +140,7 @@ async def test_an_unthrottled_burst_larger_than_one_producer_batch_is_sent_whole
         await producer.stop()
 
     assert summary.sent == n and summary.failed == 0
-    records = await consume_all(tansu_broker, topics.applications, n)
+    records = await consume_all(kafka_bootstrap, topics.applications, n)
     assert sorted(rec.key for rec in records) == sorted(key for key, _ in events)
 
 
@@ -213,14 +198,14 @@ def test_cli_input_errors_exit_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_cli_streams_synthetic_applications(
-    tansu_broker: str, make_topics: Callable[..., KafkaTopics]
+    kafka_bootstrap: str, make_topics: Callable[..., KafkaTopics]
 ) -> None:
     from credit_scorer.cli import app
 
     topics = make_topics(partitions=2)
     result = CliRunner().invoke(
         app,
-        ["stream", "produce", "--synthetic", "120", "--rate", "0", "--bootstrap-servers", tansu_broker,
+        ["stream", "produce", "--synthetic", "120", "--rate", "0", "--bootstrap-servers", kafka_bootstrap,
          "--topic", topics.applications],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -228,7 +213,7 @@ def test_cli_streams_synthetic_applications(
 
     import asyncio
 
-    records = asyncio.run(consume_all(tansu_broker, topics.applications, 120))
+    records = asyncio.run(consume_all(kafka_bootstrap, topics.applications, 120))
     assert len(records) == 120
 
 

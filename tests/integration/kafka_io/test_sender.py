@@ -36,11 +36,11 @@ async def _producer(bootstrap: str) -> Any:
 
 
 async def test_send_records_sends_a_burst_overflowing_one_producer_batch_completely(
-    tansu_broker: str, make_topics: Callable[..., KafkaTopics]
+    kafka_bootstrap: str, make_topics: Callable[..., KafkaTopics]
 ) -> None:
     topic = make_topics(partitions=2).applications
     records = _records(300)
-    producer = await _producer(tansu_broker)
+    producer = await _producer(kafka_bootstrap)
     try:
         sent = await send_records(producer, topic, 1, records)
         metas = await asyncio.gather(*(s.future for s in sent))
@@ -53,17 +53,17 @@ async def test_send_records_sends_a_burst_overflowing_one_producer_batch_complet
     # every batch acknowledged on partition 1, at contiguous offsets
     assert {m.partition for m in metas} == {1}
     assert [m.offset for m in metas] == [metas[0].offset + s.first for s in sent]
-    on_topic = await collect(tansu_broker, topic, len(records), timeout_s=30, idle_s=0.5)
+    on_topic = await collect(kafka_bootstrap, topic, to_end=True, timeout_s=60)
     assert [(r.key, r.value) for r in sorted(on_topic, key=lambda r: r.offset)] == records
     assert {r.partition for r in on_topic} == {1}
 
 
 async def test_publisher_sends_every_overflowing_group_completely(
-    tansu_broker: str, make_topics: Callable[..., KafkaTopics]
+    kafka_bootstrap: str, make_topics: Callable[..., KafkaTopics]
 ) -> None:
     topic = make_topics(partitions=3).decisions
     records = _records(900, prefix="app")
-    producer = await _producer(tansu_broker)
+    producer = await _producer(kafka_bootstrap)
     try:
         publisher = RecordPublisher(producer)
         groups = await publisher.plan(topic, records)
@@ -73,7 +73,7 @@ async def test_publisher_sends_every_overflowing_group_completely(
         await producer.stop()
 
     assert failed == []
-    on_topic = await collect(tansu_broker, topic, len(records), timeout_s=30, idle_s=0.5)
+    on_topic = await collect(kafka_bootstrap, topic, to_end=True, timeout_s=60)
     assert sorted((r.key, r.value) for r in on_topic) == sorted(records)
     for group in groups:  # each partition holds its group, in the order given
         got = [

@@ -43,8 +43,9 @@ def make_history(make_stream_env: Callable[..., StreamEnv]) -> Callable[..., Any
         await service.start()
         try:
             await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, payloads)
+            keys = {k for k, _ in payloads}
             records = await collect(
-                kafka.bootstrap_servers, kafka.decisions_topic, n, timeout_s=60, idle_s=0.3
+                kafka.bootstrap_servers, kafka.decisions_topic, keys=keys, to_end=True, timeout_s=90
             )
         finally:
             await service.stop()

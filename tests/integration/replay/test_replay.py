@@ -61,7 +61,7 @@ async def test_replay_with_the_live_model_reproduces_live_decisions_and_leaves_g
 
     assert result.status == "complete" and result.rescored == 400 and result.consumed == result.total == 400
     kafka = history.settings.kafka
-    records = await collect(kafka.bootstrap_servers, kafka.replay_topic, 400, timeout_s=30, idle_s=0.3)
+    records = await collect(kafka.bootstrap_servers, kafka.replay_topic, to_end=True, timeout_s=60)
     replayed = {r.key.decode(): decode_decision(r.value) for r in records}
     assert set(replayed) == set(history.live)
     # same partition count: each decision lands where murmur2 of its key puts it (as the live decisions)
@@ -189,7 +189,7 @@ async def test_interrupted_replay_resumes_to_the_same_report(
     s1 = orjson.loads((out / SUMMARY_FILE).read_bytes())
     s2 = orjson.loads((tmp_path / "straight" / SUMMARY_FILE).read_bytes())
     assert s1 == s2 and s1["rescored"] == 300
-    records = await collect(kafka.bootstrap_servers, three, 600, timeout_s=30, idle_s=0.3)
+    records = await collect(kafka.bootstrap_servers, three, to_end=True, timeout_s=60)
     assert len({r.key for r in records}) == 300  # every application (re-published ones at least once)
     assert all(r.partition == partition_for(r.key, [0, 1, 2]) for r in records)
 
@@ -258,7 +258,7 @@ async def test_worker_processes_resume_a_single_process_checkpoint_to_the_same_r
     assert checkpoint.complete and len(checkpoint.parts) > 2 and sum(checkpoint.next_offsets.values()) == 400
 
     kafka = history.settings.kafka
-    records = await collect(kafka.bootstrap_servers, kafka.replay_topic, 400, timeout_s=30, idle_s=0.3)
+    records = await collect(kafka.bootstrap_servers, kafka.replay_topic, to_end=True, timeout_s=60)
     replayed = {r.key.decode(): decode_decision(r.value) for r in records}
     assert set(replayed) == set(history.live)
     for app_id, live in history.live.items():

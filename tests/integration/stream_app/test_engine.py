@@ -48,7 +48,10 @@ async def test_n_events_give_exactly_n_decisions_with_offline_scores(
     service = await start_engine(env, metrics, observers=[lambda s: observed.append(len(s.results))])
     try:
         await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, payloads)
-        records = await collect(kafka.bootstrap_servers, kafka.decisions_topic, n, timeout_s=30, idle_s=0.5)
+        keys = {k for k, _ in payloads}
+        records = await collect(
+            kafka.bootstrap_servers, kafka.decisions_topic, keys=keys, to_end=True, timeout_s=60
+        )
     finally:
         await service.stop()
 
@@ -118,10 +121,13 @@ async def test_malformed_events_are_dead_lettered_and_valid_neighbours_decided(
     service = await start_engine(env, metrics)
     try:
         await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, mixed)
+        decided = {k for k, _ in good} | {b"unknown-1"}
         decisions = await collect(
-            kafka.bootstrap_servers, kafka.decisions_topic, 41, timeout_s=30, idle_s=0.3
+            kafka.bootstrap_servers, kafka.decisions_topic, keys=decided, to_end=True, timeout_s=60
         )
-        letters = await collect(kafka.bootstrap_servers, kafka.dead_letter_topic, 6, timeout_s=10, idle_s=0.3)
+        letters = await collect(
+            kafka.bootstrap_servers, kafka.dead_letter_topic, 6, to_end=True, timeout_s=30
+        )
     finally:
         await service.stop()
 
@@ -189,7 +195,11 @@ async def test_redis_outage_is_retried_without_dead_letters(
             own = RedisServer(port=port).start()  # back, empty: until the cache is reloaded, still waiting
             load_cache(own.url, settings.redis.key_prefix, feature_dir)
             records = await collect(
-                kafka.bootstrap_servers, kafka.decisions_topic, 50, timeout_s=30, idle_s=0.3
+                kafka.bootstrap_servers,
+                kafka.decisions_topic,
+                keys={k for k, _ in payloads},
+                to_end=True,
+                timeout_s=60,
             )
         finally:
             await service.stop()
@@ -231,7 +241,9 @@ async def test_graceful_stop_commits_everything_it_published(
     finally:
         await service.stop()
     assert metric(second_metrics, "credit_scorer_feature_lookups_total") == 10
-    records = await collect(kafka.bootstrap_servers, kafka.decisions_topic, 210, timeout_s=20, idle_s=0.3)
+    records = await collect(
+        kafka.bootstrap_servers, kafka.decisions_topic, to_end=True, timeout_s=60
+    )  # writers stopped
     assert len(records) == 210
     assert np.unique([r.key for r in records]).size == 210
 
@@ -272,11 +284,15 @@ async def test_a_stalled_broker_delays_but_loses_and_dead_letters_nothing(
                 os.kill(broker.process.pid, signal.SIGCONT)
             await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, payloads[200:])
             records = await collect(
-                kafka.bootstrap_servers, kafka.decisions_topic, 400, timeout_s=60, idle_s=0.5
+                kafka.bootstrap_servers,
+                kafka.decisions_topic,
+                keys={k for k, _ in payloads},
+                to_end=True,
+                timeout_s=90,
             )
         finally:
             await service.stop()
-        letters = await collect(kafka.bootstrap_servers, kafka.dead_letter_topic, 0, timeout_s=2, idle_s=0.5)
+        letters = await collect(kafka.bootstrap_servers, kafka.dead_letter_topic, to_end=True, timeout_s=30)
     finally:
         broker.stop()
     assert {r.key for r in records} == {k for k, _ in payloads}

@@ -1,4 +1,4 @@
-"""The fetch watch's hands on a real aiokafka consumer and a real Tansu broker."""
+"""The fetch watch's hands on a real aiokafka consumer and a real broker (Tansu or Apache Kafka)."""
 
 from __future__ import annotations
 
@@ -54,12 +54,12 @@ def _count_fetches(consumer: AIOKafkaConsumer) -> list[float]:
 
 
 async def test_set_fetch_wait_changes_the_long_poll_of_the_next_fetches(
-    tansu_broker: str, make_topics: Callable[..., KafkaTopics]
+    kafka_bootstrap: str, make_topics: Callable[..., KafkaTopics]
 ) -> None:
     topic = make_topics(1).applications
     tp = TopicPartition(topic, 0)
-    await _produce(tansu_broker, topic, 5)
-    consumer = await _consumer(tansu_broker, tp, wait_ms=5)
+    await _produce(kafka_bootstrap, topic, 5)
+    consumer = await _consumer(kafka_bootstrap, tp, wait_ms=5)
     try:
         got = await consumer.getmany(tp, timeout_ms=5000)
         assert len(got[tp]) == 5
@@ -78,12 +78,12 @@ async def test_set_fetch_wait_changes_the_long_poll_of_the_next_fetches(
 
 
 async def test_positions_and_a_restart_by_seek_lose_and_repeat_nothing(
-    tansu_broker: str, make_topics: Callable[..., KafkaTopics]
+    kafka_bootstrap: str, make_topics: Callable[..., KafkaTopics]
 ) -> None:
     topic = make_topics(1).applications
     tp = TopicPartition(topic, 0)
-    await _produce(tansu_broker, topic, 300)
-    consumer = await _consumer(tansu_broker, tp, wait_ms=20)
+    await _produce(kafka_bootstrap, topic, 300)
+    consumer = await _consumer(kafka_bootstrap, tp, wait_ms=20)
     try:
         offsets: list[int] = []
         deadline = time.monotonic() + 20

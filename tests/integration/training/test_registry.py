@@ -64,3 +64,29 @@ def test_a_tampered_directory_is_never_registered(make_model_dir, tmp_path: Path
     with pytest.raises(ModelIntegrityError):
         register_model_dir(model_dir, target)
     assert not (tmp_path / "var" / "mlflow.db").exists()  # refused before touching the store
+
+
+@pytest.mark.slow  # MLflow's schema on a fresh PostgreSQL database: its alembic migrations again
+def test_register_then_fetch_back_on_postgresql(
+    make_model_dir, make_postgres_database, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The registry on a real PostgreSQL database (a tracking server's usual store), not only sqlite."""
+    from mlflow.tracking import MlflowClient
+
+    first, second = make_model_dir(), make_model_dir(seed=1)
+    url = make_postgres_database(driver="psycopg")
+    target = MlflowTarget(url, (tmp_path / "mlruns").as_uri(), "exp-pg", "scorer-pg")
+
+    reg1 = register_model_dir(first, target)
+    reg2 = register_model_dir(second, target)
+    assert (reg1.version, reg2.version) == ("1", "2")
+    run = MlflowClient(url, registry_uri=url).get_run(reg2.run_id)
+    card2 = load_model(second).card
+    assert run.data.tags["model_sha256"] == card2.model_sha256
+    assert run.data.metrics["auc"] == pytest.approx(card2.metrics["auc"])
+
+    latest = fetch_model_version("scorer-pg", "latest", tmp_path / "fetched", target)
+    assert latest.name == card2.model_version
+    assert (latest / MODEL_FILE).read_bytes() == (second / MODEL_FILE).read_bytes()
+    with pytest.raises(RegistryError, match="scorer-pg version 3"):
+        fetch_model_version("scorer-pg", "3", tmp_path / "fetched", target)

@@ -6,8 +6,8 @@ setting has no effect. The baseline pins that default (``M_TRIM_THRESHOLD`` = 12
 instead of trusting the process's own: glibc raises its trim threshold each time a large mmapped block
 is freed, so a child with such a history (coverage's start-up in a measured child, say) would keep its
 heap by itself and the comparison would say nothing (the baseline is also checked after such a
-history). The heap is allocated and freed with Python's tracer off (coverage's tracer allocates as lines run, and one
-allocation above the blocks would pin the heap top)."""
+history). The heap is allocated and freed with Python's tracer off (coverage's tracer allocates as
+lines run, and one allocation above the blocks would pin the heap top)."""
 
 from __future__ import annotations
 
