@@ -6,8 +6,9 @@ setting has no effect. The baseline pins that default (``M_TRIM_THRESHOLD`` = 12
 instead of trusting the process's own: glibc raises its trim threshold each time a large mmapped block
 is freed, so a child with such a history (coverage's start-up in a measured child, say) would keep its
 heap by itself and the comparison would say nothing (the baseline is also checked after such a
-history). The heap is allocated and freed with Python's tracer off (coverage's tracer allocates as
-lines run, and one allocation above the blocks would pin the heap top)."""
+history). Nothing may stay allocated above the blocks (it would pin the heap top, and where it lands
+depends on the interpreter's start-up): the pointer array comes before them, /proc is read once
+before them, and Python's tracer is off (coverage's tracer allocates as lines run)."""
 
 from __future__ import annotations
 
@@ -36,12 +37,14 @@ if mode == "keep":
 else:
     assert libc.mallopt(-1, 128 << 10)  # M_TRIM_THRESHOLD: glibc's documented default, pinned
 sys.settrace(None)
-blocks = [libc.malloc(64 << 10) for _ in range(640)]  # 40 MiB of heap (below the mmap threshold)
-for b in blocks:
-    libc.memset(b, 1, 64 << 10)
+rss()  # whatever reading /proc creates for good, before the blocks
+blocks = (ctypes.c_void_p * 640)()  # allocated before the blocks: a growing list would land above them
+for i in range(640):  # 40 MiB of heap (blocks below the mmap threshold)
+    blocks[i] = libc.malloc(64 << 10)
+    libc.memset(blocks[i], 1, 64 << 10)
 before = rss()
-for b in reversed(blocks):
-    libc.free(b)
+for i in reversed(range(640)):
+    libc.free(blocks[i])
 print(before - rss())
 """
 

@@ -9,8 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from stream_app.harness import collect, produce_payloads
-from tests.fixtures.kafka import KafkaTopics
+from devtools.harness import KafkaTopics, collect, produce_payloads
 
 pytestmark = pytest.mark.integration
 
