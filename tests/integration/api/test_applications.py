@@ -104,7 +104,7 @@ def served_api(
         proc = subprocess.Popen([str(exe), "api", "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a cold start (numba, LightGBM) on a busy 2-core machine
         while True:
             try:
                 if httpx.get(f"{url}/health", timeout=1).status_code == 200:
