@@ -112,7 +112,7 @@ async def test_two_workers_share_partitions_and_one_takes_over_after_a_kill(
     try:
         # both in the group, two partitions each (the lag gauge lists a worker's current partitions)
         await wait_until(
-            lambda: len(lag_partitions(a)) == 2 and len(lag_partitions(b)) == 2, 60, "a balanced group"
+            lambda: len(lag_partitions(a)) == 2 and len(lag_partitions(b)) == 2, 180, "a balanced group"
         )
         assert lag_partitions(a) | lag_partitions(b) == {"0", "1", "2", "3"}
         producing = asyncio.ensure_future(

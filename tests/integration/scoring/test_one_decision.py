@@ -70,7 +70,10 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
     await service.start()
     try:
         await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, payloads)
-        live = await collect(kafka.bootstrap_servers, kafka.decisions_topic, n, timeout_s=60, idle_s=0.3)
+        keys = {k for k, _ in payloads}
+        live = await collect(
+            kafka.bootstrap_servers, kafka.decisions_topic, keys=keys, to_end=True, timeout_s=90
+        )
     finally:
         await service.stop()
     worker = {r.key: decision_of(r.value) for r in live}
@@ -80,7 +83,7 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
     options = ReplayOptions(out_dir=tmp_path / "replay", batch_size=25, reasons="all", top_reasons=3)
     result = await asyncio.wait_for(Replayer(settings, env.model, options).run(), 60)
     assert result.status == "complete" and result.rescored == n
-    replayed = await collect(kafka.bootstrap_servers, replay_topic, n, timeout_s=30, idle_s=0.3)
+    replayed = await collect(kafka.bootstrap_servers, replay_topic, to_end=True, timeout_s=60)  # replay done
     replay = {r.key: decision_of(r.value) for r in replayed}
 
     # POST /predict with the same client and fields
