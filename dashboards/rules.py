@@ -16,7 +16,8 @@ APPROVAL_RATE = "credit_scorer:approval_rate:ratio_10m"
 DEAD_LETTER_RATIO = "credit_scorer:dead_letter_ratio:ratio_5m"
 CONSUMER_LAG = "credit_scorer:consumer_lag:sum"
 PSI_BY_FEATURE = "credit_scorer:psi:max"
-STALLED = "credit_scorer:stalled_seconds:max"
+# not a recording rule: the alert must see this scrape's value (rule groups evaluate concurrently)
+STALLED = "max by (instance) (credit_scorer_stalled_seconds)"
 
 _DECISIONS_10M = "sum by (model_version) (rate(credit_scorer_decisions_total[10m]))"
 _DEAD_LETTERS_5M = "(sum(rate(credit_scorer_dead_letters_total[5m])) or vector(0))"
@@ -54,11 +55,6 @@ def recording_rules() -> list[dict[str, str]]:
         {
             "record": PSI_BY_FEATURE,
             "expr": "max by (feature) (credit_scorer_psi)",
-        },
-        {
-            # each worker's own watch: records pending on its partitions, none handled since
-            "record": STALLED,
-            "expr": "max by (instance) (credit_scorer_stalled_seconds)",
         },
     ]
 

@@ -90,7 +90,8 @@ async def test_worker_process_scores_serves_metrics_and_stops_on_sigterm(
         assert sample_total(page, "credit_scorer_stage_seconds_count") > 0
         status, health = _get_json(f"http://127.0.0.1:{web_port}/health")
         assert (status, health["status"], health["engine"]) == (200, "healthy", engine), health
-        assert health["model_version"] == env.model.model_version and health["stalled_seconds"] == 0
+        assert health["model_version"] == env.model.model_version
+        assert health["stalled_seconds"] < 30  # caught up: at most the last commit in flight
         code = worker.terminate(timeout_s=30)
         assert code == 0, log_tail(log)
     finally:
