@@ -22,10 +22,11 @@ BENCHMARKS = (
     "scoring",
     "drift",
     "stream",
+    "soak",
     "api",
     "replay",
 )
-SUPPORTS_QUICK = {"redis_cache", "scoring", "stream", "api"}
+SUPPORTS_QUICK = {"redis_cache", "scoring", "stream", "soak", "api"}
 
 
 def main(argv: list[str] | None = None) -> int:
