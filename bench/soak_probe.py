@@ -122,7 +122,7 @@ class Sampler:
 
 
 def _line(row: dict[str, Any]) -> str:
-    rec = ",".join(f"{k[:1]}{v}" for k, v in sorted(row.get("recoveries", {}).items())) or "-"
+    rec = " ".join(f"{k.split('_')[0]}={v}" for k, v in sorted(row.get("recoveries", {}).items())) or "-"
     get = row.get
     return (
         f"  [{row['phase']:6s} {row['t_s']:7.1f}s] decided {get('decisions', '?'):>9} "
