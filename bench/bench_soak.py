@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     LOGS.mkdir(parents=True, exist_ok=True)
     model_dir = bench_model(args.model)
     machine = {
+        "commit": _git_head(),  # the worker code measured (the branch's HEAD; "+dirty" if edited)
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "loadavg_at_start": os.getloadavg(),
@@ -294,6 +295,15 @@ def main(argv: list[str] | None = None) -> None:
         print_report(summary)
     finally:  # the raw results are written even if summarizing them fails
         write_results(args, machine, model_dir, started, results, summary)
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def _git_head() -> str:
+    dirty = "+dirty" if _git("status", "--porcelain", "--untracked-files=no") else ""
+    return _git("rev-parse", "--short", "HEAD") + dirty
 
 
 def write_results(
