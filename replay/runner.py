@@ -209,6 +209,38 @@ class Replayer:
         checkpoint.decision_ends.update(baseline.ends)
         self.stage_seconds["baseline"] += time.perf_counter() - t0
 
+    async def _front(
+        self,
+        reader: TopicReader,
+        features: FeatureSource,
+        queue: asyncio.Queue[tuple[ReadBatch, Prepared | None] | None],
+        exhausted: asyncio.Event,
+    ) -> None:
+        """The front stage of :meth:`_loop`: read, parse and fetch features ahead, then an end mark."""
+        batches = reader.read(self.options.read_range).__aiter__()
+        try:
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    batch = await batches.__anext__()
+                except StopAsyncIteration:
+                    exhausted.set()
+                    break
+                self.stage_seconds["read"] += time.perf_counter() - t0
+                try:
+                    prepared = await self._prepare(batch.messages, features)
+                except StoppedError:  # stopped while Redis was away: this batch is not done
+                    break
+                await queue.put((batch, prepared))
+        except asyncio.CancelledError:
+            raise  # the consumer stopped (Ctrl-C or its own failure): nobody waits for the end mark
+        except BaseException:
+            await queue.put(None)  # wake the consumer: it re-raises this through `await front_task`
+            raise
+        finally:
+            await batches.aclose()  # type: ignore[attr-defined]
+        await queue.put(None)
+
     async def _loop(
         self,
         reader: TopicReader,
@@ -222,36 +254,11 @@ class Replayer:
         queue: asyncio.Queue[tuple[ReadBatch, Prepared | None] | None] = asyncio.Queue(maxsize=3)
         exhausted = asyncio.Event()
 
-        async def front() -> None:
-            batches = reader.read(self.options.read_range).__aiter__()
-            try:
-                while not self.stop.is_set():
-                    t0 = time.perf_counter()
-                    try:
-                        batch = await batches.__anext__()
-                    except StopAsyncIteration:
-                        exhausted.set()
-                        break
-                    self.stage_seconds["read"] += time.perf_counter() - t0
-                    try:
-                        prepared = await self._prepare(batch.messages, features)
-                    except StoppedError:  # stopped while Redis was away: this batch is not done
-                        break
-                    await queue.put((batch, prepared))
-            except asyncio.CancelledError:
-                raise  # the consumer stopped (Ctrl-C or its own failure): nobody waits for the end mark
-            except BaseException:
-                await queue.put(None)  # wake the consumer: it re-raises this through `await front_task`
-                raise
-            finally:
-                await batches.aclose()  # type: ignore[attr-defined]
-            await queue.put(None)
-
         rows = RowBuffer()
         pending: asyncio.Task[None] | None = None
         rescored = 0
         next_save = time.monotonic() + self.options.checkpoint_every_s
-        front_task = asyncio.create_task(front())
+        front_task = asyncio.create_task(self._front(reader, features, queue, exhausted))
         interrupted = False
         try:
             while (item := await queue.get()) is not None:
