@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal, NotRequired, cast
 
-from schemas.application_form import FORM_COLUMNS, MAX_TEXT_LEN
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
+
+from schemas.application_form import FORM_COLUMNS, MAX_TEXT_LEN, FormColumn
 from schemas.events import (
     MAX_EVENT_YEAR,
     MAX_ID_LEN,
@@ -36,12 +39,10 @@ _MAX_SK_ID = 2**63 - 1
 _ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|\+00:00)")
 _NUMBER, _INTEGER, _TEXT = 0, 1, 2
 _KIND = {"number": _NUMBER, "integer": _INTEGER, "category": _TEXT}
-_NO_CODES: frozenset[int] = frozenset()
 
 # column → (kind, low, high, codes); the order of LoanApplication.model_fields is the instance dict's
 _CHECKS: dict[str, tuple[int, float, float, frozenset[int]]] = {
-    c.name: (_KIND[c.type], c.low or 0.0, c.high or 0.0, frozenset(c.codes) or _NO_CODES)
-    for c in FORM_COLUMNS
+    c.name: (_KIND[c.type], c.low or 0.0, c.high or 0.0, frozenset(c.codes)) for c in FORM_COLUMNS
 }
 _ENVELOPE = ("schema_version", "event_id", "application_id", "sk_id_curr", "event_time")
 _FIELD_ORDER: tuple[str, ...] = tuple(LoanApplication.model_fields)
@@ -54,6 +55,26 @@ _EXPECTED_FIELDS = _FORM_SET | frozenset(_ENVELOPE) == _FIELD_SET
 _MISSING = object()
 
 
+def _strict_type(column: FormColumn) -> Any:
+    """The column's check in pydantic-core alone (no Python validator): exact JSON types only."""
+    if column.type == "category":
+        return Annotated[str, Field(strict=True, max_length=MAX_TEXT_LEN)]
+    if column.type == "number":
+        return Annotated[float, Field(strict=True, ge=column.low, le=column.high, allow_inf_nan=False)]
+    whole = Annotated[int, Field(strict=True, ge=column.low, le=column.high)]
+    return whole | Literal[column.codes] if column.codes else whole  # type: ignore[valid-type]
+
+
+# The whole form as one TypedDict checked in Rust: returns exactly the carried columns, converted
+# (ints of number columns as floats); refuses what the model would convert with a Python validator
+# (an integral float in an integer column): the Python loop below takes those.
+_Form = TypedDict(  # type: ignore[misc]
+    "_Form", {c.name: NotRequired[_strict_type(c) | None] for c in FORM_COLUMNS}, total=False
+)
+_Form.__pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[attr-defined]
+_FORM = TypeAdapter(_Form)
+
+
 def fast_application(doc: dict[str, Any]) -> LoanApplication | None:
     """The validated application of ``doc`` if it is plainly valid, else ``None`` (ask pydantic)."""
     if not _EXPECTED_FIELDS:
@@ -62,10 +83,14 @@ def fast_application(doc: dict[str, Any]) -> LoanApplication | None:
     event_id, event_time, sk_id = get("event_id"), get("event_time"), get("sk_id_curr", _MISSING)
     if event_id is None or event_time is None or sk_id is _MISSING:
         return None  # absent (or null: pydantic judges)
-    values = dict(_DEFAULTS)
-    carried = doc.keys() & _FIELD_SET  # C-speed; extras are ignored, as by the model
-    if not _form_values(doc, carried & _FORM_SET, values):
+    try:
+        form: dict[str, Any] | None = cast(dict[str, Any], _FORM.validate_python(doc))
+    except ValidationError:
+        form = _loose_form(doc)
+    if form is None:
         return None
+    values = dict(_DEFAULTS)
+    values.update(form)
     if type(sk_id) is float and sk_id.is_integer():
         sk_id = int(sk_id)
     elif type(sk_id) is not int:
@@ -91,43 +116,44 @@ def fast_application(doc: dict[str, Any]) -> LoanApplication | None:
         if type(version) is not int or version not in SUPPORTED_VERSIONS:
             return None
         values["schema_version"] = version
+    values["carried_fields"] = form  # LoanApplication.scoring_fields, already known (a cached property)
     app = LoanApplication.__new__(LoanApplication)
     object.__setattr__(app, "__dict__", values)
-    object.__setattr__(app, "__pydantic_fields_set__", carried)
+    object.__setattr__(app, "__pydantic_fields_set__", doc.keys() & _FIELD_SET)
     object.__setattr__(app, "__pydantic_extra__", None)
     object.__setattr__(app, "__pydantic_private__", None)
     return app
 
 
-def _form_values(doc: dict[str, Any], names: set[str], values: dict[str, Any]) -> bool:
-    """Check and convert the carried form columns into ``values``; False when pydantic must judge."""
-    checks = _CHECKS
-    for name in names:
+def _loose_form(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The carried form columns, integral floats of integer columns as ints (pydantic's lax int); None
+    when pydantic must judge. One check per carried column, in Python: the less common path."""
+    form: dict[str, Any] = {}
+    for name in doc.keys() & _FORM_SET:
         value = doc[name]
-        if value is None:
-            continue  # explicit null: carried, unknown
-        kind, low, high, codes = checks[name]
-        vt = type(value)
-        if kind == _TEXT:
-            if vt is not str or len(value) > MAX_TEXT_LEN:
-                return False
-        elif kind == _NUMBER:
-            if vt is not float and vt is not int:
-                return False
-            if not low <= value <= high:  # also false for NaN
-                return False
-            value = float(value)  # after the range check: a huge int would overflow
-        else:
-            if vt is float:  # 10.0 from a float column: pydantic's lax int
-                if not value.is_integer():
-                    return False
-                value = int(value)
-            elif vt is not int:
-                return False
-            if not low <= value <= high and value not in codes:
-                return False
-        values[name] = value
-    return True
+        if value is not None:
+            kind, low, high, codes = _CHECKS[name]
+            vt = type(value)
+            if kind == _TEXT:
+                if vt is not str or len(value) > MAX_TEXT_LEN:
+                    return None
+            elif kind == _NUMBER:
+                if vt is not float and vt is not int:
+                    return None
+                if not low <= value <= high:  # also false for NaN
+                    return None
+                value = float(value)  # after the range check: a huge int would overflow
+            else:
+                if vt is float:  # 10.0 from a float column: pydantic's lax int
+                    if not value.is_integer():
+                        return None
+                    value = int(value)
+                elif vt is not int:
+                    return None
+                if not low <= value <= high and value not in codes:
+                    return None
+        form[name] = value
+    return form
 
 
 def _utc_time(value: object) -> datetime | None:

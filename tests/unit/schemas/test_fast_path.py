@@ -74,12 +74,16 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def same_application(a: LoanApplication, b: LoanApplication) -> bool:
+    fields = list(LoanApplication.model_fields)
+    carried_a, carried_b = a.scoring_fields(), b.scoring_fields()  # (the fast path computes it as it checks)
     return (
         a == b
         and a.model_fields_set == b.model_fields_set
-        and list(a.__dict__) == list(b.__dict__)
-        and all(type(a.__dict__[k]) is type(b.__dict__[k]) for k in a.__dict__)
+        and [k for k in a.__dict__ if k in fields] == [k for k in b.__dict__ if k in fields] == fields
+        and all(type(a.__dict__[k]) is type(b.__dict__[k]) for k in fields)
         and a.event_time.tzinfo is b.event_time.tzinfo
+        and carried_a == carried_b
+        and all(type(carried_a[k]) is type(carried_b[k]) for k in carried_a)
     )
 
 
