@@ -20,6 +20,7 @@ BENCHMARKS = (
     "training",
     "redis_cache",
     "scoring",
+    "parse",
     "drift",
     "stream",
     "soak",

@@ -7,6 +7,9 @@
   ``take_events``) vs a naive one-event-at-a-time worker (:mod:`bench.stream_naive`). Rate = decisions
   between the first and the last decision's broker timestamp.
 * The cost of reasons: the batch engine with reasons on every REFUS (default) vs none.
+* The cost of the whole application form: the batch engine on full-form events (every application
+  column of the row, what producers send since contract version 2: ``batch``) vs the 8-field events
+  of version 1 (``batch_8_fields``), same clients, same cache (``--forms``).
 * Event→decision latency p50/p99 at fixed offered loads of 1,000 and 5,000 events/s (batch engine):
   "decided" = the decision's own ``latency.total_s`` (event time → decision built) and "received" =
   event time → the decision read by a downstream consumer. The load comes from a producer process and
@@ -17,9 +20,11 @@
   hop instead of two: what Tansu itself adds).
 
 Model: ``--model DIR``, else the newest under var/models, else a 500-tree model trained once on
-var/features (the real sample's feature build) into var/bench/stream-model. Events are the feature
-table's application_test rows. Tansu's memory storage never frees records: the broker is restarted
-between phases. Goals: ≥ 20,000 decisions/s per worker, p99 ≤ 15 ms at 5,000/s, reasons on every REFUS.
+var/features (the real sample's feature build) into var/bench/stream-model. Events are the
+application_test rows of the raw sample, as the producer sends them (whole forms, or their 8 version-1
+fields); without the raw files, the feature table's event fields. Tansu's memory storage never frees
+records: the broker is restarted between phases. Goals: ≥ 20,000 decisions/s per worker (8-field
+events), ≥ 15,000 with full-form events, p99 ≤ 15 ms at 5,000/s, reasons on every REFUS.
 Writes bench/results/stream.json.
 """
 
@@ -41,6 +46,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from bench.stream_forms import form_payloads, legacy_fields
 from bench.stream_load import audit, lat_rows, median_latency, offer_and_collect
 from credit_scorer.settings import PROJECT_ROOT, RedisSettings, Settings
 from devtools.harness import (
@@ -295,6 +301,11 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool
     goals: dict[str, bool] = {}
     if "batch" in results:
         b, bc = results["batch"]["decisions_per_s"], results["batch"]["decisions_per_cpu_s"]
+        if "batch_8_fields" in results:
+            v1 = results["batch_8_fields"]
+            ratios["full_vs_8_fields"] = round(b / v1["decisions_per_s"], 3)
+            ratios["per_cpu_full_vs_8_fields"] = round(bc / v1["decisions_per_cpu_s"], 3)
+            goals["full_form_ge_15000"] = b >= 15_000
         for other in ("faust", "naive"):
             if other in results:
                 ratios[f"batch_vs_{other}"] = round(b / results[other]["decisions_per_s"], 2)
@@ -309,7 +320,7 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool
     if "latency_5000" in results:
         goals["p99_le_15ms_at_5000"] = results["latency_5000"]["received_ms"]["p99"] <= 15.0
     print("\nsustained decisions/s (median of runs) and decisions per worker CPU-second:")
-    for name in ("batch", "batch_no_reasons", "faust", "naive"):
+    for name in ("batch", "batch_8_fields", "batch_no_reasons", "faust", "naive"):
         if name in results:
             r = results[name]
             print(
@@ -347,7 +358,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--tick-ms", type=float, default=5.0, help="latency: the producer sends every N ms")
     parser.add_argument("--rates", default="1000,5000", help="offered loads of the latency phase")
-    parser.add_argument("--engines", default="batch,batch_no_reasons,faust,naive", help="sustained runs")
+    parser.add_argument(
+        "--engines", default="batch,batch_8_fields,batch_no_reasons,faust,naive", help="sustained runs"
+    )
+    parser.add_argument(
+        "--raw", type=Path, default=None, help="raw sample of the events (default: settings.paths.raw_dir)"
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="stream setting of every worker"
     )
@@ -369,8 +385,19 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(rows):,} event rows",
         flush=True,
     )
-    payloads = application_payloads(
-        model.schema, ids, matrix, [rows[i % len(rows)] for i in range(args.events)], id_prefix="b"
+    raw_dir = args.raw or Settings().paths.raw_dir
+    payloads = form_payloads(raw_dir, args.events, "full")
+    v1_payloads = form_payloads(raw_dir, args.events, "8")
+    if payloads is None or v1_payloads is None:
+        print(f"no application_test file in {raw_dir}: events from the feature table", flush=True)
+        payloads = application_payloads(
+            model.schema, ids, matrix, [rows[i % len(rows)] for i in range(args.events)], id_prefix="b"
+        )
+        v1_payloads = legacy_fields(payloads)
+    sizes = {"full": payloads, "8_fields": v1_payloads}
+    print(
+        "event bytes (mean): "
+        + ", ".join(f"{k} {sum(len(v) for _, v in p) / len(p):,.0f}" for k, p in sizes.items())
     )
     docs = [orjson.loads(v) for _, v in payloads[:5000]]
     small = max(2000, args.events // 5)
@@ -384,22 +411,24 @@ def main(argv: list[str] | None = None) -> None:
         broker = TansuBroker().start()
         try:
             env = Env(model_dir, redis, broker, dict(kv.split("=", 1) for kv in args.set))
-            plan: list[tuple[str, str, int, dict[str, Any]]] = [
-                ("batch", "batch", args.events, {}),
-                ("batch_no_reasons", "batch", args.events, {"reasons": "none"}),
-                ("faust", "faust", small, {}),
-                ("naive", "naive", max(1000, small // 4), {}),
+            full, v1 = payloads, v1_payloads
+            plan: list[tuple[str, str, int, dict[str, Any], list[tuple[bytes | None, bytes]]]] = [
+                ("batch", "batch", args.events, {}, full),
+                ("batch_8_fields", "batch", args.events, {}, v1),
+                ("batch_no_reasons", "batch", args.events, {"reasons": "none"}, full),
+                ("faust", "faust", small, {}, full),
+                ("naive", "naive", max(1000, small // 4), {}, full),
             ]
             engines = set(args.engines.split(","))
-            for name, engine, n, stream in plan if "sustained" in phases else []:
-                if name not in engines:
-                    continue
-                runs = []
-                for r in range(args.runs):
+            chosen = [p for p in plan if p[0] in engines] if "sustained" in phases else []
+            runs: dict[str, list[dict[str, Any]]] = {p[0]: [] for p in chosen}
+            for r in range(args.runs):  # interleaved, so a load change on the shared machine hits all
+                for name, engine, n, stream, events in chosen:
                     broker.restart()  # Tansu's memory storage never frees
-                    runs.append(sustained(env, payloads[:n], engine, **stream))
-                    print(f"  {name} run {r + 1}: {runs[-1]['decisions_per_s']:,.0f} decisions/s", flush=True)
-                results[name] = median_run(runs)
+                    runs[name].append(sustained(env, events[:n], engine, **stream))
+                    rate = runs[name][-1]["decisions_per_s"]
+                    print(f"  {name} run {r + 1}: {rate:,.0f} decisions/s", flush=True)
+            results |= {name: median_run(done) for name, done in runs.items()}
             for rate in [float(r) for r in args.rates.split(",")] if "latency" in phases else ():
                 lat_runs = []
                 for r in range(args.runs):
@@ -439,6 +468,7 @@ def main(argv: list[str] | None = None) -> None:
                     "features": len(model.schema),
                 },
                 "args": vars(args) | {"model": str(model_dir)},
+                "event_bytes": {k: round(sum(len(v) for _, v in p) / len(p)) for k, p in sizes.items()},
                 "results": results,
                 "ratios": ratios,
                 "goals": goals,

@@ -1,9 +1,10 @@
 """Stream loan applications to a broker at a steady rate: from a CSV(.gz) file or synthetic.
 
-Each row becomes one ``LoanApplication`` event (schemas/events.py), keyed by its ``application_id``;
-``event_time`` is stamped when the event is handed to the producer, so the worker's event→decision
-latency starts there. Rows come from :mod:`devtools.application_sources` (CSV or synthetic, validated
-against the event schema before anything is sent).
+Each row becomes one ``LoanApplication`` event (schemas/events.py, contract version 2: the whole
+application form, every application column of the row, empty cells as null), keyed by its
+``application_id``; ``event_time`` is stamped when the event is handed to the producer, so the worker's
+event→decision latency starts there. Rows come from :mod:`devtools.application_sources` (CSV or
+synthetic, validated against the event schema before anything is sent).
 
 Pacing is by absolute schedule (event ``i`` is due at ``t0 + i / rate``), sent in small bursts, so the
 achieved rate does not drift with the event loop's timer resolution. ``rate=0`` sends as fast as the
@@ -64,13 +65,13 @@ class EventFactory:
     """Turns rows into (key, payload) pairs with unique ids and the send-time event_time."""
 
     def __init__(self, run_id: str | None = None, bad_every: int = 0) -> None:
-        from schemas.events import SCHEMA_VERSION
+        from schemas.events import APPLICATION_VERSION
 
         if bad_every < 0:
             raise ProducerInputError(f"bad_every must be >= 0, got {bad_every}")
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.bad_every = bad_every
-        self.schema_version = SCHEMA_VERSION
+        self.schema_version = APPLICATION_VERSION
         self.seq = 0
         self.malformed = 0
 
@@ -81,15 +82,18 @@ class EventFactory:
             payload = MALFORMED_PAYLOADS[self.malformed % len(MALFORMED_PAYLOADS)]
             self.malformed += 1
             return app_id.encode(), payload
-        doc = {
+        envelope = {
             "event_id": f"e-{app_id}",
             "application_id": app_id,
             "sk_id_curr": row.sk_id_curr,
             "event_time": datetime.now(UTC),  # orjson writes RFC 3339
             "schema_version": self.schema_version,
-            **row.fields,
         }
-        return app_id.encode(), orjson.dumps(doc)
+        # the form is already a JSON object: spliced in after the envelope, not encoded again
+        head = orjson.dumps(envelope)
+        if row.form == b"{}":
+            return app_id.encode(), head
+        return app_id.encode(), head[:-1] + b"," + row.form[1:]
 
 
 def cycle_rows(rows: Sequence[ApplicationRow], repeat: bool) -> Iterator[ApplicationRow]:

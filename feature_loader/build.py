@@ -1,15 +1,21 @@
 """The feature build: raw Home Credit tables → one float32 feature row per SK_ID_CURR.
 
-Steps: read and clean the application tables (required), learn the categorical levels, aggregate
-each related table family per client with polars' streaming engine (an absent optional table gives
-NaN features and a warning), join everything on SK_ID_CURR, fill the derived columns with the same
-:func:`feature_loader.derived.apply_derived` the online scorer uses, and write to ``out_dir``:
+Steps: read the application tables (required) and encode them with the fixed vocabularies of the
+committed contract, aggregate each related table family per client with polars' streaming engine (an
+absent optional table gives NaN features and a warning), join everything on SK_ID_CURR, fill the
+derived columns with the same :func:`feature_loader.derived.apply_derived` the online scorer uses,
+and write to ``out_dir``:
 
 * ``features.parquet``: SK_ID_CURR Int64, TARGET Int8 (null for application_test rows), IS_TRAIN
   Boolean, then every schema feature in schema order as Float32 (NaN = missing), sorted by SK_ID_CURR;
 * ``feature_schema.json``: the :class:`FeatureSchema` (its version is the hash of the fields);
 * ``build_info.json``: schema version, row counts, inputs and their fingerprint, seconds per stage,
   warnings.
+
+The schema depends on the code alone, never on the rows: any subset of clients, or new ones, gives the
+same version. A build can be **pinned** to a model's schema (``pinned=``): the output then has exactly
+that schema's features, order and vocabularies (a level it lacks is missing), provided this code
+computes each of its features with the same kind and source (else :class:`FeatureContractError`).
 
 A client without rows in a related table gets NaN for that table's features (counts included).
 """
@@ -38,8 +44,8 @@ from feature_loader import (
     application,
 )
 from feature_loader.aggregates_common import ClientAggregates
-from feature_loader.derived import DERIVED, apply_derived
-from feature_loader.exceptions import MissingFileError, RawDataError
+from feature_loader.derived import DERIVED, DERIVED_BY_NAME, apply_derived
+from feature_loader.exceptions import FeatureContractError, MissingFileError, RawDataError
 from feature_loader.feature_schema import FeatureField, FeatureSchema, FeatureSource
 from feature_loader.raw_tables import RAW_TABLES, find_file
 
@@ -71,19 +77,45 @@ class BuildResult:
     test_rows: int
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    pinned: bool = False  # built with a given (model's) schema rather than this code's
 
 
-def feature_schema(categories: dict[str, tuple[str, ...]]) -> FeatureSchema:
-    """The schema: application features, then each table family's aggregates, then derived ones."""
-    fields: list[FeatureField] = application.fields(categories)
+def feature_schema() -> FeatureSchema:
+    """The schema of this code: application features (event fields, fixed vocabularies), then each
+    table family's aggregates, then derived ones."""
+    fields: list[FeatureField] = application.fields()
     for family in FAMILIES:
         fields += [FeatureField(name=name, source=FeatureSource.CACHED) for name in family.features]
     fields += [d.field() for d in DERIVED]
     return FeatureSchema(fields=tuple(fields))
 
 
-def build_features(raw_dir: Path, out_dir: Path, progress: Progress | None = None) -> BuildResult:
-    """Run the whole build; raises MissingFileError / MissingColumnError / RawDataError on bad input."""
+def pinned_schema(pinned: FeatureSchema) -> FeatureSchema:
+    """``pinned`` if this code computes every one of its features with the same kind and source, else
+    :class:`FeatureContractError` naming the first feature it cannot build."""
+    own = feature_schema()
+    where = f"pinned feature schema {pinned.version}"
+    for f in pinned.fields:
+        if f.name not in own.index:
+            raise FeatureContractError(f"{where}: feature {f.name!r} is not computed by this build")
+        mine = own.field(f.name)
+        if (mine.kind, mine.source) != (f.kind, f.source):
+            raise FeatureContractError(
+                f"{where}: feature {f.name!r} is {f.kind.value}/{f.source.value} there but "
+                f"{mine.kind.value}/{mine.source.value} in this build"
+            )
+        if f.source is FeatureSource.DERIVED:
+            lacking = [n for n in DERIVED_BY_NAME[f.name].inputs if n not in pinned.index]
+            if lacking:
+                raise FeatureContractError(f"{where}: derived feature {f.name!r} needs {lacking[0]!r}")
+    return pinned
+
+
+def build_features(
+    raw_dir: Path, out_dir: Path, progress: Progress | None = None, pinned: FeatureSchema | None = None
+) -> BuildResult:
+    """Run the whole build (with ``pinned``'s schema if given); raises MissingFileError /
+    MissingColumnError / RawDataError on bad input, FeatureContractError for an unbuildable pin."""
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if not raw_dir.is_dir():
         raise MissingFileError(f"{raw_dir}: raw data folder not found")
@@ -104,10 +136,9 @@ def build_features(raw_dir: Path, out_dir: Path, progress: Progress | None = Non
             progress(stage, step, total)
 
     t_all = t = time.perf_counter()
+    schema = feature_schema() if pinned is None else pinned_schema(pinned)
     apps = application.load(raw_dir)
-    categories = application.learn_categories(apps)
-    schema = feature_schema(categories)
-    frame = application.encode(apps, categories)
+    frame = application.encode(apps, {f.name: f.categories for f in schema.fields if f.categories})
     del apps
     tick("application", t)
 
@@ -140,6 +171,7 @@ def build_features(raw_dir: Path, out_dir: Path, progress: Progress | None = Non
         test_rows=out.height - train_rows,
         seconds=seconds,
         warnings=warnings,
+        pinned=pinned is not None,
     )
     _write_build_info(result, raw_dir)
     if progress is not None:
@@ -227,6 +259,7 @@ def _write_build_info(result: BuildResult, raw_dir: Path) -> None:
     schema = result.schema
     info = {
         "schema_version": schema.version,
+        "schema_pinned": result.pinned,
         "features": len(schema),
         "features_by_source": {s.value: len(schema.by_source(s)) for s in FeatureSource},
         "rows": result.rows,

@@ -103,12 +103,49 @@ def _product3(a: Array, b: Array, c: Array) -> Array:
     return a * b * c
 
 
+# DAYS_EMPLOYED's code for "pensioner / unemployed" in the source data (kept as-is in the vector).
+DAYS_EMPLOYED_CODE = 365243.0
+
+
+def _employed_anomaly(days: Array) -> Array:
+    """1 for the pensioner/unemployed code, 0 for a real number of days, NaN when unknown."""
+    out = (days == DAYS_EMPLOYED_CODE).astype(np.float64)
+    out[np.isnan(days)] = np.nan
+    return out
+
+
+def _employed_ratio(a: Array, b: Array, *, employed_first: bool) -> Array:
+    """a / b with the DAYS_EMPLOYED code read as missing (its position says which input is the days)."""
+    days = a if employed_first else b
+    days = np.where(days == DAYS_EMPLOYED_CODE, np.nan, days)
+    return _div(days, b) if employed_first else _div(a, days)
+
+
+def _employed_age_ratio(employed: Array, birth: Array) -> Array:
+    return _employed_ratio(employed, birth, employed_first=True)
+
+
+def _car_age_employed_ratio(car_age: Array, employed: Array) -> Array:
+    return _employed_ratio(car_age, employed, employed_first=False)
+
+
+def _document_count(*flags: Array) -> Array:
+    """Documents provided: the sum of the flags present, NaN when none is known."""
+    filled, n = _present(*flags)
+    total = np.zeros_like(n)
+    for flag in filled:  # elementwise, in a fixed order
+        total = total + flag
+    total[n == 0] = np.nan
+    return total
+
+
 def _total_annuity_income(annuity: Array, bureau_annuity: Array, income: Array) -> Array:
     """(requested annuity + annuities of the active bureau credits, none = 0) / income."""
     return _div(annuity + np.where(np.isnan(bureau_annuity), 0.0, bureau_annuity), income)
 
 
 _EXT = ("EXT_SOURCE_1", "EXT_SOURCE_2", "EXT_SOURCE_3")
+_DOCUMENTS = tuple(f"FLAG_DOCUMENT_{i}" for i in range(2, 22))
 
 
 def _r(name: str, num: str, den: str) -> DerivedFeature:
@@ -122,11 +159,13 @@ DERIVED: tuple[DerivedFeature, ...] = (
     _r("CREDIT_GOODS_RATIO", "AMT_CREDIT", "AMT_GOODS_PRICE"),
     DerivedFeature("CREDIT_GOODS_DIFF", ("AMT_CREDIT", "AMT_GOODS_PRICE"), _diff),
     _r("INCOME_PER_FAMILY_MEMBER", "AMT_INCOME_TOTAL", "CNT_FAM_MEMBERS"),
-    _r("EMPLOYED_AGE_RATIO", "DAYS_EMPLOYED", "DAYS_BIRTH"),
+    DerivedFeature("EMPLOYED_AGE_RATIO", ("DAYS_EMPLOYED", "DAYS_BIRTH"), _employed_age_ratio),
     _r("REGISTRATION_AGE_RATIO", "DAYS_REGISTRATION", "DAYS_BIRTH"),
     _r("ID_PUBLISH_AGE_RATIO", "DAYS_ID_PUBLISH", "DAYS_BIRTH"),
     _r("PHONE_CHANGE_AGE_RATIO", "DAYS_LAST_PHONE_CHANGE", "DAYS_BIRTH"),
-    _r("CAR_AGE_EMPLOYED_RATIO", "OWN_CAR_AGE", "DAYS_EMPLOYED"),
+    DerivedFeature("CAR_AGE_EMPLOYED_RATIO", ("OWN_CAR_AGE", "DAYS_EMPLOYED"), _car_age_employed_ratio),
+    DerivedFeature("DAYS_EMPLOYED_ANOM", ("DAYS_EMPLOYED",), _employed_anomaly),
+    DerivedFeature("DOCUMENT_COUNT", _DOCUMENTS, _document_count),
     DerivedFeature("EXT_SOURCE_MEAN", _EXT, _ext_mean),
     DerivedFeature("EXT_SOURCE_MIN", _EXT, _ext_min),
     DerivedFeature("EXT_SOURCE_MAX", _EXT, _ext_max),

@@ -18,3 +18,8 @@ class MissingFileError(RawDataError):
 
 class MissingColumnError(RawDataError):
     pass
+
+
+# --- feature contract ---------------------------------------------------------------------------
+class FeatureContractError(FeatureLoaderError):
+    """A pinned feature schema cannot be built by this code (the message names the schema and field)."""

@@ -13,10 +13,17 @@ Decisions recorded here (also in the exported JSON Schemas, ``schemas/json/``):
   scored as missing) — overrides the client's cached value; an absent field keeps the cached value.
   :meth:`LoanApplication.scoring_fields` returns exactly the carried ones.
 * **Extra fields are ignored** (forward compatible: upstream may add fields before we upgrade).
+* **The application form** (contract version 2): every application column of the Home Credit schema
+  (application_train/test minus ``SK_ID_CURR`` and ``TARGET``: :data:`APPLICATION_FIELDS`), each
+  optional, typed and bounded by the committed contract ``schemas/application_columns.json``
+  (:mod:`schemas.application_form`). Version 1 events (the 8 fields of :data:`V1_FIELDS`) are still
+  read: they are valid version 2 events that carry fewer fields.
 * **Strict types.** Numbers must be JSON numbers (``"1000"`` or ``true`` are rejected); integers must be
   whole (``10`` or ``10.0``, not ``10.5``); categoricals must be strings (an unknown level is accepted
-  and scored as missing). Amounts are finite, ``>= 0`` and ``<= MAX_AMOUNT``; hours in 0..23; event
-  times in years 2000..2100; naive times are read as UTC; every datetime is normalised to UTC.
+  and scored as missing). Every number must be finite and within its column's physical range (amounts
+  ``>= 0``, days ``<= 0``, flags 0/1, normalised values 0..1, …) or one of its codes (``DAYS_EMPLOYED``
+  365243); event times in years 2000..2100; naive times are read as UTC; every datetime is normalised
+  to UTC.
 """
 
 from __future__ import annotations
@@ -25,22 +32,28 @@ import base64
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from schemas.application_form import FORM_COLUMNS, WholeNumber, pydantic_fields
 from schemas.exceptions import ErrorKind
 
+# The Decision and DeadLetter records' version (unchanged by the application form).
 SCHEMA_VERSION: Final = 1
-SUPPORTED_VERSIONS = frozenset({SCHEMA_VERSION})
+# The LoanApplication contract: 2 = the whole application form; 1 = the first 8 fields (still read).
+APPLICATION_VERSION: Final = 2
+SUPPORTED_VERSIONS = frozenset({1, APPLICATION_VERSION})
 MAX_AMOUNT = 1e9  # the largest Home Credit income is 1.17e8; beyond 1e9 is a unit or typing error
 MAX_ID_LEN = 128
-MAX_TEXT_LEN = 64
 MIN_EVENT_YEAR, MAX_EVENT_YEAR = 2000, 2100
 
-# The raw application fields an application event may carry, in the Home Credit column names.
-APPLICATION_FIELDS: tuple[str, ...] = (
+# Every application column an event may carry, in the Home Credit column names and file order.
+APPLICATION_FIELDS: tuple[str, ...] = tuple(c.name for c in FORM_COLUMNS)
+# The fields of a version 1 event (what upstream systems sent before the whole form).
+V1_FIELDS: tuple[str, ...] = (
     "NAME_CONTRACT_TYPE",
     "AMT_INCOME_TOTAL",
     "AMT_CREDIT",
@@ -53,21 +66,7 @@ APPLICATION_FIELDS: tuple[str, ...] = (
 
 _APPLICATION_FIELD_SET = frozenset(APPLICATION_FIELDS)
 
-Amount = Annotated[
-    float | None, Field(strict=True, ge=0, le=MAX_AMOUNT, description="Amount in currency units.")
-]
-Text = Annotated[str | None, Field(strict=True, max_length=MAX_TEXT_LEN)]
 Identifier = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_ID_LEN)]
-
-
-def _number_not_text(value: object) -> object:
-    """Integers may arrive as integral floats (``10.0``, from float columns) but never as text/booleans."""
-    if isinstance(value, str | bool | bytes):
-        raise PydanticCustomError("int_type", "Input should be a valid integer")
-    return value
-
-
-WholeNumber = Annotated[int, BeforeValidator(_number_not_text)]
 ProbabilityValue = Annotated[float, Field(ge=0.0, le=1.0)]
 Seconds = Annotated[float, Field(description="Duration in seconds.")]
 
@@ -101,8 +100,8 @@ def _to_utc(value: datetime) -> datetime:
     return value
 
 
-class LoanApplication(BaseModel):
-    """A loan application event (topic ``loan-applications``, key = application id)."""
+class _Envelope(BaseModel):
+    """The envelope of an application event; the form's fields are added from the contract."""
 
     model_config = ConfigDict(
         extra="ignore",
@@ -112,8 +111,8 @@ class LoanApplication(BaseModel):
         use_attribute_docstrings=True,
     )
 
-    schema_version: Annotated[int, Field(strict=True)] = SCHEMA_VERSION
-    """Contract version; this build reads version 1."""
+    schema_version: Annotated[int, Field(strict=True)] = APPLICATION_VERSION
+    """Contract version; this build reads versions 1 and 2 (2 = the whole application form)."""
     event_id: Identifier = Field(default_factory=new_event_id)
     """Unique id of this event; defaults to a generated id (derived from the payload by the codec)."""
     application_id: Identifier | None = None
@@ -123,17 +122,16 @@ class LoanApplication(BaseModel):
     event_time: datetime = Field(default_factory=utc_now)
     """Producer's timestamp (UTC; a naive time is read as UTC)."""
 
-    NAME_CONTRACT_TYPE: Text = None
-    """"Cash loans" or "Revolving loans" (another level is scored as missing)."""
-    AMT_INCOME_TOTAL: Amount = None
-    AMT_CREDIT: Amount = None
-    AMT_ANNUITY: Amount = None
-    AMT_GOODS_PRICE: Amount = None
-    NAME_TYPE_SUITE: Text = None
-    """Who accompanied the client ("Unaccompanied", "Family", …)."""
-    WEEKDAY_APPR_PROCESS_START: Text = None
-    """Weekday of the application, upper case English ("MONDAY" … "SUNDAY")."""
-    HOUR_APPR_PROCESS_START: Annotated[WholeNumber | None, Field(ge=0, le=23)] = None
+
+if TYPE_CHECKING:
+    _Form = _Envelope
+else:  # the application columns, typed and bounded by the committed contract
+    _Form = create_model("_Form", __base__=_Envelope, **pydantic_fields())
+
+
+class LoanApplication(_Form):
+    """A loan application event (topic ``loan-applications``, key = application id): the envelope and
+    the application form, every column optional."""
 
     @field_validator("schema_version")
     @classmethod
@@ -156,10 +154,17 @@ class LoanApplication(BaseModel):
         """The Kafka key of this application and of its decision."""
         return self.application_id or self.event_id
 
-    def scoring_fields(self) -> dict[str, object]:
-        """The application fields this event carries (present in the input, ``None`` = unknown)."""
+    @cached_property
+    def carried_fields(self) -> dict[str, object]:
+        """The application fields this event carries (present in the input, ``None`` = unknown);
+        computed once (the fast validator fills it as it checks them). Read-only."""
         values = self.__dict__
         return {name: values[name] for name in self.__pydantic_fields_set__ & _APPLICATION_FIELD_SET}
+
+    def scoring_fields(self) -> dict[str, object]:
+        """The application fields this event carries (present in the input, ``None`` = unknown).
+        The same dict on every call: do not modify it."""
+        return self.carried_fields
 
 
 class DecisionLabel(StrEnum):

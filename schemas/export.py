@@ -12,30 +12,47 @@ from typing import Any
 
 import orjson
 
-from schemas.events import SCHEMA_VERSION, DeadLetter, Decision, LoanApplication
+from schemas.events import APPLICATION_VERSION, SCHEMA_VERSION, DeadLetter, Decision, LoanApplication
 
 JSON_DIR = Path(__file__).resolve().parent / "json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
-# file stem → (model, mode): producers send applications (validation form); we emit the others.
-EXPORTS: dict[str, tuple[Any, str]] = {
-    "loan_application": (LoanApplication, "validation"),
-    "decision": (Decision, "serialization"),
-    "dead_letter": (DeadLetter, "serialization"),
+# file stem → (model, mode, contract version): producers send applications (validation form); we emit
+# the others.
+EXPORTS: dict[str, tuple[Any, str, int]] = {
+    "loan_application": (LoanApplication, "validation", APPLICATION_VERSION),
+    "decision": (Decision, "serialization", SCHEMA_VERSION),
+    "dead_letter": (DeadLetter, "serialization", SCHEMA_VERSION),
 }
 
 
 def generate() -> dict[str, bytes]:
     """File name → exact bytes of every exported schema."""
     out: dict[str, bytes] = {}
-    for stem, (model, mode) in EXPORTS.items():
+    for stem, (model, mode, version) in EXPORTS.items():
         doc = {
             "$schema": DRAFT,
-            "$id": f"credit-scorer/{stem}/v{SCHEMA_VERSION}",
+            "$id": f"credit-scorer/{stem}/v{version}",
             **model.model_json_schema(mode=mode),
         }
-        out[f"{stem}.schema.json"] = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+        out[f"{stem}.schema.json"] = orjson.dumps(_standard(doc), option=orjson.OPT_INDENT_2) + b"\n"
     return out
+
+
+# pydantic writes its own bound names for a constrained int behind a validator (``sk_id_curr``)
+_KEYWORDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
+
+
+def _standard(node: Any) -> Any:
+    """The schema with pydantic's ``gt``/``ge``/``lt``/``le`` renamed to the JSON Schema keywords."""
+    if isinstance(node, dict):
+        return {
+            _KEYWORDS.get(k, k) if k in _KEYWORDS and not isinstance(v, dict) else k: _standard(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_standard(v) for v in node]
+    return node
 
 
 def stale_files(directory: Path = JSON_DIR) -> list[str]:

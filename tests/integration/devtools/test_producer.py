@@ -68,9 +68,16 @@ async def test_csv_rows_become_keyed_valid_events(
     assert set(by_client) == {100001, 100005, 100013}
     assert by_client[100001].AMT_CREDIT == 568800.0 and by_client[100001].HOUR_APPR_PROCESS_START == 18
     assert by_client[100005].AMT_INCOME_TOTAL == 99000.0
-    # empty cells are not carried: the worker keeps the client's cached value
-    assert "AMT_CREDIT" not in by_client[100005].scoring_fields()
-    assert "NAME_CONTRACT_TYPE" not in by_client[100013].scoring_fields()
+    # the whole form of each row: an empty cell is carried as unknown (it overrides the cached value)
+    assert by_client[100005].scoring_fields()["AMT_CREDIT"] is None
+    assert by_client[100013].scoring_fields()["NAME_CONTRACT_TYPE"] is None
+    assert set(by_client[100001].scoring_fields()) == {
+        "NAME_CONTRACT_TYPE",
+        "AMT_INCOME_TOTAL",
+        "AMT_CREDIT",
+        "HOUR_APPR_PROCESS_START",
+    }  # the application columns of the file (OTHER is not one)
+    assert all(e.schema_version == 2 for e in events.values())
     assert all(e.application_id == k for k, e in events.items())
 
 
@@ -163,7 +170,7 @@ async def test_unreachable_broker_is_a_clear_error() -> None:
         ),
         (["100001,Cash loans,1,-2,3,x"], None, r"row 1: field AMT_CREDIT: .*greater than or equal to 0"),
         (["100001,Cash loans,1,2,24,x"], None, r"row 1: field HOUR_APPR_PROCESS_START"),
-        (["100001,Cash loans,1,2,7.5,x"], None, r"row 1: field HOUR_APPR_PROCESS_START: not a number"),
+        (["100001,Cash loans,1,2,7.5,x"], None, r"row 1: field HOUR_APPR_PROCESS_START: not a whole number"),
         (["1,2"], "ID,AMT_CREDIT\n", r"missing column SK_ID_CURR"),
         ([], None, r"no application rows"),
     ],
@@ -228,11 +235,47 @@ def test_cli_unreachable_broker_exits_1(tmp_path: Path) -> None:
     assert "error: cannot connect to the broker" in result.stderr
 
 
-def test_real_sample_rows_validate(sample_dir: Path) -> None:
-    rows = read_csv_applications(sample_dir / "application_test.csv.gz", limit=500)
-    assert len(rows) == 500
-    assert len({r.sk_id_curr for r in rows}) == 500
-    assert all(r.fields.get("AMT_CREDIT", 1) > 0 for r in rows)
+def test_real_sample_rows_are_whole_forms(sample_dir: Path) -> None:
+    from schemas.events import APPLICATION_FIELDS
+
+    rows = read_csv_applications(sample_dir / "application_test.csv.gz")
+    assert len(rows) == 48_744 == len({r.sk_id_curr for r in rows})
+    for row in rows[:500]:
+        assert list(row.fields) == list(APPLICATION_FIELDS) and row.fields["AMT_CREDIT"] > 0
+    # each event the producer makes from a row is that row's form, as the worker parses it
+    factory = EventFactory(run_id="real")
+    for row in rows[:: len(rows) // 50]:
+        app = parse_application(factory.make(row)[1], 65536)
+        assert app.sk_id_curr == row.sk_id_curr and app.scoring_fields() == row.fields
+
+
+def test_synthetic_rows_are_whole_valid_forms() -> None:
+    from schemas.events import APPLICATION_FIELDS
+
+    rows = synthetic_applications(200, seed=1)
+    assert rows == synthetic_applications(200, seed=1)  # deterministic for a seed
+    assert all(list(r.fields) == list(APPLICATION_FIELDS) for r in rows)
+    factory = EventFactory(run_id="synth")
+    assert all(parse_application(factory.make(r)[1], 65536).sk_id_curr == r.sk_id_curr for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("column", "cell", "expected"),
+    [
+        ("DAYS_BIRTH", "120", r"row 1: field DAYS_BIRTH: Input should be between -54790 and 0 \(got 120\)"),
+        ("DAYS_EMPLOYED", "12", r"row 1: field DAYS_EMPLOYED: Input should be between -54790 and 0, or one"),
+        ("EXT_SOURCE_2", "1.5", r"row 1: field EXT_SOURCE_2: .*less than or equal to 1"),
+        ("CNT_CHILDREN", "1.5", r"row 1: field CNT_CHILDREN: not a whole number: '1.5'"),
+        ("FLAG_DOCUMENT_3", "yes", r"row 1: field FLAG_DOCUMENT_3: not a number: 'yes'"),
+    ],
+)
+def test_a_form_value_outside_the_contract_names_its_row_and_field(
+    tmp_path: Path, column: str, cell: str, expected: str
+) -> None:
+    path = tmp_path / "form.csv"
+    path.write_text(f"SK_ID_CURR,AMT_CREDIT,{column}\n100001,1000.0,{cell}\n")
+    with pytest.raises(ProducerInputError, match=expected):
+        read_csv_applications(path)
 
 
 def test_malformed_payloads_are_all_rejected() -> None:

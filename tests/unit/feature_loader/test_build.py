@@ -1,4 +1,4 @@
-"""Feature build on tiny hand-made tables: aggregates checked by value, cleaning, errors, the split."""
+"""Feature build on tiny hand-made tables: aggregates checked by value, the contract, pinning, errors."""
 
 from __future__ import annotations
 
@@ -9,16 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from feature_loader import application
-from feature_loader.build import BUILD_INFO_FILE, FAMILIES, FEATURES_FILE, SCHEMA_FILE, build_features
+from feature_loader.build import (
+    BUILD_INFO_FILE,
+    FAMILIES,
+    FEATURES_FILE,
+    SCHEMA_FILE,
+    build_features,
+    feature_schema,
+)
 from feature_loader.cli import app
 from feature_loader.derived import DERIVED, apply_derived
-from feature_loader.exceptions import MissingColumnError, MissingFileError, RawDataError
-from feature_loader.feature_schema import FeatureSchema
+from feature_loader.exceptions import FeatureContractError, MissingColumnError, MissingFileError, RawDataError
+from feature_loader.feature_schema import FeatureField, FeatureSchema, FeatureSource
 from feature_loader.raw_tables import (
     APPLICATION_TEST,
     APPLICATION_TRAIN,
@@ -30,6 +38,8 @@ from feature_loader.raw_tables import (
     PREVIOUS_APPLICATION,
     RawTable,
 )
+from schemas.application_form import LEVELS
+from schemas.events import APPLICATION_FIELDS
 
 Row = dict[str, object]
 A, B, C = 100001, 100002, 100003  # A: full history (train), B: no history (train), C: test
@@ -212,18 +222,33 @@ def test_clients_without_history_get_nan_and_ids_target_split(raw: Path, tmp_pat
     assert all(math.isnan(rows[B][n]) for n in related)
 
 
-def test_application_cleaning_and_category_encoding(raw: Path, tmp_path: Path) -> None:
+def test_application_columns_as_the_event_carries_them(raw: Path, tmp_path: Path) -> None:
     rows, schema = build(raw, tmp_path / "out")
     gender = schema.field("CODE_GENDER")
-    assert gender.categories == ("F", "M")  # XNA is missing, not a level
+    assert gender.categories == LEVELS["CODE_GENDER"] == ("F", "M")  # XNA is missing, not a level
     assert math.isnan(rows[B]["CODE_GENDER"]) and rows[C]["CODE_GENDER"] == 1.0
-    assert schema.field("ORGANIZATION_TYPE").categories == ("School",)
-    assert math.isnan(rows[B]["DAYS_EMPLOYED"]) and rows[B]["DAYS_EMPLOYED_ANOM"] == 1.0
+    organisation = schema.field("ORGANIZATION_TYPE")
+    assert organisation.categories == LEVELS["ORGANIZATION_TYPE"]  # the contract's, not the rows'
+    assert rows[A]["ORGANIZATION_TYPE"] == organisation.categories.index("School")
+    assert math.isnan(rows[B]["ORGANIZATION_TYPE"])  # XNA
+    # numbers as sent, the code included; what the code means is derived
+    assert rows[B]["DAYS_EMPLOYED"] == 365243 and rows[B]["DAYS_EMPLOYED_ANOM"] == 1.0
+    assert math.isnan(rows[B]["EMPLOYED_AGE_RATIO"])  # the code is not a number of days
     assert rows[A]["DAYS_EMPLOYED"] == -3000 and rows[A]["DAYS_EMPLOYED_ANOM"] == 0.0
+    assert rows[A]["EMPLOYED_AGE_RATIO"] == pytest.approx(0.25)
     assert rows[A]["DOCUMENT_COUNT"] == 2
     contract = schema.field("NAME_CONTRACT_TYPE")
     assert rows[C]["NAME_CONTRACT_TYPE"] == contract.encode("Revolving loans") == 1.0
     assert contract.decode(rows[A]["NAME_CONTRACT_TYPE"]) == "Cash loans"
+
+
+def test_a_level_outside_the_vocabulary_is_missing(raw: Path, tmp_path: Path) -> None:
+    first = build(raw, tmp_path / "a")[1]
+    write_applications(raw, ORGANIZATION_TYPE="Space agency", NAME_INCOME_TYPE="Maternity leave")
+    rows, second = build(raw, tmp_path / "b")
+    assert second == first  # same schema, same version, whatever the levels of the rows
+    assert math.isnan(rows[A]["ORGANIZATION_TYPE"])
+    assert second.field("NAME_INCOME_TYPE").decode(rows[A]["NAME_INCOME_TYPE"]) == "Maternity leave"
 
 
 def test_derived_columns_are_those_of_apply_derived(raw: Path, tmp_path: Path) -> None:
@@ -261,32 +286,84 @@ def test_output_files_dtypes_and_order(raw: Path, tmp_path: Path) -> None:
 
 def test_event_cached_derived_split(raw: Path, tmp_path: Path) -> None:
     _, schema = build(raw, tmp_path / "out")
-    assert [f.name for f in schema.event_fields] == [
-        "NAME_CONTRACT_TYPE", "AMT_INCOME_TOTAL", "AMT_CREDIT", "AMT_ANNUITY", "AMT_GOODS_PRICE",
-        "NAME_TYPE_SUITE", "WEEKDAY_APPR_PROCESS_START", "HOUR_APPR_PROCESS_START",
-    ]  # fmt: skip
+    event = [f.name for f in schema.event_fields]
+    assert event == list(application.FEATURES)  # every application feature arrives with the event
+    assert set(event) <= set(APPLICATION_FIELDS) and {"EXT_SOURCE_1", "DAYS_BIRTH", "CODE_GENDER"} <= set(
+        event
+    )
+    assert not {"APARTMENTS_MODE", "APARTMENTS_MEDI", "FLAG_MOBIL"} & set(event)  # near-duplicates
     assert [f.name for f in schema.derived_fields] == [d.name for d in DERIVED]
-    event = {f.name for f in schema.event_fields}
     derived = {f.name for f in schema.derived_fields}
     for d in DERIVED:  # pure functions of non-derived features of the schema
         assert set(d.inputs) <= set(schema.names) - derived, d.name
     for name in ("CREDIT_INCOME_RATIO", "ANNUITY_INCOME_RATIO", "CREDIT_ANNUITY_RATIO", "CREDIT_GOODS_RATIO"):
         spec = next(d for d in DERIVED if d.name == name)
-        assert set(spec.inputs) & event, f"{name} must use the requested amounts of the event"
-    cached = {f.name for f in schema.cached_fields}
-    assert cached.isdisjoint(event | derived) and len(cached) + len(event) + len(derived) == len(schema)
-    assert {"EXT_SOURCE_1", "DAYS_BIRTH", "BURO_ACTIVE_DEBT_SUM", "INST_LATE_SHARE"} <= cached
+        assert set(spec.inputs) & set(event), f"{name} must use the requested amounts of the event"
+    cached = {f.name for f in schema.cached_fields}  # the client's history, known before the application
+    assert cached.isdisjoint(set(event) | derived) and len(cached) + len(event) + len(derived) == len(schema)
+    assert {n.split("_")[0] for n in cached} == {"BURO", "PREV", "POS", "INST", "CC"}
 
 
-def test_schema_version_stable_across_runs_and_changes_with_schema(raw: Path, tmp_path: Path) -> None:
+def test_schema_version_stable_across_runs_and_rows(raw: Path, tmp_path: Path) -> None:
     _, first = build(raw, tmp_path / "a")
     _, second = build(raw, tmp_path / "b")
-    assert first.version == second.version
+    assert first.version == second.version == feature_schema().version
     assert (tmp_path / "a" / SCHEMA_FILE).read_bytes() == (tmp_path / "b" / SCHEMA_FILE).read_bytes()
-    write_applications(raw, ORGANIZATION_TYPE="Bank")  # a new categorical level changes the schema
-    _, changed = build(raw, tmp_path / "c")
-    assert changed.field("ORGANIZATION_TYPE").categories == ("Bank",)
-    assert changed.version != first.version
+    write_applications(raw, ORGANIZATION_TYPE="Bank")  # other levels in the rows: same schema
+    assert build(raw, tmp_path / "c")[1].version == first.version
+
+
+def test_a_build_pinned_to_a_schema_writes_that_schema(raw: Path, tmp_path: Path) -> None:
+    own = feature_schema()
+    pinned = FeatureSchema(
+        fields=(
+            own.field("EXT_SOURCE_1"),
+            own.field("AMT_CREDIT"),
+            own.field("AMT_INCOME_TOTAL"),
+            own.field("CODE_GENDER").model_copy(update={"categories": ("M", "F")}),  # another order
+            own.field("BURO_COUNT"),
+            own.field("CREDIT_INCOME_RATIO"),
+        )
+    )
+    result = build_features(raw, tmp_path / "out", pinned=pinned)
+    assert result.schema == pinned and result.pinned
+    df = pl.read_parquet(tmp_path / "out" / FEATURES_FILE)
+    assert df.columns == ["SK_ID_CURR", "TARGET", "IS_TRAIN", *pinned.names]
+    rows = {r["SK_ID_CURR"]: r for r in df.iter_rows(named=True)}
+    assert (rows[A]["CODE_GENDER"], rows[C]["CODE_GENDER"]) == (1.0, 0.0)  # the pinned indices
+    assert rows[A]["CREDIT_INCOME_RATIO"] == pytest.approx(2.5) and rows[A]["BURO_COUNT"] == 2
+    info = orjson.loads((tmp_path / "out" / BUILD_INFO_FILE).read_bytes())
+    assert info["schema_pinned"] is True and info["schema_version"] == pinned.version
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        (FeatureField(name="NOT_A_FEATURE"), "'NOT_A_FEATURE' is not computed by this build"),
+        (FeatureField(name="DAYS_BIRTH"), "'DAYS_BIRTH' is numeric/cached there but numeric/event"),
+        (FeatureField(name="CREDIT_INCOME_RATIO", source=FeatureSource.DERIVED), "needs 'AMT_CREDIT'"),
+    ],
+)
+def test_a_pin_this_code_cannot_build_is_refused(
+    raw: Path, tmp_path: Path, field: FeatureField, message: str
+) -> None:
+    pinned = FeatureSchema(fields=(FeatureField(name="EXT_SOURCE_2", source=FeatureSource.EVENT), field))
+    with pytest.raises(FeatureContractError, match=message):
+        build_features(raw, tmp_path / "out", pinned=pinned)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_pins_to_a_model_directory(raw: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    pinned = FeatureSchema(fields=(feature_schema().field("AMT_CREDIT"),))
+    pinned.save(model / SCHEMA_FILE)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["build", "--raw", str(raw), "--out", str(out), "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    assert f"schema {pinned.version} (pinned)" in result.output
+    assert FeatureSchema.load(out / SCHEMA_FILE) == pinned
+    bad = CliRunner().invoke(app, ["build", "--raw", str(raw), "--schema", str(tmp_path / "nope.json")])
+    assert bad.exit_code == 2 and "nope.json: feature schema not found" in bad.output
 
 
 def test_absent_optional_tables_give_nan_and_warnings(tmp_path: Path, raw: Path) -> None:

@@ -103,6 +103,27 @@ def test_missing_ext_sources_and_zero_denominators() -> None:
     assert not np.isinf(m).any()
 
 
+def test_days_employed_code_and_document_count() -> None:
+    docs = {f"FLAG_DOCUMENT_{i}": 0.0 for i in range(2, 22)} | {
+        "FLAG_DOCUMENT_3": 1.0,
+        "FLAG_DOCUMENT_8": 1.0,
+    }
+    m = matrix_of(
+        [
+            {"DAYS_EMPLOYED": 365243, "DAYS_BIRTH": -20000, "OWN_CAR_AGE": 5, **docs},  # pensioner code
+            {"DAYS_EMPLOYED": -2000, "DAYS_BIRTH": -10000, "OWN_CAR_AGE": 5, "FLAG_DOCUMENT_5": 1.0},
+            {},  # nothing known
+        ]
+    )
+    apply_derived(m, SCHEMA)
+    assert derived(m, "DAYS_EMPLOYED_ANOM")[:2].tolist() == [1.0, 0.0]
+    assert np.isnan(derived(m, "EMPLOYED_AGE_RATIO")[0]) and np.isnan(derived(m, "CAR_AGE_EMPLOYED_RATIO")[0])
+    assert derived(m, "EMPLOYED_AGE_RATIO")[1] == pytest.approx(0.2)
+    assert derived(m, "CAR_AGE_EMPLOYED_RATIO")[1] == pytest.approx(-0.0025)
+    assert derived(m, "DOCUMENT_COUNT")[:2].tolist() == [2.0, 1.0]  # absent flags count as not provided
+    assert np.isnan(m[2, [SCHEMA.index[n] for n in ("DAYS_EMPLOYED_ANOM", "DOCUMENT_COUNT")]]).all()
+
+
 def test_refuses_bad_matrix_and_unknown_derived_field() -> None:
     with pytest.raises(ValueError, match="float32"):
         apply_derived(np.zeros((2, len(SCHEMA)), dtype=np.float64), SCHEMA)

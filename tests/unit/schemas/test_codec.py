@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.application_form import FORM_COLUMNS
 from schemas.codec import encode_application, parse_application
-from schemas.events import APPLICATION_FIELDS, MAX_AMOUNT, LoanApplication
+from schemas.events import APPLICATION_FIELDS, MAX_AMOUNT, V1_FIELDS, LoanApplication
 from schemas.exceptions import ErrorKind, InvalidEvent
 
 LIMIT = 64 * 1024
@@ -35,7 +36,7 @@ def test_minimal_event_is_valid_and_gets_ids_and_time() -> None:
     assert app.event_time == datetime.fromtimestamp(1_700_000_000.5, UTC)
     assert len(app.event_id) == 32 and app.application_id == app.event_id == app.key
     assert app.scoring_fields() == {}
-    assert app.schema_version == 1
+    assert app.schema_version == 2
 
 
 def test_derived_event_id_is_stable_for_a_redelivered_record() -> None:
@@ -68,9 +69,47 @@ def test_full_event_with_raw_column_names() -> None:
     assert app.event_time == datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
     assert app.event_time.tzinfo is UTC
     fields = app.scoring_fields()
-    assert set(fields) == set(APPLICATION_FIELDS)  # all carried, AMT_GOODS_PRICE as an explicit null
+    assert set(fields) == set(V1_FIELDS)  # all carried, AMT_GOODS_PRICE as an explicit null
     assert fields["AMT_GOODS_PRICE"] is None and fields["AMT_INCOME_TOTAL"] == 270000.0
     assert not hasattr(app, "SOMETHING_NEW")
+
+
+def test_version_1_events_are_still_read() -> None:
+    app = parse({"sk_id_curr": 5, "schema_version": 1, "AMT_CREDIT": 1000})
+    assert app.schema_version == 1 and app.scoring_fields() == {"AMT_CREDIT": 1000.0}
+
+
+def test_the_whole_application_form() -> None:
+    form = {
+        "CODE_GENDER": "F", "FLAG_OWN_CAR": "N", "CNT_CHILDREN": 0, "DAYS_BIRTH": -19241,
+        "DAYS_EMPLOYED": 365243, "REGION_RATING_CLIENT_W_CITY": -1, "EXT_SOURCE_2": 0.789654,
+        "OWN_CAR_AGE": None, "FLAG_DOCUMENT_3": 1, "AMT_REQ_CREDIT_BUREAU_YEAR": 0.0,
+        "ORGANIZATION_TYPE": "XNA", "NAME_INCOME_TYPE": "Astronaut",  # outside the vocabulary: missing
+    }  # fmt: skip
+    app = parse({"sk_id_curr": 100001, **form})
+    fields = app.scoring_fields()
+    assert fields == form and set(fields) <= set(APPLICATION_FIELDS)
+    assert type(fields["AMT_REQ_CREDIT_BUREAU_YEAR"]) is int  # a count, sent as 0.0 by a float column
+    assert len(APPLICATION_FIELDS) == 120 and set(V1_FIELDS) < set(APPLICATION_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("DAYS_BIRTH", 10, ErrorKind.OUT_OF_RANGE),  # a birth after the application
+        ("DAYS_EMPLOYED", 15, ErrorKind.OUT_OF_RANGE),  # only the source's code is positive
+        ("EXT_SOURCE_1", 1.2, ErrorKind.OUT_OF_RANGE),  # normalised
+        ("FLAG_DOCUMENT_3", 2, ErrorKind.OUT_OF_RANGE),
+        ("REGION_RATING_CLIENT", 4, ErrorKind.OUT_OF_RANGE),
+        ("CNT_CHILDREN", -1, ErrorKind.OUT_OF_RANGE),
+        ("CNT_CHILDREN", 1.5, ErrorKind.SCHEMA),
+        ("CODE_GENDER", 1, ErrorKind.SCHEMA),
+        ("OWN_CAR_AGE", "3", ErrorKind.SCHEMA),
+    ],
+)
+def test_a_bad_form_value_names_its_field(field: str, value: object, kind: ErrorKind) -> None:
+    got, message = kind_of(orjson.dumps({"sk_id_curr": 1, "AMT_CREDIT": 1000.0, field: value}))
+    assert got is kind and f"field {field!r}" in message
 
 
 def test_whole_numbers_may_arrive_as_integral_floats() -> None:
@@ -99,7 +138,7 @@ def test_naive_event_time_is_utc() -> None:
         ),
         (b'{"sk_id_curr": 0}', ErrorKind.OUT_OF_RANGE, "'sk_id_curr'"),
         (b'{"sk_id_curr": 1, "event_time": "1970-01-01T00:00:00Z"}', ErrorKind.OUT_OF_RANGE, "'event_time'"),
-        (b'{"sk_id_curr": 1, "schema_version": 2}', ErrorKind.UNSUPPORTED_VERSION, "schema_version 2"),
+        (b'{"sk_id_curr": 1, "schema_version": 3}', ErrorKind.UNSUPPORTED_VERSION, "schema_version 3"),
         (b'{"sk_id_curr": 1, "AMT_CREDIT": "1000"}', ErrorKind.SCHEMA, "'AMT_CREDIT'"),
         (b'{"sk_id_curr": true}', ErrorKind.SCHEMA, "'sk_id_curr'"),
         (b'{"sk_id_curr": 1.5}', ErrorKind.SCHEMA, "'sk_id_curr'"),
@@ -164,9 +203,15 @@ def _check_total(raw: bytes) -> None:
         return
     # a valid event honours every constraint of the contract
     assert app.sk_id_curr > 0 and app.event_time.tzinfo is UTC and app.application_id
-    for name in ("AMT_INCOME_TOTAL", "AMT_CREDIT", "AMT_ANNUITY", "AMT_GOODS_PRICE"):
-        value = getattr(app, name)
-        assert value is None or (math.isfinite(value) and 0 <= value <= MAX_AMOUNT)
+    for column in FORM_COLUMNS:
+        value = getattr(app, column.name)
+        if value is None:
+            continue
+        if column.type == "category":
+            assert isinstance(value, str)
+        else:
+            assert type(value) is (float if column.type == "number" else int)
+            assert math.isfinite(value) and column.accepts(value), (column.name, value)
 
 
 @settings(max_examples=300, deadline=None)

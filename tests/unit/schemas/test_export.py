@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 
 from schemas import export
+from schemas.events import APPLICATION_FIELDS
 
 
 def test_committed_json_schemas_are_up_to_date() -> None:
@@ -26,6 +27,12 @@ def test_schemas_describe_the_contract() -> None:
     app = docs["loan_application.schema.json"]
     assert app["required"] == ["sk_id_curr"]
     assert {"AMT_CREDIT", "NAME_CONTRACT_TYPE", "event_time", "schema_version"} <= set(app["properties"])
+    assert app["$id"].endswith("/v2") and set(APPLICATION_FIELDS) <= set(app["properties"])
+    employed = app["properties"]["DAYS_EMPLOYED"]  # a range and the source's code
+    assert {"type": "integer", "minimum": -54790, "maximum": 0} in employed["anyOf"]
+    assert {"const": 365243} in employed["anyOf"]
+    assert app["properties"]["EXT_SOURCE_1"]["anyOf"][0] == {"maximum": 1.0, "minimum": 0.0, "type": "number"}
+    assert "Maternity leave" in app["properties"]["NAME_INCOME_TYPE"]["description"]
     decision = docs["decision.schema.json"]
     assert {"decision", "probability_default", "score", "reasons", "latency", "model_version"} <= set(
         decision["required"]

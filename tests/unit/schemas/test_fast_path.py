@@ -11,12 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from schemas.application_form import FORM_COLUMNS, FormColumn
 from schemas.codec import parse_application
-from schemas.events import APPLICATION_FIELDS, MAX_AMOUNT, LoanApplication
+from schemas.events import MAX_AMOUNT, LoanApplication
 from schemas.fast_application import fast_application
-
-AMOUNTS = [f for f in APPLICATION_FIELDS if f.startswith("AMT_")]
-TEXTS = ["NAME_CONTRACT_TYPE", "NAME_TYPE_SUITE", "WEEKDAY_APPR_PROCESS_START"]
 
 numbers = st.one_of(
     st.integers(-5, 2 * int(MAX_AMOUNT)),
@@ -42,6 +40,21 @@ times = st.one_of(
 ids = st.one_of(st.text(min_size=0, max_size=130), junk)
 
 
+def column_values(column: FormColumn) -> st.SearchStrategy[Any]:
+    """Values around a column's contract: its levels or bounds and codes, just outside, other types."""
+    if column.type == "category":
+        return st.one_of(st.sampled_from(column.levels), st.text(max_size=70), junk, numbers)
+    assert column.low is not None and column.high is not None
+    edges = [column.low, column.high, *column.codes, column.low - 1, column.high + 1, column.high + 0.5]
+    edges += [int(column.low), int(column.high), float(column.high), (column.low + column.high) / 2]
+    inside = (
+        st.floats(column.low, column.high)
+        if column.type == "number"
+        else st.integers(column.low, column.high)
+    )
+    return st.one_of(inside, st.sampled_from(edges), numbers, junk)
+
+
 @st.composite
 def documents(draw: st.DrawFn) -> dict[str, Any]:
     doc: dict[str, Any] = {"event_id": draw(ids), "event_time": draw(times)}
@@ -49,12 +62,8 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
         doc["sk_id_curr"] = draw(st.one_of(st.integers(-2, 2**64), numbers, junk))
     else:
         doc["sk_id_curr"] = draw(st.integers(1, 10**9))
-    for name in draw(st.lists(st.sampled_from(AMOUNTS), unique=True)):
-        doc[name] = draw(st.one_of(numbers, junk))
-    for name in draw(st.lists(st.sampled_from(TEXTS), unique=True)):
-        doc[name] = draw(st.one_of(st.text(max_size=70), junk, numbers))
-    if draw(st.booleans()):
-        doc["HOUR_APPR_PROCESS_START"] = draw(st.one_of(st.integers(-2, 30), numbers, junk))
+    for column in draw(st.lists(st.sampled_from(FORM_COLUMNS), unique=True, max_size=30)):
+        doc[column.name] = draw(column_values(column))
     if draw(st.booleans()):
         doc["application_id"] = draw(ids)
     if draw(st.booleans()):
@@ -65,12 +74,16 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def same_application(a: LoanApplication, b: LoanApplication) -> bool:
+    fields = list(LoanApplication.model_fields)
+    carried_a, carried_b = a.scoring_fields(), b.scoring_fields()  # (the fast path computes it as it checks)
     return (
         a == b
         and a.model_fields_set == b.model_fields_set
-        and list(a.__dict__) == list(b.__dict__)
-        and all(type(a.__dict__[k]) is type(b.__dict__[k]) for k in a.__dict__)
+        and [k for k in a.__dict__ if k in fields] == [k for k in b.__dict__ if k in fields] == fields
+        and all(type(a.__dict__[k]) is type(b.__dict__[k]) for k in fields)
         and a.event_time.tzinfo is b.event_time.tzinfo
+        and carried_a == carried_b
+        and all(type(carried_a[k]) is type(carried_b[k]) for k in carried_a)
     )
 
 
@@ -109,6 +122,22 @@ def test_fast_path_takes_the_usual_events() -> None:
     assert floats is not None and same_application(floats, fast)
 
 
+def test_fast_path_takes_a_whole_application_form() -> None:
+    form: dict[str, Any] = {}
+    for c in FORM_COLUMNS:
+        if c.type == "category":
+            form[c.name] = c.levels[-1]
+        elif c.codes:
+            form[c.name] = c.codes[0]  # DAYS_EMPLOYED 365243: the source's own code
+        else:
+            form[c.name] = c.high if c.type == "number" else int(c.low or 0)
+    form["CODE_GENDER"] = "XNA"  # outside the vocabulary: valid, scored as missing
+    doc = {"event_id": "e-2", "sk_id_curr": 100002, "event_time": "2026-01-01T00:00:00Z", **form}
+    fast = fast_application(dict(doc))
+    assert fast is not None and same_application(fast, LoanApplication.model_validate(doc))
+    assert fast.scoring_fields() == form and fast.schema_version == 2
+
+
 def test_fast_path_declines_what_it_cannot_judge() -> None:
     base = {"event_id": "e", "sk_id_curr": 1, "event_time": "2026-01-01T00:00:00Z"}
     for extra in (
@@ -119,7 +148,13 @@ def test_fast_path_declines_what_it_cannot_judge() -> None:
         {"AMT_CREDIT": -1},
         {"AMT_CREDIT": float("nan")},
         {"HOUR_APPR_PROCESS_START": True},
-        {"schema_version": 2},
+        {"schema_version": 3},
+        {"DAYS_BIRTH": 1},
+        {"DAYS_EMPLOYED": 10},
+        {"EXT_SOURCE_1": 1.01},
+        {"FLAG_DOCUMENT_3": 2},
+        {"CNT_CHILDREN": 1.5},
+        {"CODE_GENDER": 1},
     ):
         assert fast_application({**base, **extra}) is None, extra
     assert fast_application({"sk_id_curr": 1, "event_time": "2026-01-01T00:00:00Z"}) is None
