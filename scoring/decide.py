@@ -7,7 +7,9 @@ of the applications it could score plus, for each one it could not, the reason:
 2. assembly: cached vectors + the application fields + derived features (:mod:`scoring.vector`);
 3. scoring: the verified compiled forest (:mod:`scoring.forest`: bit-identical to ``booster.predict``
    on the float32 rows, i.e. to the offline path; one pass gives the probabilities and the leaves the
-   reasons need), else LightGBM's own predict; then the policy (REFUS when ``probability >= threshold``);
+   reasons need), else LightGBM's own predict; then the model card's calibration
+   (:mod:`scoring.calibration`) turns it into the served probability of default, on which the policy
+   decides (REFUS when ``probability >= threshold``, a threshold on the same calibrated scale);
 4. reasons (fast path attribution, :mod:`scoring.reasons`) on every REFUS, every row, or none;
 5. isolation: an application carrying a field value the scorer cannot use is left out with the reason
    (:class:`Unscorable`), and the others are scored exactly as they would be without it.
@@ -147,7 +149,8 @@ def _score(
     t0 = time.perf_counter()
     matrix = model.assembler.assemble(features.matrix, fields, found)
     n = matrix.shape[0]
-    probabilities, leaves = _probabilities(model, matrix, options)
+    raw, leaves = _probabilities(model, matrix, options)
+    probabilities = model.calibrator.apply(raw)  # after the forest: its bit-identical check is on raw
     t1 = time.perf_counter()
     threshold = model.threshold
     refused = refused_mask(probabilities, threshold)

@@ -26,7 +26,7 @@ import orjson
 
 from feature_loader.feature_schema import FeatureSchema
 from scoring.exceptions import ModelIntegrityError, ModelLoadError, SchemaMismatchError
-from scoring.model_card import MODEL_CARD_FILE, ModelCard
+from scoring.model_card import MODEL_CARD_FILE, Calibration, ModelCard
 
 MODEL_FILE = "model.txt"
 SCHEMA_FILE = "feature_schema.json"
@@ -58,6 +58,7 @@ class BoosterModel:
     schema: FeatureSchema
     threshold: float
     model_version: str = "in-memory"
+    calibration: Calibration | None = None  # None: the booster's probability is served as it is
 
     @property
     def feature_version(self) -> str:
@@ -84,7 +85,14 @@ class LoadedModel:
         return self.schema.version
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
-        """Probability of default of each row of a (n, len(schema)) float32 matrix in schema order."""
+        """Probability of default of each row of a (n, len(schema)) float32 matrix in schema order:
+        the booster's output through the card's calibration, as served."""
+        from scoring.calibration import Calibrator
+
+        return Calibrator(self.card.calibration).apply(self.predict_raw(matrix))
+
+    def predict_raw(self, matrix: np.ndarray) -> np.ndarray:
+        """The booster's own probability (before calibration) of each row."""
         x = np.asarray(matrix, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != len(self.schema):
             raise SchemaMismatchError(

@@ -4,7 +4,10 @@ Written by the training as ``model_card.json`` next to ``model.txt``; read by
 :func:`scoring.model.load_model`.
 Pure module (pydantic only).
 
-Decision rule: REFUS when the predicted probability of default is ``>= threshold``, ACCORD otherwise.
+Decision rule: REFUS when the probability of default is ``>= threshold``, ACCORD otherwise. That
+probability is the booster's output passed through ``calibration`` (:mod:`scoring.calibration`): the
+threshold, the metrics and the score reference are all on that calibrated scale. A card without
+``calibration`` (older models) serves the booster's output as it is.
 
 ``reference`` holds the training-time distributions used for drift monitoring, in exactly this shape::
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -85,6 +88,62 @@ def validate_reference(reference: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+CalibrationMethod = Literal["identity", "isotonic", "platt"]
+
+
+class Calibration(BaseModel):
+    """How the booster's probability becomes the served probability of default.
+
+    ``identity``: served as it is (a model trained without class weights is calibrated by itself);
+    ``isotonic``: piecewise-linear through the knots ``(x, y)`` (x increasing, y non-decreasing, both in
+    [0, 1]; flat outside the knots); ``platt``: ``sigmoid(a · logit(p) + b)``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    method: CalibrationMethod = "identity"
+    x: list[float] = Field(default_factory=list, description="isotonic: raw probabilities (knots).")
+    y: list[float] = Field(default_factory=list, description="isotonic: calibrated value at each knot.")
+    a: float = Field(1.0, description="platt: slope on the logit.")
+    b: float = Field(0.0, description="platt: intercept on the logit.")
+    fitted_on: str = Field("", description="What the calibration was fitted on (rows, scores).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Calibration:
+        if self.method == "isotonic":
+            if not self.x or len(self.x) != len(self.y):
+                raise ValueError(
+                    f"isotonic calibration needs as many x as y knots, got {len(self.x)}/{len(self.y)}"
+                )
+            if any(b <= a for a, b in zip(self.x, self.x[1:], strict=False)):
+                raise ValueError("isotonic calibration knots x must be strictly increasing")
+            if any(b < a for a, b in zip(self.y, self.y[1:], strict=False)):
+                raise ValueError("isotonic calibration values y must be non-decreasing")
+            if not all(0.0 <= v <= 1.0 for v in (*self.x, *self.y)):
+                raise ValueError("isotonic calibration knots must lie in [0, 1]")
+        elif self.x or self.y:
+            raise ValueError(f"{self.method} calibration takes no knots")
+        if not (math.isfinite(self.a) and math.isfinite(self.b)) or self.a <= 0:
+            raise ValueError(
+                f"platt calibration needs a finite slope > 0 and a finite intercept, got {self.a}, {self.b}"
+            )
+        return self
+
+
+class UnknownClientPath(BaseModel):
+    """How well the model decides clients unknown to the cache (scored on their application alone),
+    measured on the held-out split with the cached features removed; read by the policy."""
+
+    model_config = ConfigDict(frozen=True)
+
+    auc: float
+    known_auc: float = Field(description="AUC of the same held-out clients with their cached history.")
+    cost_at_threshold: float
+    cost_accept_all: float = Field(description="Cost of approving every held-out client.")
+    weak: bool = Field(description="True: decide these clients otherwise (e.g. REFER), see ``why``.")
+    why: str
+
+
 class TrainingData(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -119,6 +178,12 @@ class ModelCard(BaseModel):
     model_sha256: str = Field("", description="sha256 of model.txt; filled by save_model.")
     reference: dict[str, Any] | None = Field(
         None, description="Training distributions of the score and top features (module docstring)."
+    )
+    calibration: Calibration = Field(
+        default_factory=Calibration, description="Booster output → served probability of default."
+    )
+    unknown_client_path: UnknownClientPath | None = Field(
+        None, description="Quality of the decision for clients unknown to the cache (None: not measured)."
     )
 
     @field_validator("features")

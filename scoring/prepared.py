@@ -7,7 +7,8 @@ tests and benchmarks). It owns what scoring needs besides the booster, each buil
 - the vector assembler of the model's feature schema (:mod:`scoring.vector`);
 - the compiled forest (:mod:`scoring.forest`), kept only when it reproduces LightGBM bit for bit on
   probe rows; otherwise ``forest`` is None, ``forest_fallback`` says why, and scoring uses LightGBM;
-- the reasons explainer (:mod:`scoring.reasons`).
+- the reasons explainer (:mod:`scoring.reasons`);
+- the calibrator of the model card (:mod:`scoring.calibration`), applied after the forest.
 
 There is no module-level cache: nothing is built lazily on a first batch, and two prepared models share
 nothing. Pure: numpy, numba, lightgbm and the feature schema.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from scoring.calibration import Calibrator, calibrator_for
 from scoring.exceptions import SchemaMismatchError
 from scoring.forest import CompiledForest, compile_forest
 from scoring.reasons import PathExplainer
@@ -46,10 +48,14 @@ class PreparedModel:
         else:
             self.forest, self.forest_fallback = None, "compiled forest not wanted (use_forest=False)"
         self.explainer = PathExplainer(model.booster)
+        self.calibrator: Calibrator = calibrator_for(model)
 
     def __repr__(self) -> str:
         routing = "compiled forest" if self.forest is not None else f"LightGBM ({self.forest_fallback})"
-        return f"PreparedModel({self.model_version}, features {self.feature_version}, {routing})"
+        return (
+            f"PreparedModel({self.model_version}, features {self.feature_version}, {routing}, "
+            f"calibration {self.calibrator.method})"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A spawned replay worker receives the model pickled: it prepares it again (a compiled forest

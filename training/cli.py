@@ -47,6 +47,12 @@ def run_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the folds and LightGBM."),
     holdout: float = typer.Option(0.2, "--holdout", min=0.05, max=0.5, help="Held-out share."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots to <model>/plots/."),
+    weighted: bool = typer.Option(
+        False, "--weighted/--unweighted", help="Weigh defaulters by negatives/positives (then calibrate)."
+    ),
+    calibration: str = typer.Option(
+        "identity", "--calibration", help="identity | isotonic | platt, fitted on out-of-fold scores."
+    ),
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow server [default: settings, else sqlite under data_dir]."
     ),
@@ -62,7 +68,16 @@ def run_command(
     settings = get_settings()
     features_dir = features or settings.paths.features_dir
     models_dir = out or settings.paths.models_dir
-    config = TrainConfig(folds=folds, seed=seed, holdout=holdout, plots=plots)
+    if calibration not in ("identity", "isotonic", "platt"):
+        raise cli_error(f"--calibration: expected identity, isotonic or platt, got {calibration!r}")
+    config = TrainConfig(
+        folds=folds,
+        seed=seed,
+        holdout=holdout,
+        plots=plots,
+        imbalance=weighted,
+        calibration=calibration,  # type: ignore[arg-type]  # checked just above
+    )
     err = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
     live = err.is_terminal  # no bar (and no stray newline) when stderr is a log or a pipe
@@ -117,8 +132,14 @@ def summary_table(card: Any, model_dir: Path, seconds: float | None, registratio
             f"({card.cost_matrix['fn']:g}·FN + {card.cost_matrix['fp']:g}·FP)",
         ),
         ("confusion", f"TN {cm['tn']}  FP {cm['fp']}  FN {cm['fn']}  TP {cm['tp']}"),
-        ("Brier", f"{m['brier']:.4f}"),
+        (
+            "calibration",
+            f"{card.calibration.method}: Brier {m['brier']:.4f} "
+            f"(base rate {m.get('brier_base_rate', float('nan')):.4f}), log loss {m.get('log_loss', float('nan')):.4f}, ECE {m.get('ece', float('nan')):.4f}",
+        ),
     ]
+    if card.unknown_client_path is not None:
+        rows.append(("unknown clients", card.unknown_client_path.why))
     if seconds is not None:
         rows.append(("time", f"{seconds:.1f} s"))
     if registration is not None:

@@ -1,4 +1,5 @@
-"""PNG plots of a trained model (matplotlib, Agg backend): ROC, cost vs threshold, feature importance."""
+"""PNG plots of a trained model (matplotlib, Agg backend): ROC, cost vs threshold, feature importance,
+reliability diagram (served probability of default vs observed default rate)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from training.calibrate import expected_calibration_error, reliability
 from training.evaluation import roc_auc, roc_curve
 from training.threshold import cost_curve
 
-PLOT_FILES = ("roc.png", "cost_vs_threshold.png", "feature_importance.png")
+PLOT_FILES = ("roc.png", "cost_vs_threshold.png", "feature_importance.png", "reliability.png")
 
 
 def write_plots(
@@ -71,4 +73,39 @@ def write_plots(
     fig.tight_layout()
     fig.savefig(paths[2], dpi=100)
     plt.close(fig)
+
+    write_reliability(paths[3], [("held-out", y_holdout, p_holdout), ("out-of-fold", y_oof, p_oof)])
     return paths
+
+
+def write_reliability(
+    path: Path, curves: Sequence[tuple[str, npt.NDArray[np.int8], npt.NDArray[np.float64]]], bins: int = 10
+) -> Path:
+    """Reliability diagram: per equal-count bin, mean predicted vs observed default rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    top = 0.0
+    for label, y, p in curves:
+        mean_p, observed, _ = reliability(y, p, bins)
+        top = max(top, float(mean_p.max()), float(observed.max()))
+        ece = expected_calibration_error(y, p, bins)
+        ax.plot(mean_p, observed, "o-", label=f"{label} (ECE {ece:.3f})")
+    top = min(1.0, top * 1.1 + 0.01)
+    ax.plot([0, top], [0, top], "k--", lw=0.8, label="perfectly calibrated")
+    ax.set(
+        xlim=(0, top),
+        ylim=(0, top),
+        xlabel="mean predicted P(default) (bin)",
+        ylabel="observed default rate (bin)",
+        title=f"Reliability ({bins} equal-count bins)",
+    )
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -7,13 +7,13 @@
    scores, on which the threshold minimising ``fn·FN + fp·FP`` (10·FN + 1·FP) is chosen.
 4. The final model is fitted on the whole training part with ``n_estimators`` rounds.
 
-Class imbalance (~8 % defaults): ``scale_pos_weight = negatives / positives`` on the training part, so
-the defaulters weigh as much as the good payers in every split's gain and in early stopping. Why this
-and not ``is_unbalance``: same effect, but the weight is explicit and recorded in the card's params.
-Consequence: the scores are *risk scores* ranked like probabilities but shifted upwards (the held-out
-Brier score shows it), which is harmless for the decision because the threshold is chosen by business
-cost on the same kind of scores (out-of-fold). On the real sample, CV AUC with and without the weight
-is the same within fold noise (figures in bench/results/training_choices.md).
+Calibration: the served probability of default must be a probability (a lender prices, provisions
+and sets cut-offs on it). Training is unweighted by default (``imbalance=False``): on the real sample
+the unweighted model is calibrated by itself and ranks as well as with ``scale_pos_weight``
+(bench/results/decision_quality.md compares it with isotonic and Platt calibrations of the weighted
+model fitted on out-of-fold scores). Whatever the choice, ``calibration`` is fitted on the out-of-fold
+scores and written into the card; the threshold is chosen on the calibrated out-of-fold scores and every
+held-out metric is on the calibrated scale, the one :func:`scoring.decide.decide` serves.
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from scoring.calibration import Calibrator
 from scoring.model import booster_text, save_model, sha256_bytes
-from scoring.model_card import ModelCard, TrainingData
+from scoring.model_card import CalibrationMethod, ModelCard, TrainingData
+from training.calibrate import calibration_metrics, fit_calibration
 from training.cv import CVResult, cross_validate, make_dataset
 from training.dataset import LabelledTable, load_labelled
 from training.evaluation import brier, roc_auc
@@ -37,6 +39,7 @@ from training.exceptions import FeatureTableError
 from training.reference import build_reference, top_by_gain
 from training.split import stratified_holdout
 from training.threshold import ThresholdChoice, choose_threshold, confusion_at
+from training.unknown_path import measure_unknown_path, unknown_matrix
 
 ProgressFn = Callable[[str], None]
 
@@ -76,7 +79,8 @@ class TrainConfig:
     early_stopping: int = 200
     fn_cost: float = 10.0
     fp_cost: float = 1.0
-    imbalance: bool = True  # scale_pos_weight = negatives / positives
+    imbalance: bool = False  # True: scale_pos_weight = negatives / positives (then calibrate)
+    calibration: CalibrationMethod = "identity"  # fitted on the out-of-fold scores
     plots: bool = True
     reference_top_k: int = 10
     params: dict[str, Any] = field(default_factory=dict)  # overrides of BASE_PARAMS
@@ -157,30 +161,47 @@ def fit_table(
         early_stopping=cfg.early_stopping,
         on_fold=lambda k, it, auc: step(f"CV fold {k + 1}/{cfg.folds}: {it} rounds, AUC {auc:.4f}"),
     )
-    choice = choose_threshold(split.y_tr, cv.oof, cfg.fn_cost, cfg.fp_cost)
-    step(f"threshold {choice.threshold:.4f} (out-of-fold cost {choice.cost:,.0f})")
+    calibration = fit_calibration(
+        cfg.calibration, split.y_tr, cv.oof, f"out-of-fold scores of {split.y_tr.size:,} training rows"
+    )
+    calibrator = Calibrator(calibration)
+    oof = calibrator.apply(cv.oof)
+    choice = choose_threshold(split.y_tr, oof, cfg.fn_cost, cfg.fp_cost)
+    step(
+        f"threshold {choice.threshold:.4f} "
+        f"(calibration {calibration.method}, out-of-fold cost {choice.cost:,.0f})"
+    )
 
     booster = lgb.train(params, dataset, num_boost_round=cv.n_estimators)
     step(f"final model: {cv.n_estimators} trees")
 
-    p_ho = np.asarray(booster.predict(split.x_ho), dtype=np.float64)
-    metrics = {**holdout_metrics(split.y_ho, p_ho, choice.threshold, cfg), **_cv_metrics(split, cv, choice)}
+    p_ho = calibrator.apply(booster.predict(split.x_ho))
+    p_unknown = calibrator.apply(booster.predict(unknown_matrix(split.x_ho, schema)))
+    unknown = measure_unknown_path(split.y_ho, p_unknown, p_ho, choice.threshold, cfg.fn_cost, cfg.fp_cost)
+    metrics = {
+        **holdout_metrics(split.y_ho, p_ho, choice.threshold, cfg),
+        **calibration_metrics(split.y_ho, p_ho, float(split.y_tr.mean())),
+        **_cv_metrics(split, cv, choice, oof),
+        "unknown_client_auc": unknown.auc,
+        "unknown_client_cost_at_threshold": unknown.cost_at_threshold,
+    }
     gains = booster.feature_importance(importance_type="gain")
     top = top_by_gain(gains, names, cfg.reference_top_k)
-    reference = build_reference(p_ho, split.x_tr, names, top)
+    reference = build_reference(p_ho, split.x_tr, names, top)  # served (calibrated) scores
 
     text = booster_text(booster)
     now = datetime.now(UTC)
     version = f"{now:%Y%m%dT%H%M}-{sha256_bytes(text)[:8]}"
     metrics["train_seconds"] = round(time.perf_counter() - started, 3)
     card = _model_card(table, split, cfg, params, cv, choice, metrics, p_ho, reference, version, now)
+    card = card.model_copy(update={"calibration": calibration, "unknown_client_path": unknown})
     model_dir = save_model(booster, card, schema, models_dir / version)
     step(f"saved {model_dir}")
     from scoring.model import load_model  # re-read: the card on disk carries the sha256
 
     saved = load_model(model_dir, expected_schema=schema)
     if cfg.plots:
-        _write_plots(model_dir, split, p_ho, cv, choice, gains, names, cfg)
+        _write_plots(model_dir, split, p_ho, oof, choice, gains, names, cfg)
         step("plots written")
     return TrainResult(model_dir=model_dir, card=saved.card, cv=cv, seconds=time.perf_counter() - started)
 
@@ -202,12 +223,12 @@ def _holdout_split(table: LabelledTable, cfg: TrainConfig) -> _Split:
     return split
 
 
-def _cv_metrics(split: _Split, cv: CVResult, choice: ThresholdChoice) -> dict[str, float]:
+def _cv_metrics(split: _Split, cv: CVResult, choice: ThresholdChoice, oof: np.ndarray) -> dict[str, float]:
     """What the cross-validation says, beside the held-out metrics (AUC, spread, out-of-fold cost)."""
     return {
         "cv_auc_mean": cv.mean_auc,
         "cv_auc_std": float(np.std(cv.fold_auc)),
-        "oof_auc": roc_auc(split.y_tr, cv.oof),
+        "oof_auc": roc_auc(split.y_tr, oof),
         "oof_cost_at_threshold": choice.cost,
         "n_estimators": float(cv.n_estimators),
     }
@@ -263,7 +284,7 @@ def _write_plots(
     model_dir: Path,
     split: _Split,
     p_ho: np.ndarray,
-    cv: CVResult,
+    oof: np.ndarray,
     choice: ThresholdChoice,
     gains: np.ndarray,
     names: list[str],
@@ -276,7 +297,7 @@ def _write_plots(
         y_holdout=split.y_ho,
         p_holdout=p_ho,
         y_oof=split.y_tr,
-        p_oof=cv.oof,
+        p_oof=oof,
         threshold=choice.threshold,
         gains=gains,
         feature_names=names,
@@ -295,6 +316,7 @@ def holdout_metrics(y: np.ndarray, p: np.ndarray, threshold: float, cfg: TrainCo
     return {
         "auc": roc_auc(y, p),
         "brier": brier(y, p),
+        "approval_rate": (at_t.tn + at_t.fn) / y.size,
         "cost_at_threshold": cost_t,
         "cost_per_applicant": cost_t / y.size,
         "best_cost": oracle.cost,
