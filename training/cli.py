@@ -111,6 +111,7 @@ def summary_table(card: Any, model_dir: Path, seconds: float | None, registratio
     from rich.table import Table
 
     m, cm = card.metrics, card.confusion_matrix
+    nan = float("nan")  # metrics an older card lacks
     table = Table(title=f"model {card.model_version}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -135,7 +136,8 @@ def summary_table(card: Any, model_dir: Path, seconds: float | None, registratio
         (
             "calibration",
             f"{card.calibration.method}: Brier {m['brier']:.4f} "
-            f"(base rate {m.get('brier_base_rate', float('nan')):.4f}), log loss {m.get('log_loss', float('nan')):.4f}, ECE {m.get('ece', float('nan')):.4f}",
+            f"(base rate {m.get('brier_base_rate', nan):.4f}), "
+            f"log loss {m.get('log_loss', nan):.4f}, ECE {m.get('ece', nan):.4f}",
         ),
     ]
     if card.unknown_client_path is not None:
@@ -213,3 +215,42 @@ def baseline_command(
         f"held-out AUC {r.auc:.4f}, best possible cost {r.best_cost:,.0f}, cost at 0.5 {r.cost_at_0_5:,.0f}, "
         f"Brier {r.brier:.4f} on {r.holdout_rows:,} held-out applicants"
     )
+
+
+@app.command("evaluate")
+def evaluate_command(
+    raw: Path | None = typer.Option(None, "--raw", help="Raw CSV folder [default: settings.paths.raw_dir]."),
+    work: Path | None = typer.Option(
+        None, "--work", help="Split, builds and models, reused when present [default: <data_dir>/evaluation]."
+    ),
+    out: Path = typer.Option(Path("bench/results"), "--out", help="Folder of the report files."),
+    seed: int = typer.Option(0, "--seed"),
+    holdout: float = typer.Option(0.2, "--holdout", min=0.05, max=0.5),
+) -> None:
+    """Decision quality on an honest split: known vs unknown clients, today's vs the new model.
+
+    Writes OUT/decision_quality.json, .md and _reliability.png."""
+    import orjson
+
+    from credit_scorer.settings import get_settings
+    from feature_loader.exceptions import FeatureLoaderError
+    from training.decision_quality import evaluate, report_markdown
+    from training.exceptions import TrainingError
+
+    settings = get_settings()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        report = evaluate(
+            raw or settings.paths.raw_dir,
+            work or settings.paths.data_dir / "evaluation",
+            seed=seed,
+            fraction=holdout,
+            progress=lambda m: typer.echo(m, err=True),
+            reliability_png=out / "decision_quality_reliability.png",
+        )
+    except (TrainingError, FeatureLoaderError) as exc:
+        raise cli_error(str(exc)) from None
+    (out / "decision_quality.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    md = report_markdown(report, "credit-scorer train evaluate")
+    (out / "decision_quality.md").write_text(md, encoding="utf-8")
+    typer.echo(md)
