@@ -71,11 +71,16 @@ class PredictResponse(BaseModel):
     """The original project's response, plus the decision's provenance and reasons."""
 
     sk_id_curr: int
-    score: float = Field(description="Probability of default (same as probability_refusal).")
-    decision: Literal["ACCORD", "REFUS"] = Field(description="REFUS when score >= threshold.")
-    probability_refusal: float
+    score: float = Field(
+        description="The original API's credit score: the probability of approval (same as "
+        "probability_approval, 1 - probability_refusal); higher is better."
+    )
+    decision: Literal["ACCORD", "REFUS"] = Field(description="REFUS when probability_refusal >= threshold.")
+    probability_refusal: float = Field(
+        description="Calibrated probability of default (the model's probability through its calibration)."
+    )
     probability_approval: float = Field(description="1 - probability_refusal.")
-    threshold: float
+    threshold: float = Field(description="Cut-off on probability_refusal.")
     model_version: str
     feature_version: str
     features_found: bool = Field(
@@ -86,8 +91,10 @@ class PredictResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok", "degraded"]
-    reasons: list[str] = Field(description="Why the service is degraded (empty when ok).")
+    status: Literal["healthy", "degraded"] = Field(
+        description='The original API\'s "healthy", or "degraded".'
+    )
+    reasons: list[str] = Field(description="Why the service is degraded (empty when healthy).")
     model_loaded: bool
     model_version: str | None
     model_feature_version: str | None

@@ -118,7 +118,7 @@ class ApiScorer:
             except FeatureCacheError as exc:
                 reasons.append(f"feature cache unusable: {exc}")
         body = {
-            "status": "degraded" if reasons else "ok",
+            "status": "degraded" if reasons else "healthy",  # the original API's word
             "reasons": reasons,
             "model_loaded": model is not None,
             "model_version": model.model_version if model is not None else None,
@@ -137,11 +137,12 @@ def _finite(value: object) -> object:
 
 
 def response_of(result: ScoreResult) -> dict[str, Any]:
-    """The original API's answer (score, decision, both probabilities) plus provenance and reasons."""
+    """The original API's answer (score = probability of approval, decision, both probabilities) plus
+    provenance and reasons."""
     p = float(result.probability)
     return {
         "sk_id_curr": result.sk_id_curr,
-        "score": p,
+        "score": 1.0 - p,
         "decision": result.decision,
         "probability_refusal": p,
         "probability_approval": 1.0 - p,

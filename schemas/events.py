@@ -42,7 +42,10 @@ from schemas.application_form import FORM_COLUMNS, WholeNumber, pydantic_fields
 from schemas.exceptions import ErrorKind
 
 # The Decision and DeadLetter records' version (unchanged by the application form).
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 1  # DeadLetter
+# The Decision contract: 2 = ``score`` is the probability of approval (1 − probability_default), the
+# original API's credit score; 1 = ``score`` was the probability of default.
+DECISION_VERSION: Final = 2
 # The LoanApplication contract: 2 = the whole application form; 1 = the first 8 fields (still read).
 APPLICATION_VERSION: Final = 2
 SUPPORTED_VERSIONS = frozenset({1, APPLICATION_VERSION})
@@ -203,16 +206,21 @@ class Decision(BaseModel):
         frozen=True, allow_inf_nan=False, title="Decision", use_attribute_docstrings=True
     )
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[2] = 2
+    """Contract version: 2 = ``score`` is the probability of approval (1 − probability_default)."""
     application_id: str
     event_id: str
     sk_id_curr: int
     decision: DecisionLabel
     """REFUS when probability_default >= threshold, else ACCORD."""
     probability_default: ProbabilityValue
+    """Calibrated probability of default (PD): the model's probability through the model card's
+    calibration, a probability a lender can price and provision on."""
     score: ProbabilityValue
-    """Same as probability_default (the original API's ``score``)."""
+    """The original API's credit score: the probability of approval, 1 − probability_default (higher is
+    better)."""
     threshold: ProbabilityValue
+    """Cut-off on probability_default (the business-cost optimum on the calibrated scale)."""
     model_version: str
     feature_version: str
     features_found: bool

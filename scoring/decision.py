@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel
 
-from schemas.events import SCHEMA_VERSION, Decision, DecisionLabel, LoanApplication, StageLatency
+from schemas.events import DECISION_VERSION, Decision, DecisionLabel, LoanApplication, StageLatency
 from schemas.events import Reason as ReasonRecord
 from scoring.results import ScoreResult
 
@@ -66,13 +66,13 @@ def decision_document(
     event_time = application.event_time
     event_ts = event_time.timestamp()
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": DECISION_VERSION,
         "application_id": application.key,
         "event_id": application.event_id,
         "sk_id_curr": application.sk_id_curr,
         "decision": result.decision,
         "probability_default": result.probability,
-        "score": result.probability,
+        "score": 1.0 - result.probability,  # the original API's credit score: P(approval)
         "threshold": result.threshold,
         "model_version": result.model_version,
         "feature_version": result.feature_version,
@@ -127,7 +127,7 @@ def decision_batch_bytes(
         "total_s": 0.0,
     }
     template: dict[str, Any] = dict.fromkeys(_DOCUMENT_KEYS)
-    template["schema_version"] = SCHEMA_VERSION
+    template["schema_version"] = DECISION_VERSION
     template["consumed_at"] = datetime.fromtimestamp(consumed_at, UTC)
     template["is_replay"] = False
     dumps, opt, clock, stamp = orjson.dumps, orjson.OPT_UTC_Z, time.time, datetime.fromtimestamp
@@ -149,7 +149,8 @@ def decision_batch_bytes(
         doc["event_id"] = application.event_id
         doc["sk_id_curr"] = application.sk_id_curr
         doc["decision"] = result.decision
-        doc["probability_default"] = doc["score"] = result.probability
+        doc["probability_default"] = result.probability
+        doc["score"] = 1.0 - result.probability
         doc["threshold"] = result.threshold
         doc["model_version"] = result.model_version
         doc["feature_version"] = result.feature_version
