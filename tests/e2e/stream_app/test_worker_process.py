@@ -79,7 +79,7 @@ async def test_worker_process_scores_serves_metrics_and_stops_on_sigterm(
         )
         assert len(records) == n, log_tail(log)
         assert {r.key for r in records} == {k for k, _ in payloads}
-        expected = env.model.booster.predict(env.matrix[:n])
+        expected = env.model.calibrator.apply(env.model.booster.predict(env.matrix[:n]))
         got = {r.key: decode_decision(r.value).probability_default for r in records}
         assert all(got[k] == pytest.approx(expected[i], abs=1e-12) for i, (k, _) in enumerate(payloads))
         await wait_until(

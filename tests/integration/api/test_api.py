@@ -73,8 +73,9 @@ def expected(env: ApiEnv, row: int | None, sk_id: int, fields: dict[str, object]
 def assert_same(answer: dict[str, Any], want: Any) -> None:
     PredictResponse.model_validate(answer)  # the documented contract
     assert answer["sk_id_curr"] == want.sk_id_curr
-    assert answer["score"] == want.probability  # exact: JSON round-trips a float64
-    assert answer["probability_refusal"] == want.probability
+    assert answer["probability_refusal"] == want.probability  # exact: JSON round-trips a float64
+    assert answer["score"] == 1.0 - want.probability  # the original API's score: P(approval)
+    assert answer["score"] == answer["probability_approval"]
     assert answer["probability_approval"] == pytest.approx(1.0 - want.probability, abs=1e-15)
     assert answer["decision"] == want.decision
     assert answer["threshold"] == want.threshold
@@ -179,7 +180,7 @@ def test_health_ok_and_metrics_count_requests(client: TestClient, api_env: ApiEn
     response = client.get("/health")
     assert response.status_code == 200, response.text
     body = HealthResponse.model_validate(response.json())
-    assert body.status == "ok" and body.reasons == []
+    assert response.json()["status"] == "healthy" and body.reasons == []  # the original API's word
     assert body.model_version == api_env.model.model_version
     assert body.cache_feature_version == body.model_feature_version == api_env.loaded_version
 

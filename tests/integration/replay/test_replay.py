@@ -110,8 +110,8 @@ async def test_replay_with_another_model_reports_the_expected_flips_rates_and_co
 
     # Expected answers computed offline from the feature-table rows (what each event carries + cache).
     x = env.matrix[history.rows]
-    p_old = env.model.booster.predict(x)
-    p_new = other.booster.predict(x)
+    p_old = env.model.calibrator.apply(env.model.booster.predict(x))
+    p_new = other.calibrator.apply(other.booster.predict(x))
     old, new = p_old >= env.model.threshold, p_new >= other.threshold
     assert (old != new).any(), "precondition: the two models disagree somewhere"
     lab1, lab0 = labels == 1, labels == 0

@@ -32,8 +32,9 @@ def decision_of(record: Any) -> tuple[float, str, list[tuple[str, Any, float]]]:
 
 
 def answer_of(body: dict[str, Any]) -> tuple[float, str, list[tuple[str, Any, float]]]:
+    assert body["score"] == 1.0 - body["probability_refusal"]  # the original API's score: P(approval)
     return (
-        body["score"],
+        body["probability_refusal"],
         body["decision"],
         [(r["feature"], r["value"], r["contribution"]) for r in body["reasons"]],
     )

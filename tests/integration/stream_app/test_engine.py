@@ -58,7 +58,8 @@ async def test_n_events_give_exactly_n_decisions_with_offline_scores(
     assert len(records) == n
     decisions = {r.key: decode_decision(r.value) for r in records}
     assert set(decisions) == {k for k, _ in payloads}
-    expected = env.model.booster.predict(env.matrix[rows])  # offline: the feature-table rows themselves
+    # offline: the feature-table rows themselves, through the booster and the model card's calibration
+    expected = env.model.calibrator.apply(env.model.booster.predict(env.matrix[rows]))
     for i, (key, _) in enumerate(payloads):
         d = decisions[key]
         assert d.application_id == key.decode()

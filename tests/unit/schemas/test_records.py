@@ -71,7 +71,8 @@ TIMINGS = StageTimings(
 def test_build_decision_fills_every_field() -> None:
     d = build_decision(application(), result(), TIMINGS)
     assert d.application_id == "app-1" and d.event_id == "e-1" and d.sk_id_curr == 100002
-    assert d.decision is DecisionLabel.REFUS and d.score == d.probability_default == 0.61
+    assert d.decision is DecisionLabel.REFUS and d.probability_default == 0.61
+    assert d.score == 1.0 - 0.61 and d.schema_version == 2  # score: the probability of approval
     assert d.threshold == 0.42 and d.model_version == "m-1" and d.feature_version == "0123456789abcdef"
     assert d.features_found and d.features_age_s == 12.5
     assert [r.feature for r in d.reasons] == ["EXT_SOURCE_MEAN", "NAME_CONTRACT_TYPE", "AMT_GOODS_PRICE"]

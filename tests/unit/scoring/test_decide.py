@@ -12,12 +12,19 @@ import pytest
 
 from feature_loader.derived import apply_derived
 from feature_loader.feature_schema import FeatureKind, FeatureSchema, FeatureSource
+from scoring.calibration import Calibrator
 from scoring.decide import Decided, DecideOptions, ScoringInput, Unscorable, decide
 from scoring.exceptions import SchemaMismatchError
 from scoring.features import CachedFeatures
 from scoring.model import BoosterModel
+from scoring.model_card import Calibration
 from scoring.prepared import PreparedModel
 from tests.fixtures.schemas import CATEGORICAL_EVENT, make_schema
+
+
+def served(model: PreparedModel, x: np.ndarray) -> np.ndarray:
+    """The offline served probability: LightGBM's own predict, then the model's calibration."""
+    return model.calibrator.apply(model.booster.predict(x))
 
 
 def feature_table(schema: FeatureSchema, n: int, seed: int) -> np.ndarray:
@@ -65,8 +72,9 @@ def model(schema: FeatureSchema) -> PreparedModel:
     )
     params = {"objective": "binary", "num_leaves": 15, "verbose": -1, "num_threads": 1, "seed": 0}
     booster = lgb.train(params, data, num_boost_round=40)
-    threshold = float(np.quantile(booster.predict(x), 0.7))  # ~30 % refusals
-    prepared = PreparedModel(BoosterModel(booster, schema, threshold, model_version="tiny-1"))
+    calibration = Calibration(method="platt", a=0.8, b=-0.4)  # explicit: served ≠ raw
+    threshold = float(np.quantile(Calibrator(calibration).apply(booster.predict(x)), 0.7))  # ~30 % refusals
+    prepared = PreparedModel(BoosterModel(booster, schema, threshold, "tiny-1", calibration))
     assert prepared.forest is not None, prepared.forest_fallback  # the tests below score through it
     return prepared
 
@@ -101,7 +109,7 @@ def test_probability_is_bit_identical_to_the_offline_path(model: PreparedModel, 
     path = tmp_path / "features.parquet"
     pl.DataFrame({name: table[:, j] for j, name in enumerate(schema.names)}).write_parquet(path)
     offline = pl.read_parquet(path).select(schema.names).to_numpy().astype(np.float32)
-    expected = model.booster.predict(offline)
+    expected = served(model, offline)
 
     inputs = [ScoringInput(100_000 + i, as_event_fields(schema, row)) for i, row in enumerate(table)]
     cached = CachedFeatures(stale_cache(schema, table, 3), np.ones(len(table), bool), schema.version, None)
@@ -121,7 +129,7 @@ def test_without_the_compiled_forest_scores_come_from_lightgbm_identically(model
     assert lightgbm.forest is None and "use_forest" in (lightgbm.forest_fallback or "")
     routed = decide(lightgbm, inputs, cached, options=options("all"))
     fast = decide(model, inputs, cached, options=options("all"))
-    assert [r.probability for r in routed.results] == model.booster.predict(table).tolist()
+    assert [r.probability for r in routed.results] == served(model, table).tolist()
     assert routed.results == fast.results
 
 
@@ -133,7 +141,7 @@ def test_without_the_exact_leaf_path_scores_fall_back_to_predict(model: Prepared
     inputs = [ScoringInput(i + 1, {}) for i in range(200)]
     slow = decide(fallback, inputs, cached, options=options("all"))
     fast = decide(model, inputs, cached, options=options("all"))
-    assert [r.probability for r in slow.results] == model.booster.predict(table).tolist()
+    assert [r.probability for r in slow.results] == served(model, table).tolist()
     assert slow.results == fast.results
 
 
@@ -360,3 +368,26 @@ def test_applications_carry_their_fields_themselves(model: PreparedModel) -> Non
     assert decide(model, apps, cached).results == decide(model, as_inputs, cached).results
     assert isinstance(decide(model, apps, cached), Decided)
     assert Unscorable(0, "x").kind.value == "unscorable"
+
+
+def test_calibration_is_applied_after_the_bit_identical_forest(model: PreparedModel) -> None:
+    table = feature_table(model.schema, 200, 31)
+    raw = model.booster.predict(table)
+    assert model.forest is not None
+    forest_raw, _ = model.forest.score(table, 1)
+    assert forest_raw.tobytes() == raw.tobytes()  # the forest's check stays on the booster's output
+    cached = CachedFeatures(table, np.ones(200, bool), model.schema.version, None)
+    got = decide(model, [ScoringInput(i + 1, {}) for i in range(200)], cached, options=options("none"))
+    probabilities = np.array([r.probability for r in got.results])
+    assert not np.allclose(probabilities, raw)  # the calibration is really applied
+    assert probabilities.tobytes() == model.calibrator.apply(raw).tobytes()
+    assert [r.decision == "REFUS" for r in got.results] == (probabilities >= model.threshold).tolist()
+
+
+def test_a_model_without_calibration_serves_the_booster_probability(model: PreparedModel) -> None:
+    plain = PreparedModel(BoosterModel(model.booster, model.schema, model.threshold, "tiny-plain"))
+    assert plain.calibrator.identity
+    table = feature_table(model.schema, 50, 37)
+    cached = CachedFeatures(table, np.ones(50, bool), model.schema.version, None)
+    got = decide(plain, [ScoringInput(i + 1, {}) for i in range(50)], cached, options=options("none"))
+    assert [r.probability for r in got.results] == model.booster.predict(table).tolist()

@@ -70,4 +70,5 @@ def test_online_scores_equal_the_offline_model_bit_for_bit(
                            reasons_s=batch.reasons_s)  # fmt: skip
     d = decode_decision(encode_decision(build_decision(events[0], batch.results[0], timings)))
     assert d.probability_default == expected[0] and d.model_version == model.model_version
+    assert d.score == 1.0 - expected[0]  # the original API's credit score: P(approval)
     assert d.feature_version == schema.version
