@@ -50,7 +50,7 @@ def test_a_fitted_calibration_repairs_shifted_scores() -> None:
     rng = np.random.default_rng(1)
     true = rng.beta(1, 10, 20_000)  # ~9 % defaults
     y = (rng.random(true.size) < true).astype(np.int8)
-    shifted = true ** 0.4  # ranked the same, far too high (as scale_pos_weight does)
+    shifted = true**0.4  # ranked the same, far too high (as scale_pos_weight does)
     for method in ("isotonic", "platt"):
         cal = fit_calibration(method, y, shifted, "test")
         served = Calibrator(cal).apply(shifted)

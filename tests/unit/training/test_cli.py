@@ -17,11 +17,15 @@ def test_run_then_show(make_feature_dir, tmp_path: Path) -> None:  # type: ignor
     feature_dir = make_feature_dir(n_rows=800, seed=4)
     out = tmp_path / "models"
     args = ["run", "--features", str(feature_dir), "--out", str(out), "--no-register", "--no-plots"]
-    result = runner.invoke(app, [*args, "--folds", "2", "--seed", "4"])
+    result = runner.invoke(
+        app, [*args, "--folds", "2", "--seed", "4", "--weighted", "--calibration", "platt"]
+    )
     assert result.exit_code == 0, result.output
     (model_dir,) = out.iterdir()
     model = load_model(model_dir)
     assert model.card.params["folds"] == 2
+    assert model.card.calibration.method == "platt" and model.card.params["scale_pos_weight"] > 1
+    assert "platt: Brier" in result.stdout
     assert "held-out AUC" in result.stdout and model.model_version in result.stdout
     shown = runner.invoke(app, ["show", str(model_dir)])
     assert shown.exit_code == 0 and f"{model.card.metrics['auc']:.4f}" in shown.stdout
@@ -59,3 +63,18 @@ def test_show_refuses_a_tampered_model(small_model_dir: Path, tmp_path: Path) ->
 def test_baseline_without_raw_files_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["baseline", "--raw", str(tmp_path)])
     assert result.exit_code == 2 and "application_train" in result.stderr
+
+
+def test_unknown_calibration_exits_2(make_feature_dir, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    feature_dir = make_feature_dir(n_rows=800, seed=4)
+    args = ["run", "--features", str(feature_dir), "--out", str(tmp_path / "m"), "--calibration", "beta"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--calibration" in result.stderr and "'beta'" in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_evaluate_without_raw_files_exits_2_with_one_line(tmp_path: Path) -> None:
+    args = ["evaluate", "--raw", str(tmp_path / "raw"), "--work", str(tmp_path / "w"), "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.stderr.strip().count("\n") == 0
+    assert "application_train" in result.stderr and str(tmp_path / "raw") in result.stderr

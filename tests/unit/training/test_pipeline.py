@@ -27,7 +27,13 @@ def trained(make_feature_dir, tmp_path_factory: pytest.TempPathFactory) -> tuple
     # weighted then calibrated: the served scale differs from the booster's, so every check below
     # fails if a metric, the threshold or the reference were taken on the raw scores
     config = TrainConfig(
-        folds=3, seed=7, max_rounds=200, early_stopping=20, params=FAST, imbalance=True, calibration="isotonic"
+        folds=3,
+        seed=7,
+        max_rounds=200,
+        early_stopping=20,
+        params=FAST,
+        imbalance=True,
+        calibration="isotonic",
     )
     steps: list[str] = []
     result = train_model(feature_dir, tmp_path_factory.mktemp("models"), config, steps.append)
