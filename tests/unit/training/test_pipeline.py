@@ -13,6 +13,7 @@ from scoring.model import load_model
 from training.calibrate import expected_calibration_error, fit_calibration
 from training.dataset import load_labelled
 from training.evaluation import roc_auc
+from training.reference import histogram
 from training.split import stratified_holdout
 from training.threshold import choose_threshold, confusion_at
 from training.train import TrainConfig, TrainResult, train_model
@@ -92,6 +93,9 @@ def test_the_calibrated_probability_is_a_probability(trained) -> None:  # type: 
     assert m["brier"] < float(np.mean((raw - y) ** 2)) and m["brier"] < m["brier_base_rate"]
     assert m["ece"] < expected_calibration_error(y, raw)
     assert m["log_loss"] > 0 and 0 < m["approval_rate"] < 1
+    # the drift reference of the score is the served (calibrated) one, as the worker observes it
+    assert result.card.reference is not None
+    assert result.card.reference["score"] == histogram(served)
 
 
 def test_the_unknown_client_path_is_measured_into_the_card(trained) -> None:  # type: ignore[no-untyped-def]
