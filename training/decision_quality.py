@@ -294,7 +294,11 @@ def report_markdown(report: dict[str, Any], command: str) -> str:
         f"(within 0.01: {checks['unknown_auc_within_0_01_of_application_only']});",
         f"- unknown-client cost at the threshold not above approving everyone: "
         f"{checks['unknown_cost_not_above_accept_all']};",
-        f"- known-client AUC, chosen minus today's: {checks['known_auc_new_minus_today']:+.4f}.",
+        f"- known-client AUC, chosen minus today's: {checks['known_auc_new_minus_today']:+.4f};",
+        f"- threshold of the chosen model (business cost on its calibrated out-of-fold scores): "
+        f"{models[report['chosen']]['known']['threshold']:.3f}; theory for a calibrated probability: "
+        "1/(1+10) = 0.091; best in hindsight on this split: "
+        f"{models[report['chosen']]['known']['best_threshold']:.3f}.",
         "",
         "Reliability diagram: `decision_quality_reliability.png`.",
         "",
