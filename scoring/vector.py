@@ -7,12 +7,19 @@ For a batch: copy the cached float32 matrix (NaN rows for clients absent from th
 online and offline vectors are bit-identical. Event fields not carried keep the cached value; an unknown
 client is scored on the application fields alone. Fields the schema does not have are ignored (the
 model does not use them). Pure: numpy and the feature schema only.
+
+Whole-form events carry every numeric event field (null when unknown): their numbers are then written
+as one block (one C-level item lookup per event, one conversion for the batch) rather than field by
+field; the block is used only when it gives exactly what the field-by-field path gives (plain numbers
+and nulls, finite), otherwise the batch takes the field-by-field path, which names the bad value.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 
@@ -40,6 +47,16 @@ class VectorAssembler:
                     levels.setdefault(level, float(i))  # first occurrence, as FeatureField.encode
                 self._levels[f.name] = levels
         self._has_derived = bool(schema.derived_fields)
+        numeric = [name for name in self._column if name not in self._levels]
+        # the block path needs a tuple per event: itemgetter of one name would return the value itself
+        self._numeric = frozenset(numeric) if len(numeric) >= 2 else frozenset()
+        self._numeric_cols = np.asarray([self._column[n] for n in numeric], dtype=np.intp)
+        self._numeric_getter = itemgetter(*numeric) if self._numeric else None
+        categorical = list(self._levels)
+        self._categorical = frozenset(categorical) if len(categorical) >= 2 else frozenset()
+        self._categorical_cols = np.asarray([self._column[n] for n in categorical], dtype=np.intp)
+        self._categorical_getter = itemgetter(*categorical) if self._categorical else None
+        self._categorical_levels = [self._levels[n] for n in categorical]
 
     def encode(self, name: str, value: object) -> float:
         """The stored float of one event field's raw value (NaN = missing / unknown level)."""
@@ -78,7 +95,18 @@ class VectorAssembler:
                 raise InvalidInputError(f"found mask has shape {found.shape}, expected ({len(fields)},)")
             matrix[~found] = np.nan
         n = len(fields)
+        filled: frozenset[str] = frozenset()
+        block = self._numeric_block(fields) if n else None
+        if block is not None:
+            matrix[:, self._numeric_cols] = block
+            filled = self._numeric
+        levels = self._categorical_block(fields) if n else None
+        if levels is not None:
+            matrix[:, self._categorical_cols] = levels
+            filled = filled | self._categorical
         for name, j in self._column.items():  # column by column: a few C-speed passes per field
+            if name in filled:
+                continue
             values = [carried.get(name, _ABSENT) for carried in fields]
             absent = values.count(_ABSENT)
             if absent == n:
@@ -89,6 +117,45 @@ class VectorAssembler:
             else:
                 matrix[:, j] = self._encode_column(name, values, range(n))
         return self._derive(matrix)
+
+    def _numeric_block(self, fields: Sequence[Mapping[str, object]]) -> np.ndarray | None:
+        """The (n, numeric event fields) float32 block when every event carries every numeric event field
+        as a plain finite number or null — exactly the values the field-by-field path writes — else None."""
+        getter = self._numeric_getter
+        if getter is None:
+            return None
+        try:
+            rows = [getter(carried) for carried in fields]
+        except KeyError:  # an event without some field: it keeps the cached value (field-by-field path)
+            return None
+        flat = list(chain.from_iterable(rows))
+        if not set(map(type, flat)) <= _PLAIN_NUMBERS:
+            return None  # bool, text, …: the field-by-field path refuses it and names it
+        try:
+            block = np.array(flat, dtype=np.float64).reshape(len(rows), -1)  # null → NaN
+        except OverflowError:
+            return None
+        finite = np.isfinite(block).all()
+        if not finite and (np.isinf(block).any() or int(np.isnan(block).sum()) != flat.count(None)):
+            return None  # an inf or NaN value (not a null): refused by the field-by-field path
+        return block.astype(np.float32)
+
+    def _categorical_block(self, fields: Sequence[Mapping[str, object]]) -> np.ndarray | None:
+        """The (n, categorical event fields) block of level indices when every event carries every
+        categorical event field (the same values :meth:`_encode_column` gives), else None."""
+        getter = self._categorical_getter
+        if getter is None:
+            return None
+        try:
+            rows = [getter(carried) for carried in fields]
+        except KeyError:
+            return None
+        nan = _NAN
+        columns = [
+            [nan if v is None else levels.get(v if type(v) is str else str(v), nan) for v in column]
+            for levels, column in zip(self._categorical_levels, zip(*rows, strict=True), strict=True)
+        ]
+        return np.asarray(columns, dtype=np.float64).T.astype(np.float32)
 
     def invalid_rows(self, fields: Sequence[Mapping[str, object]]) -> list[tuple[int, str]]:
         """(row, why) of every row carrying a field value :meth:`assemble` cannot use — exactly the rows

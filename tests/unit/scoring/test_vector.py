@@ -30,6 +30,7 @@ event_values = {
     },
 }
 carried_fields = st.fixed_dictionaries({}, optional=event_values)
+whole_forms = st.fixed_dictionaries(event_values)  # every event field carried: the block path
 cached_rows = hnp.arrays(
     np.float32, (F,), elements=st.one_of(st.just(np.nan), st.floats(-1e6, 1e6, width=32, allow_nan=False))
 )
@@ -40,7 +41,12 @@ def _encode(field: FeatureField, value: object) -> np.float32:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(cached_rows, carried_fields, st.booleans()), min_size=1, max_size=6))
+@given(
+    st.one_of(
+        st.lists(st.tuples(cached_rows, carried_fields, st.booleans()), min_size=1, max_size=6),
+        st.lists(st.tuples(cached_rows, whole_forms, st.booleans()), min_size=1, max_size=6),
+    )
+)
 def test_event_overrides_only_carried_fields_and_derived_are_recomputed(
     batch: list[tuple[np.ndarray, dict[str, object], bool]],
 ) -> None:
@@ -142,9 +148,11 @@ def test_fields_outside_the_schema_are_ignored() -> None:
 )
 def test_bad_field_value_names_the_field(value: object, match: str) -> None:
     cached = np.zeros((3, F), dtype=np.float32)
+    form = dict.fromkeys((*NUMERIC_EVENT, *CATEGORICAL_EVENT))  # a whole form, every field null
     for inputs in (
         [{"AMT_CREDIT": 1.0}, {"AMT_CREDIT": value}, {"AMT_CREDIT": None}],
         [{}, {"AMT_CREDIT": value}, {}],
+        [form, {**form, "AMT_CREDIT": value}, form],  # whole forms: the block path must not take it
     ):
         with pytest.raises(InvalidInputError, match=match) as info:
             ASSEMBLER.assemble(cached, inputs, np.array([True, True, True]))
@@ -176,8 +184,21 @@ maybe_bad_fields = st.fixed_dictionaries(
 )
 
 
+maybe_bad_forms = st.fixed_dictionaries(
+    {
+        **event_values,
+        "AMT_CREDIT": st.one_of(amounts, bad_values),
+        "NAME_CONTRACT_TYPE": st.one_of(st.none(), bad_values),
+    }
+)
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(maybe_bad_fields, min_size=1, max_size=8))
+@given(
+    st.one_of(
+        st.lists(maybe_bad_fields, min_size=1, max_size=8), st.lists(maybe_bad_forms, min_size=1, max_size=8)
+    )
+)
 def test_invalid_rows_are_exactly_the_rows_assembly_refuses(fields: list[dict[str, object]]) -> None:
     """What decide() isolates: a row is listed iff assembling it alone raises, with the same message."""
     cached = np.zeros((len(fields), F), dtype=np.float32)
@@ -195,3 +216,26 @@ def test_invalid_rows_are_exactly_the_rows_assembly_refuses(fields: list[dict[st
             ASSEMBLER.assemble(cached, fields, found)
     else:
         ASSEMBLER.assemble(cached, fields, found)
+
+
+def test_whole_forms_take_the_block_path_and_equal_the_field_by_field_path() -> None:
+    rng = np.random.default_rng(3)
+    forms = [
+        {
+            **{n: (None if rng.random() < 0.3 else float(rng.integers(0, 10**6))) for n in NUMERIC_EVENT},
+            **{
+                n: (None if rng.random() < 0.2 else str(rng.choice(levels)))
+                for n, levels in CATEGORICAL_EVENT.items()
+            },
+            "HOUR_APPR_PROCESS_START": int(rng.integers(0, 24)),  # ints and floats mixed, as events carry
+        }
+        for _ in range(50)
+    ]
+    cached = rng.normal(size=(50, F)).astype(np.float32)
+    assert ASSEMBLER._numeric_block(forms) is not None and ASSEMBLER._categorical_block(forms) is not None
+    partial = [{**form, "unused": 1} for form in forms[:-1]] + [
+        {k: forms[-1][k] for k in list(forms[-1])[1:]}
+    ]
+    assert ASSEMBLER._numeric_block(partial) is None  # one event lacks a field: field by field
+    whole, by_field = ASSEMBLER.assemble(cached, forms), ASSEMBLER.assemble(cached, partial)
+    np.testing.assert_array_equal(whole[:-1], by_field[:-1])
