@@ -46,10 +46,21 @@ CANDIDATES: dict[str, tuple[bool, str]] = {
 
 @dataclass(frozen=True)
 class Work:
+    """The folders of one evaluation under its work folder."""
+
     root: Path
 
-    def __getattr__(self, name: str) -> Path:
-        return self.root / name.replace("_", "-")
+    @property
+    def raw_holdout(self) -> Path:
+        return self.root / "raw-holdout"
+
+    @property
+    def features_train(self) -> Path:
+        return self.root / "features-train"
+
+    @property
+    def features_holdout(self) -> Path:
+        return self.root / "features-holdout"
 
     def model_dir(self, name: str) -> Path:
         return self.root / "models" / name
@@ -179,6 +190,37 @@ def path_metrics(y: np.ndarray, p: np.ndarray, threshold: float, base_rate: floa
     }
 
 
+def score_candidates(
+    models: dict[str, Path],
+    events: list[Any],
+    y: np.ndarray,
+    matrix: np.ndarray,
+    base_rate: float,
+    step: ProgressFn,
+) -> tuple[dict[str, Any], list[tuple[str, np.ndarray, np.ndarray]]]:
+    """Every model on both paths (known, unknown clients): metrics, and the reliability curves of today's
+    and the chosen model."""
+    from scoring.model import load_model
+
+    results: dict[str, Any] = {}
+    curves: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for name, model_dir in models.items():
+        card = load_model(model_dir).card
+        row: dict[str, Any] = {
+            "model_version": card.model_version,
+            "calibration": card.calibration.method,
+            "scale_pos_weight": card.params.get("scale_pos_weight"),
+        }
+        for path, found in (("known", True), ("unknown", False)):
+            p, threshold = decide_probabilities(model_dir, events, matrix, found)
+            row[path] = path_metrics(y, p, threshold, base_rate)
+            if name in (TODAY, NEW):
+                curves.append((f"{name}, {path} clients", y, p))
+        results[name] = row
+        step(f"evaluated {name}")
+    return results, curves
+
+
 def evaluate(
     raw_dir: Path,
     work_dir: Path,
@@ -198,27 +240,10 @@ def evaluate(
     models = train_candidates(work, seed, step)
     events, y = holdout_events(work)
     ids = [e.sk_id_curr for e in events]
-    schema = load_model(models[NEW]).schema
-    matrix = cached_features(work, ids, schema)
-    base_rate = float(
-        load_model(models[NEW]).card.training_data.positives / load_model(models[NEW]).card.training_data.rows
-    )
-    results: dict[str, Any] = {}
-    curves: list[tuple[str, np.ndarray, np.ndarray]] = []
-    for name, model_dir in models.items():
-        card = load_model(model_dir).card
-        row: dict[str, Any] = {
-            "model_version": card.model_version,
-            "calibration": card.calibration.method,
-            "scale_pos_weight": card.params.get("scale_pos_weight"),
-        }
-        for path, found in (("known", True), ("unknown", False)):
-            p, threshold = decide_probabilities(model_dir, events, matrix, found)
-            row[path] = path_metrics(y, p, threshold, base_rate)
-            if name in (TODAY, NEW):
-                curves.append((f"{name}, {path} clients", y, p))
-        results[name] = row
-        step(f"evaluated {name}")
+    chosen = load_model(models[NEW])
+    matrix = cached_features(work, ids, chosen.schema)
+    base_rate = chosen.card.training_data.positives / chosen.card.training_data.rows  # the training's
+    results, curves = score_candidates(models, events, y, matrix, base_rate, step)
     if reliability_png is not None:
         from training.plots import write_reliability
 

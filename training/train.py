@@ -161,16 +161,7 @@ def fit_table(
         early_stopping=cfg.early_stopping,
         on_fold=lambda k, it, auc: step(f"CV fold {k + 1}/{cfg.folds}: {it} rounds, AUC {auc:.4f}"),
     )
-    calibration = fit_calibration(
-        cfg.calibration, split.y_tr, cv.oof, f"out-of-fold scores of {split.y_tr.size:,} training rows"
-    )
-    calibrator = Calibrator(calibration)
-    oof = calibrator.apply(cv.oof)
-    choice = choose_threshold(split.y_tr, oof, cfg.fn_cost, cfg.fp_cost)
-    step(
-        f"threshold {choice.threshold:.4f} "
-        f"(calibration {calibration.method}, out-of-fold cost {choice.cost:,.0f})"
-    )
+    calibrator, oof, choice = _calibrate_and_choose(split, cv, cfg, step)
 
     booster = lgb.train(params, dataset, num_boost_round=cv.n_estimators)
     step(f"final model: {cv.n_estimators} trees")
@@ -194,7 +185,7 @@ def fit_table(
     version = f"{now:%Y%m%dT%H%M}-{sha256_bytes(text)[:8]}"
     metrics["train_seconds"] = round(time.perf_counter() - started, 3)
     card = _model_card(table, split, cfg, params, cv, choice, metrics, p_ho, reference, version, now)
-    card = card.model_copy(update={"calibration": calibration, "unknown_client_path": unknown})
+    card = card.model_copy(update={"calibration": calibrator.calibration, "unknown_client_path": unknown})
     model_dir = save_model(booster, card, schema, models_dir / version)
     step(f"saved {model_dir}")
     from scoring.model import load_model  # re-read: the card on disk carries the sha256
@@ -204,6 +195,24 @@ def fit_table(
         _write_plots(model_dir, split, p_ho, oof, choice, gains, names, cfg)
         step("plots written")
     return TrainResult(model_dir=model_dir, card=saved.card, cv=cv, seconds=time.perf_counter() - started)
+
+
+def _calibrate_and_choose(
+    split: _Split, cv: CVResult, cfg: TrainConfig, step: ProgressFn
+) -> tuple[Calibrator, np.ndarray, ThresholdChoice]:
+    """The calibration fitted on the out-of-fold scores, those scores calibrated, and the threshold
+    chosen on them: the served scale."""
+    calibration = fit_calibration(
+        cfg.calibration, split.y_tr, cv.oof, f"out-of-fold scores of {split.y_tr.size:,} training rows"
+    )
+    calibrator = Calibrator(calibration)
+    oof = calibrator.apply(cv.oof)
+    choice = choose_threshold(split.y_tr, oof, cfg.fn_cost, cfg.fp_cost)
+    step(
+        f"threshold {choice.threshold:.4f} "
+        f"(calibration {calibration.method}, out-of-fold cost {choice.cost:,.0f})"
+    )
+    return calibrator, oof, choice
 
 
 def _holdout_split(table: LabelledTable, cfg: TrainConfig) -> _Split:
