@@ -8,7 +8,9 @@ of the applications it could score plus, for each one it could not, the reason:
 3. scoring: the verified compiled forest (:mod:`scoring.forest`: bit-identical to ``booster.predict``
    on the float32 rows, i.e. to the offline path; one pass gives the probabilities and the leaves the
    reasons need), else LightGBM's own predict; then the policy (REFUS when ``probability >= threshold``);
-4. reasons (fast path attribution, :mod:`scoring.reasons`) on every REFUS, every row, or none;
+4. reasons on every REFUS, every row, or none: the features with the largest exact TreeSHAP
+   contributions (:func:`contributions`: :mod:`scoring.treeshap`, equal to LightGBM's
+   ``pred_contrib``), or — ``attribution="path"`` — the older path attribution (:mod:`scoring.reasons`);
 5. isolation: an application carrying a field value the scorer cannot use is left out with the reason
    (:class:`Unscorable`), and the others are scored exactly as they would be without it.
 
@@ -34,6 +36,7 @@ from scoring.reasons import top_reasons as rank_reasons
 from scoring.results import BatchScore, Reason, ScoreResult, build_results
 
 ReasonsMode = Literal["refusals", "all", "none"]
+Attribution = Literal["exact", "path"]
 T = TypeVar("T")
 
 
@@ -64,10 +67,13 @@ class DecideOptions:
     reasons: ReasonsMode = "refusals"  # which decisions carry reasons
     top_reasons: int = 3
     num_threads: int = 1
+    attribution: Attribution = "exact"  # exact TreeSHAP, or the older path attribution (benchmarks)
 
     def __post_init__(self) -> None:
         if self.reasons not in ("refusals", "all", "none"):
             raise ValueError(f"reasons must be 'refusals', 'all' or 'none', got {self.reasons!r}")
+        if self.attribution not in ("exact", "path"):
+            raise ValueError(f"attribution must be 'exact' or 'path', got {self.attribution!r}")
 
 
 DEFAULT_OPTIONS = DecideOptions()
@@ -181,7 +187,7 @@ def _probabilities(
     if model.forest is not None:
         return model.forest.score(matrix, options.num_threads)
     booster, explainer = model.booster, model.explainer
-    if _wants_reasons(options) and explainer.exact_probabilities:
+    if options.attribution == "path" and _wants_reasons(options) and explainer.exact_probabilities:
         # one routing pass serves both: probabilities from the leaves are bit-identical to predict
         leaves = explainer.leaves(booster, matrix, options.num_threads)
         return explainer.probabilities_from_leaves(leaves), leaves
@@ -203,7 +209,10 @@ def _reasons(
     if not explain.size:
         return {}
     explainer, k = model.explainer, options.top_reasons
-    if leaves is not None:
+    if options.attribution == "exact":
+        contrib = contributions(model, matrix[explain], options.num_threads)
+        picks = rank_reasons(contrib, refused[explain], k)
+    elif leaves is not None:
         picks = explainer.top_from_leaves(leaves, explain, refused[explain], k)
     else:
         contrib = explainer.contributions(model.booster, matrix[explain], num_threads=options.num_threads)
@@ -213,3 +222,13 @@ def _reasons(
         row: tuple(Reason(fields[j].name, fields[j].decode(float(matrix[row, j])), c) for j, c in picked)
         for row, picked in zip(explain.tolist(), picks, strict=True)
     }
+
+
+def contributions(model: PreparedModel, matrix: np.ndarray, num_threads: int = 1) -> np.ndarray:
+    """Exact TreeSHAP contributions (n, n_features) of assembled rows, in log-odds, positive = towards
+    default: the compiled TreeSHAP when the model has it (verified equal to ``pred_contrib`` at load),
+    else LightGBM's ``pred_contrib`` itself. What reasons (and reason codes) rank."""
+    if model.shap is not None:
+        return model.shap.contributions(matrix)[:, :-1]
+    out = model.booster.predict(matrix, pred_contrib=True, num_threads=num_threads)
+    return np.asarray(out, dtype=np.float64)[:, :-1]

@@ -7,7 +7,10 @@ tests and benchmarks). It owns what scoring needs besides the booster, each buil
 - the vector assembler of the model's feature schema (:mod:`scoring.vector`);
 - the compiled forest (:mod:`scoring.forest`), kept only when it reproduces LightGBM bit for bit on
   probe rows; otherwise ``forest`` is None, ``forest_fallback`` says why, and scoring uses LightGBM;
-- the reasons explainer (:mod:`scoring.reasons`).
+- exact TreeSHAP (:mod:`scoring.treeshap`), kept only when it equals LightGBM's ``pred_contrib`` to
+  1e-9 on probe rows; otherwise ``shap`` is None, ``shap_fallback`` says why, and attributions come
+  from ``pred_contrib`` itself;
+- the path-attribution explainer (:mod:`scoring.reasons`: the approximate, older reasons).
 
 There is no module-level cache: nothing is built lazily on a first batch, and two prepared models share
 nothing. Pure: numpy, numba, lightgbm and the feature schema.
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from scoring.exceptions import SchemaMismatchError
 from scoring.forest import CompiledForest, compile_forest
 from scoring.reasons import PathExplainer
+from scoring.treeshap import TreeShap, compile_treeshap
 from scoring.vector import VectorAssembler
 
 if TYPE_CHECKING:
@@ -46,6 +50,9 @@ class PreparedModel:
         else:
             self.forest, self.forest_fallback = None, "compiled forest not wanted (use_forest=False)"
         self.explainer = PathExplainer(model.booster)
+        self.shap: TreeShap | None
+        self.shap_fallback: str | None  # why there is no compiled TreeSHAP (None when there is one)
+        self.shap, self.shap_fallback = compile_treeshap(model.booster)
 
     def __repr__(self) -> str:
         routing = "compiled forest" if self.forest is not None else f"LightGBM ({self.forest_fallback})"
