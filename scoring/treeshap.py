@@ -185,7 +185,7 @@ def _shap_rows(  # pragma: no cover - compiled; covered through TreeShap
             at = tree_at[t]
             if at >= 0:  # the tree's table: one read per distinct feature
                 g0, f0 = node0[t], f_start[t]
-                dv = 0
+                dv = np.int64(0)
                 for j in range(n_nodes[t]):
                     dv |= np.int64(left[g0 + j]) << j
                 k = f_start[t + 1] - f0
