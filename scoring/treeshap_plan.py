@@ -175,11 +175,13 @@ def _leaf_arrays(
 def _tree_arrays(
     t: Trees, paths: list[tuple[Path, list[int], list[float]]], leaf_at: np.ndarray, max_nodes: int
 ) -> tuple[tuple[np.ndarray, ...], int]:
-    """Per tree arrays; sets each leaf feature's slot among its tree's distinct features (u_slot)."""
+    """Per tree arrays; sets each leaf feature's slot among its tree's distinct features (u_slot). A
+    tabled tree's features are padded to the same count for all (padding: feature ``n_features``, the
+    expected-value column, with zero entries) so the kernel's inner loop has one trip count."""
     n_trees = t.node_start.shape[0]
-    f_start, t_feat, t_at = [0], [], []
+    per_tree: list[list[int]] = []
     u_slot: list[int] = []
-    size = 0
+    wanted: list[bool] = []
     for tree in range(n_trees):
         lo, n = int(t.leaf_start[tree]), int(t.n_leaves[tree])
         features: list[int] = []
@@ -188,11 +190,16 @@ def _tree_arrays(
                 if f not in features:
                     features.append(f)
                 u_slot.append(features.index(f))
-        t_feat.extend(features)
+        per_tree.append(features)
+        wanted.append(1 < n <= max_nodes + 1 and bool((leaf_at[lo : lo + n] >= 0).all()))
+    width = max((len(f) for f, w in zip(per_tree, wanted, strict=True) if w), default=0)
+    f_start, t_feat, t_at = [0], [], []
+    size = 0
+    for tree, features in enumerate(per_tree):
+        entries = (1 << (int(t.n_leaves[tree]) - 1)) * width
+        fits = wanted[tree] and size + entries <= MAX_TABLE_ENTRIES
+        t_feat.extend(features + [t.n_features] * (width - len(features)) if fits else features)
         f_start.append(len(t_feat))
-        entries = (1 << (n - 1)) * len(features)
-        fits = 1 < n <= max_nodes + 1 and bool((leaf_at[lo : lo + n] >= 0).all())
-        fits = fits and size + entries <= MAX_TABLE_ENTRIES
         t_at.append(size if fits else -1)
         size += entries if fits else 0
     ints = np.int64
