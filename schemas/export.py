@@ -12,7 +12,14 @@ from typing import Any
 
 import orjson
 
-from schemas.events import APPLICATION_VERSION, SCHEMA_VERSION, DeadLetter, Decision, LoanApplication
+from schemas.events import (
+    APPLICATION_VERSION,
+    DECISION_VERSION,
+    SCHEMA_VERSION,
+    DeadLetter,
+    Decision,
+    LoanApplication,
+)
 
 JSON_DIR = Path(__file__).resolve().parent / "json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -21,7 +28,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # the others.
 EXPORTS: dict[str, tuple[Any, str, int]] = {
     "loan_application": (LoanApplication, "validation", APPLICATION_VERSION),
-    "decision": (Decision, "serialization", SCHEMA_VERSION),
+    "decision": (Decision, "serialization", DECISION_VERSION),
     "dead_letter": (DeadLetter, "serialization", SCHEMA_VERSION),
 }
 

@@ -11,7 +11,8 @@ of the applications it could score plus, for each one it could not, the reason:
 4. reasons on every REFUS, every row, or none: the features with the largest exact TreeSHAP
    contributions (:func:`contributions`: :mod:`scoring.treeshap`, equal to LightGBM's
    ``pred_contrib``), or — ``attribution="path"`` — the older path attribution (:mod:`scoring.reasons`);
-5. isolation: an application carrying a field value the scorer cannot use is left out with the reason
+5. counter-offers (:mod:`scoring.counter_offer`) on every REFUS by score, unless turned off;
+6. isolation: an application carrying a field value the scorer cannot use is left out with the reason
    (:class:`Unscorable`), and the others are scored exactly as they would be without it.
 
 Encoding the decisions into records is :mod:`scoring.decision` (shared by the three adapters too).
@@ -22,18 +23,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
 from schemas.exceptions import ErrorKind
+from scoring.counter_offer import Accept, counter_offers
 from scoring.exceptions import InvalidInputError
 from scoring.features import CachedFeatures
 from scoring.policy import refused_mask
 from scoring.prepared import PreparedModel
 from scoring.reasons import top_reasons as rank_reasons
-from scoring.results import BatchScore, Reason, ScoreResult, build_results
+from scoring.results import BatchScore, CounterOffer, Reason, ScoreResult, build_results
 
 ReasonsMode = Literal["refusals", "all", "none"]
 Attribution = Literal["exact", "path"]
@@ -68,6 +70,8 @@ class DecideOptions:
     top_reasons: int = 3
     num_threads: int = 1
     attribution: Attribution = "exact"  # exact TreeSHAP, or the older path attribution (benchmarks)
+    counter_offers: bool = True  # a counter-offer on every REFUS by score (scoring.counter_offer)
+    offer_accept: Accept | None = None  # what else a counter-offer must pass (the policy's rules)
 
     def __post_init__(self) -> None:
         if self.reasons not in ("refusals", "all", "none"):
@@ -153,12 +157,15 @@ def _score(
     t0 = time.perf_counter()
     matrix = model.assembler.assemble(features.matrix, fields, found)
     n = matrix.shape[0]
-    probabilities, leaves = _probabilities(model, matrix, options)
+    raw, leaves = _probabilities(model, matrix, options)
+    probabilities = _calibrated(model, raw, found)
     t1 = time.perf_counter()
     threshold = model.threshold
     refused = refused_mask(probabilities, threshold)
     per_row = _reasons(model, matrix, leaves, refused, options) if n else {}
     t2 = time.perf_counter()
+    offers = _counter_offers(model, matrix, refused, found, options) if options.counter_offers else {}
+    t3 = time.perf_counter()
 
     age: float | None = None
     if features.loaded_at is not None:
@@ -170,8 +177,41 @@ def _score(
         found.tolist(),
         per_row,
         (threshold, model.model_version, model.feature_version, age),
+        offers,
     )
-    return BatchScore(results, t1 - t0, t2 - t1, matrix, probabilities)
+    return BatchScore(results, t1 - t0, t2 - t1, matrix, probabilities, t3 - t2)
+
+
+def _calibrated(model: PreparedModel, probabilities: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """The probabilities the threshold is compared with — of the batch and of counter-offer candidates
+    alike: the one place a calibration applies (today the model's own)."""
+    return probabilities
+
+
+def _counter_offers(
+    model: PreparedModel, matrix: np.ndarray, refused: np.ndarray, found: np.ndarray, options: DecideOptions
+) -> dict[int, CounterOffer]:
+    """Counter-offers of the refused rows, by row (:mod:`scoring.counter_offer`)."""
+    rows = np.flatnonzero(refused)
+    if not rows.size:
+        return {}
+
+    plain = replace(options, reasons="none")  # candidates need no leaves for reasons
+
+    def score(candidates: np.ndarray, hit: np.ndarray) -> np.ndarray:
+        return _calibrated(model, _probabilities(model, candidates, plain)[0], hit)
+
+    offers = counter_offers(
+        matrix,
+        rows,
+        found,
+        model.schema,
+        model.assembler.derive,
+        score,
+        model.threshold,
+        options.offer_accept,
+    )
+    return {int(r): o for r, o in zip(rows.tolist(), offers, strict=True) if o is not None}
 
 
 def _wants_reasons(options: DecideOptions) -> bool:

@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel
 
-from schemas.events import SCHEMA_VERSION, Decision, DecisionLabel, LoanApplication, StageLatency
+from schemas.events import DECISION_VERSION, Decision, DecisionLabel, LoanApplication, StageLatency
+from schemas.events import CounterOffer as CounterOfferRecord
 from schemas.events import Reason as ReasonRecord
 from scoring.results import ScoreResult
 
@@ -66,7 +67,7 @@ def decision_document(
     event_time = application.event_time
     event_ts = event_time.timestamp()
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": DECISION_VERSION,
         "application_id": application.key,
         "event_id": application.event_id,
         "sk_id_curr": application.sk_id_curr,
@@ -97,6 +98,7 @@ def decision_document(
         "baseline_model_version": baseline_model_version,
         "baseline_decision": baseline_decision,
         "baseline_probability_default": baseline_probability,
+        "counter_offer": _offer(result),
     }
 
 
@@ -127,7 +129,7 @@ def decision_batch_bytes(
         "total_s": 0.0,
     }
     template: dict[str, Any] = dict.fromkeys(_DOCUMENT_KEYS)
-    template["schema_version"] = SCHEMA_VERSION
+    template["schema_version"] = DECISION_VERSION
     template["consumed_at"] = datetime.fromtimestamp(consumed_at, UTC)
     template["is_replay"] = False
     dumps, opt, clock, stamp = orjson.dumps, orjson.OPT_UTC_Z, time.time, datetime.fromtimestamp
@@ -166,6 +168,7 @@ def decision_batch_bytes(
         doc["latency"] = lat
         doc["event_time"] = event_time
         doc["decided_at"] = stamp(decided_at, UTC)
+        doc["counter_offer"] = _offer(result) if result.counter_offer is not None else None
         append(dumps(doc, option=opt))
     return out
 
@@ -180,6 +183,8 @@ def build_decision(
         doc["baseline_decision"] = _LABELS[doc["baseline_decision"]]
     doc["latency"] = _trusted(StageLatency, doc["latency"])
     doc["reasons"] = [_trusted(ReasonRecord, r) for r in doc["reasons"]]
+    if doc["counter_offer"] is not None:
+        doc["counter_offer"] = _trusted(CounterOfferRecord, doc["counter_offer"])
     return _trusted(Decision, doc)
 
 
@@ -195,6 +200,17 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
+
+
+def _offer(result: ScoreResult) -> dict[str, float] | None:
+    offer = result.counter_offer
+    if offer is None:
+        return None
+    return {
+        "amt_credit": offer.amt_credit,
+        "amt_annuity": offer.amt_annuity,
+        "probability_default": offer.probability_default,
+    }
 
 
 def _json_value(value: object) -> float | str | None:
