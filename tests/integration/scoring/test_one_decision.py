@@ -26,16 +26,26 @@ from tests.fixtures.kafka import StreamEnv
 pytestmark = pytest.mark.integration
 
 
-def decision_of(record: Any) -> tuple[float, str, list[tuple[str, Any, float]]]:
+Outcome = tuple[float, str, list[tuple[str, Any, float]], dict[str, float] | None]
+
+
+def decision_of(record: Any) -> Outcome:
     d = decode_decision(record)
-    return d.probability_default, d.decision.value, [(r.feature, r.value, r.contribution) for r in d.reasons]
+    offer = None if d.counter_offer is None else d.counter_offer.model_dump()
+    return (
+        d.probability_default,
+        d.decision.value,
+        [(r.feature, r.value, r.contribution) for r in d.reasons],
+        offer,
+    )
 
 
-def answer_of(body: dict[str, Any]) -> tuple[float, str, list[tuple[str, Any, float]]]:
+def answer_of(body: dict[str, Any]) -> Outcome:
     return (
         body["score"],
         body["decision"],
         [(r["feature"], r["value"], r["contribution"]) for r in body["reasons"]],
+        body["counter_offer"],
     )
 
 
@@ -99,5 +109,6 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
         assert worker[key][2], f"{key!r}: every decision carries reasons here"
         assert replay[key] == worker[key], key
         assert api[key] == worker[key], key
-    assert len({decision for _, decision, _ in worker.values()}) == 2  # both labels were exercised
+    assert len({outcome[1] for outcome in worker.values()}) == 2  # both labels were exercised
+    assert any(outcome[3] for outcome in worker.values())  # and counter-offers
     assert worker[b"one-override"] != worker[b"one-7"]  # the event's fields were used
