@@ -50,10 +50,22 @@ class Candidates(Mapping[str, np.ndarray]):
 Accept = Callable[[Candidates], np.ndarray]  # candidates → bool mask (n_candidates,)
 
 
+def changed_columns(schema: FeatureSchema) -> list[int]:
+    """The columns a candidate changes: the amounts and every derived feature computed from them (only
+    the trees splitting on these are routed again, :class:`scoring.forest.PartialForest`)."""
+    from feature_loader.derived import DERIVED_BY_NAME
+
+    names = {CREDIT, ANNUITY}
+    for f in schema.derived_fields:
+        derived = DERIVED_BY_NAME.get(f.name)
+        if derived is None or names & set(derived.inputs):
+            names.add(f.name)  # an unknown derivation: assume it changes
+    return sorted(schema.index[n] for n in names if n in schema.index)
+
+
 def counter_offers(
     matrix: np.ndarray,
     rows: np.ndarray,
-    found: np.ndarray,
     schema: FeatureSchema,
     derive: Callable[[np.ndarray], np.ndarray],
     probabilities: Callable[[np.ndarray, np.ndarray], np.ndarray],
@@ -62,9 +74,9 @@ def counter_offers(
     steps: tuple[float, ...] = STEPS,
 ) -> list[CounterOffer | None]:
     """The counter-offer (or None) of each of ``rows`` of the assembled ``matrix`` (see the module
-    docstring). ``found``: the batch's cache-hit mask; ``derive(matrix)`` recomputes derived columns in
-    place and returns the matrix; ``probabilities(matrix, found)`` scores candidates as the decision
-    does. ``steps``: fractions of the amount asked, largest first."""
+    docstring). ``derive(matrix)`` recomputes derived columns in place and returns the matrix;
+    ``probabilities(candidates, source)`` scores candidates as the decision does (``source``: the row of
+    ``matrix`` each candidate comes from). ``steps``: fractions of the amount asked, largest first."""
     out: list[CounterOffer | None] = [None] * len(rows)
     if CREDIT not in schema.index or ANNUITY not in schema.index or not len(rows) or not steps:
         return out
@@ -83,8 +95,8 @@ def counter_offers(
     cand[:, cj] = amount.ravel()
     cand[:, aj] = pay.ravel()
     cand = derive(cand)
-    hit = np.repeat(np.asarray(found, dtype=bool)[np.asarray(rows)[usable]], n_steps)
-    prob = np.asarray(probabilities(cand, hit), dtype=np.float64).reshape(-1, n_steps)
+    source = np.repeat(np.asarray(rows, dtype=np.int64)[usable], n_steps)
+    prob = np.asarray(probabilities(cand, source), dtype=np.float64).reshape(-1, n_steps)
     good = ~refused_mask(prob, threshold) & (amount > 0)
     if accept is not None:
         exact = {CREDIT: amount.ravel(), ANNUITY: pay.ravel(), "row": np.repeat(usable, n_steps)}

@@ -164,7 +164,7 @@ def _score(
     refused = refused_mask(probabilities, threshold)
     per_row = _reasons(model, matrix, leaves, refused, options) if n else {}
     t2 = time.perf_counter()
-    offers = _counter_offers(model, matrix, refused, found, options) if options.counter_offers else {}
+    offers = _counter_offers(model, matrix, leaves, refused, found, options) if options.counter_offers else {}
     t3 = time.perf_counter()
 
     age: float | None = None
@@ -189,27 +189,30 @@ def _calibrated(model: PreparedModel, probabilities: np.ndarray, found: np.ndarr
 
 
 def _counter_offers(
-    model: PreparedModel, matrix: np.ndarray, refused: np.ndarray, found: np.ndarray, options: DecideOptions
+    model: PreparedModel,
+    matrix: np.ndarray,
+    leaves: np.ndarray | None,
+    refused: np.ndarray,
+    found: np.ndarray,
+    options: DecideOptions,
 ) -> dict[int, CounterOffer]:
-    """Counter-offers of the refused rows, by row (:mod:`scoring.counter_offer`)."""
+    """Counter-offers of the refused rows, by row (:mod:`scoring.counter_offer`). With the compiled
+    forest, candidates are routed again only through the trees that split on what they change."""
     rows = np.flatnonzero(refused)
     if not rows.size:
         return {}
-
     plain = replace(options, reasons="none")  # candidates need no leaves for reasons
+    partial = model.offer_forest if model.forest is not None and leaves is not None else None
 
-    def score(candidates: np.ndarray, hit: np.ndarray) -> np.ndarray:
-        return _calibrated(model, _probabilities(model, candidates, plain)[0], hit)
+    def score(candidates: np.ndarray, source: np.ndarray) -> np.ndarray:
+        if partial is not None and leaves is not None:
+            raw = partial.score(candidates, leaves, source)
+        else:
+            raw = _probabilities(model, candidates, plain)[0]
+        return _calibrated(model, raw, found[source])
 
     offers = counter_offers(
-        matrix,
-        rows,
-        found,
-        model.schema,
-        model.assembler.derive,
-        score,
-        model.threshold,
-        options.offer_accept,
+        matrix, rows, model.schema, model.assembler.derive, score, model.threshold, options.offer_accept
     )
     return {int(r): o for r, o in zip(rows.tolist(), offers, strict=True) if o is not None}
 

@@ -9,7 +9,7 @@ rank → leaf table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,6 +53,18 @@ def numerical_kind(decision_type: int, threshold: float) -> int:
     # missing None: a NaN is read as 0.0; missing NaN: a NaN takes the default side
     nan_left = (threshold >= 0.0) if missing == 0 else default_left
     return NAN_LEFT if nan_left else NAN_RIGHT
+
+
+def subset(t: Trees, keep: np.ndarray) -> Trees:
+    """The trees ``keep`` (indices, in order) of ``t``: the per-tree starts are picked, the flat node,
+    leaf and bitset arrays shared (starts are offsets into them)."""
+    return replace(
+        t,
+        node_start=t.node_start[keep],
+        leaf_start=t.leaf_start[keep],
+        cat_start=t.cat_start[keep],
+        n_leaves=t.n_leaves[keep],
+    )
 
 
 def plan(t: Trees) -> tuple[np.ndarray, ...]:

@@ -38,12 +38,11 @@ def _offers(
 ) -> list:  # type: ignore[type-arg]
     calls: list[int] = []
 
-    def score(m: np.ndarray, found: np.ndarray) -> np.ndarray:
+    def score(m: np.ndarray, source: np.ndarray) -> np.ndarray:
         calls.append(len(m))
         return model.forest.score(m)[0] if model.forest else model.booster.predict(m)  # type: ignore[no-any-return]
 
-    found = np.ones(len(x), bool)
-    out = counter_offers(x, rows, found, model.schema, model.assembler.derive, score, model.threshold, accept)
+    out = counter_offers(x, rows, model.schema, model.assembler.derive, score, model.threshold, accept)
     assert len(calls) <= 1  # every candidate of every row in one batched call
     return out
 
@@ -131,3 +130,15 @@ def test_decide_puts_offers_on_refusals_and_in_the_record(model: PreparedModel, 
     assert record.schema_version == 2 and record.counter_offer is not None
     assert record.counter_offer.amt_credit == r.counter_offer.amt_credit  # type: ignore[union-attr]
     assert record == build_decision(app, r, timings)
+
+
+def test_partial_rescoring_gives_the_same_offers(model: PreparedModel, batch: tuple) -> None:  # type: ignore[type-arg]
+    """decide routes candidates only through the trees that split on what they change: the offers are
+    those of routing them through the whole forest, bit for bit."""
+    _, inputs, cached = batch
+    assert model.offer_forest is not None and 0 < model.offer_forest.routed.size < model.forest.n_trees  # type: ignore[union-attr]
+    partial = [r.counter_offer for r in decide(model, inputs, cached).results]
+    whole = PreparedModel(model.model)
+    whole.offer_forest = None
+    assert partial == [r.counter_offer for r in decide(whole, inputs, cached).results]
+    assert any(o is not None for o in partial)
