@@ -11,6 +11,8 @@ the refused ones (``probability >= threshold``) are the ones reasons are compute
   TreeSHAP (:mod:`scoring.treeshap`), and the path attribution decide used before
   (``PathExplainer.top_from_leaves``, the leaves given, as the forest produced them while scoring) — for
   batches of 1 row and of 256 rows.
+* ``decide`` on 500-row batches (CPU µs per decision): no reasons, path reasons, exact reasons, exact
+  reasons + counter-offers.
 * Exactness and reasons on every refusal of the sample: max |TreeSHAP − pred_contrib|, and on what share
   of refusals the top-4 feature set (and the first feature) is pred_contrib's — exact vs path.
 
@@ -125,6 +127,41 @@ def agreement(model: PreparedModel, refusals: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def decide_costs(model: PreparedModel, rows: np.ndarray, repeats: int) -> dict[str, Any]:
+    """CPU µs per decision of ``decide`` on 500-row batches of the sample (as the worker's): no reasons,
+    path reasons, exact reasons, exact reasons + counter-offers — interleaved repeats, medians."""
+    from scoring.decide import DecideOptions, ScoringInput, decide
+    from scoring.features import CachedFeatures
+
+    x = rows[:500]
+    inputs = [ScoringInput(i, {}) for i in range(len(x))]
+    cached = CachedFeatures(x, np.ones(len(x), bool), model.feature_version, None)
+    cases = {
+        "no_reasons": DecideOptions("none", counter_offers=False),
+        "path_reasons": DecideOptions(attribution="path", counter_offers=False),
+        "exact_reasons": DecideOptions(counter_offers=False),
+        "exact_reasons_and_counter_offers": DecideOptions(),
+    }
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for rep in range(repeats):
+        names = list(cases)[rep % len(cases) :] + list(cases)[: rep % len(cases)]
+        for name in names:
+            c0 = time.process_time()
+            decide(model, inputs, cached, options=cases[name])
+            times[name].append((time.process_time() - c0) / len(x))
+    med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
+    results = decide(model, inputs, cached).results
+    return {
+        "batch": len(x),
+        "median_cpu_us_per_decision": med,
+        "refusal_share": sum(r.decision == "REFUS" for r in results) / len(x),
+        "refusals_with_counter_offer": sum(r.counter_offer is not None for r in results)
+        / max(1, sum(r.decision == "REFUS" for r in results)),
+        "exact_over_path": med["exact_reasons"] / med["path_reasons"],
+        "counter_offers_over_exact": med["exact_reasons_and_counter_offers"] / med["exact_reasons"],
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_attribution", description=__doc__)
     parser.add_argument("--model", type=Path, default=None)
@@ -163,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         "batch_1": timing(model, refusals, 1, repeats),
         "batch_256": timing(model, refusals, 256, repeats),
         "agreement_on_sample_refusals": agreement(model, refusals[:500] if args.quick else refusals),
+        "decide_500_rows": decide_costs(model, rows, max(repeats, 5)),
     }
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     for key in ("batch_1", "batch_256"):
@@ -171,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{key}: pred_contrib {us['pred_contrib']:.1f} µs/row, treeshap {us['treeshap']:.1f}, "
               f"path {us['path']:.1f} → pred_contrib/treeshap ×{ratio:.1f}")  # fmt: skip
     print(json.dumps(result["agreement_on_sample_refusals"], indent=2))
+    print(json.dumps(result["decide_500_rows"], indent=2))
     print(f"→ {RESULTS}")
 
 

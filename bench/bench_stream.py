@@ -299,6 +299,20 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _reasons_and_offers(results: dict[str, Any]) -> dict[str, float]:
+    """batch (exact reasons, counter-offers) over path reasons and over no counter-offers."""
+    b, bc = results["batch"]["decisions_per_s"], results["batch"]["decisions_per_cpu_s"]
+    out: dict[str, float] = {}
+    for other, key in (
+        ("batch_path_reasons", "exact_vs_path_reasons"),
+        ("batch_no_offers", "offers_on_vs_off"),
+    ):
+        if other in results:
+            out[key] = round(b / results[other]["decisions_per_s"], 3)
+            out[f"per_cpu_{key}"] = round(bc / results[other]["decisions_per_cpu_s"], 3)
+    return out
+
+
 def summarize(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool]]:
     """Side-by-side ratios and goal checks of whatever phases the results hold; printed."""
     ratios: dict[str, float] = {}
@@ -318,13 +332,7 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool
             nr = results["batch_no_reasons"]
             ratios["reasons_cost"] = round(1 - b / nr["decisions_per_s"], 3)
             ratios["per_cpu_reasons_cost"] = round(1 - bc / nr["decisions_per_cpu_s"], 3)
-        for other, key in (
-            ("batch_path_reasons", "exact_vs_path_reasons"),
-            ("batch_no_offers", "offers_on_vs_off"),
-        ):
-            if other in results:
-                ratios[key] = round(b / results[other]["decisions_per_s"], 3)
-                ratios[f"per_cpu_{key}"] = round(bc / results[other]["decisions_per_cpu_s"], 3)
+        ratios |= _reasons_and_offers(results)
         goals["with_exact_reasons_ge_15000"] = b >= 15_000
         goals["decisions_per_s_ge_20000"] = b >= 20_000
         goals["reasons_on_every_refus"] = results["batch"]["refusals_with_reasons"] == 1.0

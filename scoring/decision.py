@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from schemas.events import DECISION_VERSION, Decision, DecisionLabel, LoanApplication, StageLatency
 from schemas.events import CounterOffer as CounterOfferRecord
 from schemas.events import Reason as ReasonRecord
-from scoring.results import ScoreResult
+from scoring.results import Reason, ScoreResult
 
 _M = TypeVar("_M", bound=BaseModel)
 _LABELS = {label.value: label for label in DecisionLabel}
@@ -79,10 +79,7 @@ def decision_document(
         "feature_version": result.feature_version,
         "features_found": result.features_found,
         "features_age_s": result.features_age_s,
-        "reasons": [
-            {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution}
-            for r in result.reasons
-        ],
+        "reasons": _reason_docs(result.reasons),
         "latency": {
             "queue_s": max(0.0, timings.consumed_at - event_ts),
             "features_s": timings.features_s,
@@ -157,18 +154,11 @@ def decision_batch_bytes(
         doc["feature_version"] = result.feature_version
         doc["features_found"] = result.features_found
         doc["features_age_s"] = result.features_age_s
-        doc["reasons"] = (
-            [
-                {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution}
-                for r in result.reasons
-            ]
-            if result.reasons
-            else []
-        )
+        doc["reasons"] = _reason_docs(result.reasons) if result.reasons else []
         doc["latency"] = lat
         doc["event_time"] = event_time
         doc["decided_at"] = stamp(decided_at, UTC)
-        doc["counter_offer"] = _offer(result) if result.counter_offer is not None else None
+        doc["counter_offer"] = _offer(result)
         append(dumps(doc, option=opt))
     return out
 
@@ -200,6 +190,12 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
+
+
+def _reason_docs(reasons: Sequence[Reason]) -> list[dict[str, Any]]:
+    return [
+        {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution} for r in reasons
+    ]
 
 
 def _offer(result: ScoreResult) -> dict[str, float] | None:
