@@ -11,7 +11,8 @@ of the applications it could score plus, for each one it could not, the reason:
 4. reasons on every REFUS, every row, or none: the features with the largest exact TreeSHAP
    contributions (:func:`contributions`: :mod:`scoring.treeshap`, equal to LightGBM's
    ``pred_contrib``), or — ``attribution="path"`` — the older path attribution (:mod:`scoring.reasons`);
-5. counter-offers (:mod:`scoring.counter_offer`) on every REFUS by score, unless turned off;
+5. counter-offers (:mod:`scoring.counter_offer`) on every REFUS by score, when asked (the worker and
+   ``/predict`` ask by default: settings ``stream.counter_offers`` / ``api.counter_offers``);
 6. isolation: an application carrying a field value the scorer cannot use is left out with the reason
    (:class:`Unscorable`), and the others are scored exactly as they would be without it.
 
@@ -70,7 +71,7 @@ class DecideOptions:
     top_reasons: int = 3
     num_threads: int = 1
     attribution: Attribution = "exact"  # exact TreeSHAP, or the older path attribution (benchmarks)
-    counter_offers: bool = True  # a counter-offer on every REFUS by score (scoring.counter_offer)
+    counter_offers: bool = False  # a counter-offer on every REFUS by score (scoring.counter_offer)
     offer_accept: Accept | None = None  # what else a counter-offer must pass (the policy's rules)
 
     def __post_init__(self) -> None:

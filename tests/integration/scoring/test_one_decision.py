@@ -90,7 +90,9 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
     assert len(live) == n and set(worker) == {k for k, _ in payloads}
 
     # replay, with the same model, reasons on every decision
-    options = ReplayOptions(out_dir=tmp_path / "replay", batch_size=25, reasons="all", top_reasons=3)
+    options = ReplayOptions(
+        out_dir=tmp_path / "replay", batch_size=25, reasons="all", top_reasons=3, counter_offers=True
+    )
     result = await asyncio.wait_for(Replayer(settings, env.model, options).run(), 60)
     assert result.status == "complete" and result.rescored == n
     replayed = await collect(kafka.bootstrap_servers, replay_topic, to_end=True, timeout_s=60)  # replay done

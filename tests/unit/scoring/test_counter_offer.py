@@ -20,6 +20,8 @@ from scoring.model import load_model
 from scoring.prepared import PreparedModel
 from tests.fixtures.models import synthetic_matrix
 
+OFFERS = DecideOptions(counter_offers=True)
+
 
 @pytest.fixture(scope="module")
 def model(small_model_dir: Path) -> PreparedModel:
@@ -81,7 +83,9 @@ def test_offers_are_what_deciding_again_gives(model: PreparedModel, batch: tuple
 
 def test_accept_predicate_limits_offers(model: PreparedModel, batch: tuple) -> None:  # type: ignore[type-arg]
     x, inputs, cached = batch
-    refused = np.flatnonzero([r.decision == "REFUS" for r in decide(model, inputs, cached).results])
+    refused = np.flatnonzero(
+        [r.decision == "REFUS" for r in decide(model, inputs, cached, options=OFFERS).results]
+    )
     asked = x[refused, model.schema.index["AMT_CREDIT"]].astype(np.float64)
 
     def at_most_half(c: Candidates) -> np.ndarray:
@@ -104,13 +108,10 @@ def test_no_offer_without_a_usable_amount(model: PreparedModel, batch: tuple) ->
 
 def test_decide_puts_offers_on_refusals_and_in_the_record(model: PreparedModel, batch: tuple) -> None:  # type: ignore[type-arg]
     _, inputs, cached = batch
-    results = decide(model, inputs, cached).results
+    results = decide(model, inputs, cached, options=OFFERS).results
     with_offer = [r for r in results if r.counter_offer is not None]
     assert with_offer and all(r.decision == "REFUS" for r in with_offer)
-    assert all(
-        r.counter_offer is None
-        for r in decide(model, inputs, cached, options=DecideOptions(counter_offers=False)).results
-    )
+    assert all(r.counter_offer is None for r in decide(model, inputs, cached).results)  # off by default
     from schemas.events import LoanApplication
     from scoring.decision import StageTimings, build_decision, decision_batch_bytes
 
@@ -137,8 +138,8 @@ def test_partial_rescoring_gives_the_same_offers(model: PreparedModel, batch: tu
     those of routing them through the whole forest, bit for bit."""
     _, inputs, cached = batch
     assert model.offer_forest is not None and 0 < model.offer_forest.routed.size < model.forest.n_trees  # type: ignore[union-attr]
-    partial = [r.counter_offer for r in decide(model, inputs, cached).results]
+    partial = [r.counter_offer for r in decide(model, inputs, cached, options=OFFERS).results]
     whole = PreparedModel(model.model)
     whole.offer_forest = None
-    assert partial == [r.counter_offer for r in decide(whole, inputs, cached).results]
+    assert partial == [r.counter_offer for r in decide(whole, inputs, cached, options=OFFERS).results]
     assert any(o is not None for o in partial)
