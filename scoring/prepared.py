@@ -59,7 +59,8 @@ class PreparedModel:
 
     def __repr__(self) -> str:
         routing = "compiled forest" if self.forest is not None else f"LightGBM ({self.forest_fallback})"
-        return f"PreparedModel({self.model_version}, features {self.feature_version}, {routing})"
+        shap = "compiled TreeSHAP" if self.shap is not None else f"pred_contrib ({self.shap_fallback})"
+        return f"PreparedModel({self.model_version}, features {self.feature_version}, {routing}, {shap})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A spawned replay worker receives the model pickled: it prepares it again (a compiled forest
