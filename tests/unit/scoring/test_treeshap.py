@@ -136,6 +136,7 @@ def test_fixture_model_prepared_with_exact_contributions(small_model_dir: Path) 
     model = PreparedModel(load_model(small_model_dir))
     assert model.shap is not None, model.shap_fallback
     x, _ = synthetic_matrix(model.schema, 400, seed=3)
+    x = np.vstack([x, probe_rows(model.booster, 256)])  # + NaN, zeros, unseen levels
     expected = np.asarray(model.booster.predict(x, pred_contrib=True, num_threads=1))
     np.testing.assert_allclose(model.shap.contributions(x), expected, rtol=0, atol=1e-9)
     np.testing.assert_allclose(contributions(model, x), expected[:, :-1], rtol=0, atol=1e-9)
