@@ -117,6 +117,7 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
             model_error=model_error,
             top_reasons=settings.api.top_reasons,
             reasons=settings.api.reasons,
+            counter_offers=settings.api.counter_offers,
         )
         app.state.publisher = ApplicationPublisher(settings.kafka, settings.api.publish_timeout_s)
         try:

@@ -67,6 +67,12 @@ class ReasonOut(BaseModel):
     contribution: float = Field(description="Contribution to the log-odds of default.")
 
 
+class CounterOfferOut(BaseModel):
+    amt_credit: float = Field(description="The largest credit amount the model accepts at the same term.")
+    amt_annuity: float = Field(description="Its annuity (the application's annuity / credit ratio kept).")
+    probability_default: float = Field(description="The probability of default of the offered loan.")
+
+
 class PredictResponse(BaseModel):
     """The original project's response, plus the decision's provenance and reasons."""
 
@@ -88,6 +94,9 @@ class PredictResponse(BaseModel):
     )
     features_age_s: float | None = Field(description="Seconds since the cache load; null if not found.")
     reasons: list[ReasonOut] = Field(description="Top reasons, largest contribution first.")
+    counter_offer: CounterOfferOut | None = Field(
+        None, description="REFUS by score: the largest credit accepted at the same term (null: none)."
+    )
 
 
 class HealthResponse(BaseModel):

@@ -15,6 +15,7 @@ An unknown client (not in the cache):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -52,12 +53,13 @@ class ApiScorer:
         model_error: str | None = None,
         top_reasons: int = 3,
         reasons: ReasonsMode = "all",
+        counter_offers: bool = True,
     ) -> None:
         self.model = model
         self.model_error = model_error
         self.features = features
         self.metrics = metrics
-        self.options = DecideOptions(reasons, top_reasons)
+        self.options = DecideOptions(reasons, top_reasons, counter_offers=counter_offers)
 
     def require_model(self) -> PreparedModel:
         if self.model is None:
@@ -155,4 +157,5 @@ def response_of(result: ScoreResult) -> dict[str, Any]:
             {"feature": r.feature, "value": _finite(r.value), "contribution": float(r.contribution)}
             for r in result.reasons
         ],
+        "counter_offer": None if result.counter_offer is None else dataclasses.asdict(result.counter_offer),
     }

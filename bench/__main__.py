@@ -20,6 +20,7 @@ BENCHMARKS = (
     "training",
     "redis_cache",
     "scoring",
+    "attribution",
     "parse",
     "drift",
     "stream",
@@ -27,7 +28,7 @@ BENCHMARKS = (
     "api",
     "replay",
 )
-SUPPORTS_QUICK = {"redis_cache", "scoring", "stream", "soak", "api"}
+SUPPORTS_QUICK = {"redis_cache", "scoring", "attribution", "stream", "soak", "api"}
 
 
 def main(argv: list[str] | None = None) -> int:

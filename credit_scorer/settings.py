@@ -99,6 +99,10 @@ class StreamSettings(BaseModel):
     reasons: Literal["refusals", "all", "none"] = Field(
         "refusals", description="Which decisions carry top reasons (every REFUS by default)."
     )
+    attribution: Literal["exact", "path"] = Field(
+        "exact", description="Reasons from exact TreeSHAP (= LightGBM pred_contrib) or path attribution."
+    )
+    counter_offers: bool = Field(True, description="A counter-offer on every REFUS by score.")
     fetch_max_wait_ms: int = Field(
         5, ge=1, le=5000, description="Broker long-poll wait of the worker's fetches (the floor)."
     )
@@ -121,6 +125,7 @@ class ApiSettings(BaseModel):
     reasons: Literal["refusals", "all", "none"] = Field(
         "all", description="Which /predict answers carry top reasons (all, like the original API)."
     )
+    counter_offers: bool = Field(True, description="A counter-offer on every REFUS by score.")
     publish_timeout_s: float = Field(
         5.0, gt=0, description="POST /applications: max wait for the broker (connect + ack) before a 503."
     )

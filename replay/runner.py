@@ -55,6 +55,7 @@ class ReplayOptions:
     checkpoint_every_s: float = 5.0
     num_threads: int = 0  # scoring threads for the big replay batches (0 = all cores)
     workers: int = 1  # processes (replay.parallel.ParallelReplayer; this class runs one)
+    counter_offers: bool = False  # a counter-offer on every REFUS by score (as the worker's, when on)
 
 
 @dataclass
@@ -90,7 +91,9 @@ class Replayer:
         self.partitions = None if partitions is None else sorted(partitions)  # None: every partition
         self.model = model
         self.options = options
-        self.decide_options = DecideOptions(options.reasons, options.top_reasons, options.num_threads)
+        self.decide_options = DecideOptions(
+            options.reasons, options.top_reasons, options.num_threads, counter_offers=options.counter_offers
+        )
         self.stop = stop or asyncio.Event()
         self.progress = progress
         self.on_batch = on_batch

@@ -220,6 +220,7 @@ def decision_to_dict(d: Decision) -> dict[str, Any]:
         "baseline_model_version": d.baseline_model_version,
         "baseline_decision": None if d.baseline_decision is None else d.baseline_decision.value,
         "baseline_probability_default": d.baseline_probability_default,
+        "counter_offer": None if d.counter_offer is None else d.counter_offer.model_dump(),
     }
 
 

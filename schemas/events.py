@@ -41,10 +41,11 @@ from pydantic_core import PydanticCustomError
 from schemas.application_form import FORM_COLUMNS, WholeNumber, pydantic_fields
 from schemas.exceptions import ErrorKind
 
-# The Decision and DeadLetter records' version (unchanged by the application form).
-SCHEMA_VERSION: Final = 1  # DeadLetter
+# The DeadLetter record's version (unchanged by the application form).
+SCHEMA_VERSION: Final = 1
 # The Decision contract: 2 = ``score`` is the probability of approval (1 − probability_default), the
-# original API's credit score; 1 = ``score`` was the probability of default.
+# original API's credit score, and optional fields (counter_offer, …) are added; 1 = ``score`` was the
+# probability of default.
 DECISION_VERSION: Final = 2
 # The LoanApplication contract: 2 = the whole application form; 1 = the first 8 fields (still read).
 APPLICATION_VERSION: Final = 2
@@ -185,6 +186,19 @@ class Reason(BaseModel):
     contribution: float
 
 
+class CounterOffer(BaseModel):
+    """The largest credit the model accepts at the same term, for a refusal by score."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, title="CounterOffer")
+
+    amt_credit: Annotated[float, Field(gt=0.0)]
+    """Offered credit amount (a whole currency unit, at most 95 % of the amount asked)."""
+    amt_annuity: Annotated[float, Field(gt=0.0)]
+    """Its annuity: the application's annuity / credit ratio kept (same term), to the cent."""
+    probability_default: ProbabilityValue
+    """The model's probability of default for the offered loan (below the threshold)."""
+
+
 class StageLatency(BaseModel):
     """Seconds spent in each stage. ``produce_s`` is unknown when the record is built (it is measured
     into the ``credit_scorer_stage_seconds`` metric) and then ``null``."""
@@ -238,6 +252,9 @@ class Decision(BaseModel):
     """Replay only: the model version of the decision being compared against."""
     baseline_decision: DecisionLabel | None = None
     baseline_probability_default: ProbabilityValue | None = None
+    counter_offer: CounterOffer | None = None
+    """REFUS by score: the largest credit the model would accept at the same term; null when none is
+    (or for an ACCORD, or when counter-offers are off)."""
 
 
 class DeadLetter(BaseModel):

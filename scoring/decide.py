@@ -10,8 +10,12 @@ of the applications it could score plus, for each one it could not, the reason:
    reasons need), else LightGBM's own predict; then the model card's calibration
    (:mod:`scoring.calibration`) turns it into the served probability of default, on which the policy
    decides (REFUS when ``probability >= threshold``, a threshold on the same calibrated scale);
-4. reasons (fast path attribution, :mod:`scoring.reasons`) on every REFUS, every row, or none;
-5. isolation: an application carrying a field value the scorer cannot use is left out with the reason
+4. reasons on every REFUS, every row, or none: the features with the largest exact TreeSHAP
+   contributions (:func:`contributions`: :mod:`scoring.treeshap`, equal to LightGBM's
+   ``pred_contrib``), or — ``attribution="path"`` — the older path attribution (:mod:`scoring.reasons`);
+5. counter-offers (:mod:`scoring.counter_offer`) on every REFUS by score, when asked (the worker and
+   ``/predict`` ask by default: settings ``stream.counter_offers`` / ``api.counter_offers``);
+6. isolation: an application carrying a field value the scorer cannot use is left out with the reason
    (:class:`Unscorable`), and the others are scored exactly as they would be without it.
 
 Encoding the decisions into records is :mod:`scoring.decision` (shared by the three adapters too).
@@ -22,20 +26,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
 from schemas.exceptions import ErrorKind
+from scoring.counter_offer import Accept, counter_offers
 from scoring.exceptions import InvalidInputError
 from scoring.features import CachedFeatures
 from scoring.policy import refused_mask
 from scoring.prepared import PreparedModel
 from scoring.reasons import top_reasons as rank_reasons
-from scoring.results import BatchScore, Reason, ScoreResult, build_results
+from scoring.results import BatchScore, CounterOffer, Reason, ScoreResult, build_results
 
 ReasonsMode = Literal["refusals", "all", "none"]
+Attribution = Literal["exact", "path"]
 T = TypeVar("T")
 
 
@@ -66,10 +72,15 @@ class DecideOptions:
     reasons: ReasonsMode = "refusals"  # which decisions carry reasons
     top_reasons: int = 3
     num_threads: int = 1
+    attribution: Attribution = "exact"  # exact TreeSHAP, or the older path attribution (benchmarks)
+    counter_offers: bool = False  # a counter-offer on every REFUS by score (scoring.counter_offer)
+    offer_accept: Accept | None = None  # what else a counter-offer must pass (the policy's rules)
 
     def __post_init__(self) -> None:
         if self.reasons not in ("refusals", "all", "none"):
             raise ValueError(f"reasons must be 'refusals', 'all' or 'none', got {self.reasons!r}")
+        if self.attribution not in ("exact", "path"):
+            raise ValueError(f"attribution must be 'exact' or 'path', got {self.attribution!r}")
 
 
 DEFAULT_OPTIONS = DecideOptions()
@@ -150,12 +161,14 @@ def _score(
     matrix = model.assembler.assemble(features.matrix, fields, found)
     n = matrix.shape[0]
     raw, leaves = _probabilities(model, matrix, options)
-    probabilities = model.calibrator.apply(raw)  # after the forest: its bit-identical check is on raw
+    probabilities = _calibrated(model, raw, found)
     t1 = time.perf_counter()
     threshold = model.threshold
     refused = refused_mask(probabilities, threshold)
     per_row = _reasons(model, matrix, leaves, refused, options) if n else {}
     t2 = time.perf_counter()
+    offers = _counter_offers(model, matrix, leaves, refused, found, options) if options.counter_offers else {}
+    t3 = time.perf_counter()
 
     age: float | None = None
     if features.loaded_at is not None:
@@ -167,8 +180,45 @@ def _score(
         found.tolist(),
         per_row,
         (threshold, model.model_version, model.feature_version, age),
+        offers,
     )
-    return BatchScore(results, t1 - t0, t2 - t1, matrix, probabilities)
+    return BatchScore(results, t1 - t0, t2 - t1, matrix, probabilities, t3 - t2)
+
+
+def _calibrated(model: PreparedModel, probabilities: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """The probabilities the threshold is compared with — of the batch and of counter-offer candidates
+    alike: the one place the model card's calibration applies (after the forest: its bit-identical
+    check is on the raw scores)."""
+    return model.calibrator.apply(probabilities)
+
+
+def _counter_offers(
+    model: PreparedModel,
+    matrix: np.ndarray,
+    leaves: np.ndarray | None,
+    refused: np.ndarray,
+    found: np.ndarray,
+    options: DecideOptions,
+) -> dict[int, CounterOffer]:
+    """Counter-offers of the refused rows, by row (:mod:`scoring.counter_offer`). With the compiled
+    forest, candidates are routed again only through the trees that split on what they change."""
+    rows = np.flatnonzero(refused)
+    if not rows.size:
+        return {}
+    plain = replace(options, reasons="none")  # candidates need no leaves for reasons
+    partial = model.offer_forest if model.forest is not None and leaves is not None else None
+
+    def score(candidates: np.ndarray, source: np.ndarray) -> np.ndarray:
+        if partial is not None and leaves is not None:
+            raw = partial.score(candidates, leaves, source)
+        else:
+            raw = _probabilities(model, candidates, plain)[0]
+        return _calibrated(model, raw, found[source])
+
+    offers = counter_offers(
+        matrix, rows, model.schema, model.assembler.derive, score, model.threshold, options.offer_accept
+    )
+    return {int(r): o for r, o in zip(rows.tolist(), offers, strict=True) if o is not None}
 
 
 def _wants_reasons(options: DecideOptions) -> bool:
@@ -184,7 +234,7 @@ def _probabilities(
     if model.forest is not None:
         return model.forest.score(matrix, options.num_threads)
     booster, explainer = model.booster, model.explainer
-    if _wants_reasons(options) and explainer.exact_probabilities:
+    if options.attribution == "path" and _wants_reasons(options) and explainer.exact_probabilities:
         # one routing pass serves both: probabilities from the leaves are bit-identical to predict
         leaves = explainer.leaves(booster, matrix, options.num_threads)
         return explainer.probabilities_from_leaves(leaves), leaves
@@ -206,7 +256,10 @@ def _reasons(
     if not explain.size:
         return {}
     explainer, k = model.explainer, options.top_reasons
-    if leaves is not None:
+    if options.attribution == "exact":
+        contrib = contributions(model, matrix[explain], options.num_threads)
+        picks = rank_reasons(contrib, refused[explain], k)
+    elif leaves is not None:
         picks = explainer.top_from_leaves(leaves, explain, refused[explain], k)
     else:
         contrib = explainer.contributions(model.booster, matrix[explain], num_threads=options.num_threads)
@@ -216,3 +269,13 @@ def _reasons(
         row: tuple(Reason(fields[j].name, fields[j].decode(float(matrix[row, j])), c) for j, c in picked)
         for row, picked in zip(explain.tolist(), picks, strict=True)
     }
+
+
+def contributions(model: PreparedModel, matrix: np.ndarray, num_threads: int = 1) -> np.ndarray:
+    """Exact TreeSHAP contributions (n, n_features) of assembled rows, in log-odds, positive = towards
+    default: the compiled TreeSHAP when the model has it (verified equal to ``pred_contrib`` at load),
+    else LightGBM's ``pred_contrib`` itself. What reasons (and reason codes) rank."""
+    if model.shap is not None:
+        return model.shap.contributions(matrix)[:, :-1]
+    out = model.booster.predict(matrix, pred_contrib=True, num_threads=num_threads)
+    return np.asarray(out, dtype=np.float64)[:, :-1]

@@ -24,8 +24,9 @@ import orjson
 from pydantic import BaseModel
 
 from schemas.events import DECISION_VERSION, Decision, DecisionLabel, LoanApplication, StageLatency
+from schemas.events import CounterOffer as CounterOfferRecord
 from schemas.events import Reason as ReasonRecord
-from scoring.results import ScoreResult
+from scoring.results import Reason, ScoreResult
 
 _M = TypeVar("_M", bound=BaseModel)
 _LABELS = {label.value: label for label in DecisionLabel}
@@ -78,10 +79,7 @@ def decision_document(
         "feature_version": result.feature_version,
         "features_found": result.features_found,
         "features_age_s": result.features_age_s,
-        "reasons": [
-            {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution}
-            for r in result.reasons
-        ],
+        "reasons": _reason_docs(result.reasons),
         "latency": {
             "queue_s": max(0.0, timings.consumed_at - event_ts),
             "features_s": timings.features_s,
@@ -97,6 +95,7 @@ def decision_document(
         "baseline_model_version": baseline_model_version,
         "baseline_decision": baseline_decision,
         "baseline_probability_default": baseline_probability,
+        "counter_offer": _offer(result),
     }
 
 
@@ -156,17 +155,11 @@ def decision_batch_bytes(
         doc["feature_version"] = result.feature_version
         doc["features_found"] = result.features_found
         doc["features_age_s"] = result.features_age_s
-        doc["reasons"] = (
-            [
-                {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution}
-                for r in result.reasons
-            ]
-            if result.reasons
-            else []
-        )
+        doc["reasons"] = _reason_docs(result.reasons) if result.reasons else []
         doc["latency"] = lat
         doc["event_time"] = event_time
         doc["decided_at"] = stamp(decided_at, UTC)
+        doc["counter_offer"] = _offer(result)
         append(dumps(doc, option=opt))
     return out
 
@@ -181,6 +174,8 @@ def build_decision(
         doc["baseline_decision"] = _LABELS[doc["baseline_decision"]]
     doc["latency"] = _trusted(StageLatency, doc["latency"])
     doc["reasons"] = [_trusted(ReasonRecord, r) for r in doc["reasons"]]
+    if doc["counter_offer"] is not None:
+        doc["counter_offer"] = _trusted(CounterOfferRecord, doc["counter_offer"])
     return _trusted(Decision, doc)
 
 
@@ -196,6 +191,23 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
+
+
+def _reason_docs(reasons: Sequence[Reason]) -> list[dict[str, Any]]:
+    return [
+        {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution} for r in reasons
+    ]
+
+
+def _offer(result: ScoreResult) -> dict[str, float] | None:
+    offer = result.counter_offer
+    if offer is None:
+        return None
+    return {
+        "amt_credit": offer.amt_credit,
+        "amt_annuity": offer.amt_annuity,
+        "probability_default": offer.probability_default,
+    }
 
 
 def _json_value(value: object) -> float | str | None:

@@ -9,7 +9,7 @@ rank → leaf table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,6 +40,31 @@ class Trees:
     leaf_value: np.ndarray
     n_features: int
     sigmoid: float
+    # training rows through each internal node / leaf (TreeSHAP's covers); empty when the text lacks them
+    internal_count: np.ndarray
+    leaf_count: np.ndarray
+
+
+def numerical_kind(decision_type: int, threshold: float) -> int:
+    """How a numerical node treats NaN and zero (LightGBM's ``NumericalDecision``, see forest.py)."""
+    missing, default_left = (decision_type >> 2) & 3, bool(decision_type & 2)
+    if missing == 1:
+        return ZERO_LEFT if default_left else ZERO_RIGHT
+    # missing None: a NaN is read as 0.0; missing NaN: a NaN takes the default side
+    nan_left = (threshold >= 0.0) if missing == 0 else default_left
+    return NAN_LEFT if nan_left else NAN_RIGHT
+
+
+def subset(t: Trees, keep: np.ndarray) -> Trees:
+    """The trees ``keep`` (indices, in order) of ``t``: the per-tree starts are picked, the flat node,
+    leaf and bitset arrays shared (starts are offsets into them)."""
+    return replace(
+        t,
+        node_start=t.node_start[keep],
+        leaf_start=t.leaf_start[keep],
+        cat_start=t.cat_start[keep],
+        n_leaves=t.n_leaves[keep],
+    )
 
 
 def plan(t: Trees) -> tuple[np.ndarray, ...]:
@@ -66,13 +91,7 @@ def plan(t: Trees) -> tuple[np.ndarray, ...]:
                 lo, hi = int(t.cat_bound[c]), int(t.cat_bound[c + 1])
                 cat.append((tree, cut, feature, lo, hi - lo))
                 continue
-            missing, default_left = (dt >> 2) & 3, bool(dt & 2)
-            if missing == 1:
-                kind = ZERO_LEFT if default_left else ZERO_RIGHT
-            else:  # missing None: a NaN is read as 0.0; missing NaN: a NaN takes the default side
-                nan_left = (threshold >= 0.0) if missing == 0 else default_left
-                kind = NAN_LEFT if nan_left else NAN_RIGHT
-            num.append((tree, cut, feature, threshold, kind))
+            num.append((tree, cut, feature, threshold, numerical_kind(dt, threshold)))
         rank_first.append(len(rank_leaf))
         by_rank = {rank: leaf for leaf, rank in order.items()} if leaves > 1 else {0: 0}
         # slot = de Bruijn position of bit `rank`; a single-leaf tree keeps every bit: lowest is bit 0
@@ -141,6 +160,7 @@ def parse_model_text(text: str) -> Trees:
     cat_bound: list[int] = []
     cat_bits: list[int] = []
     leaf_value: list[float] = []
+    counts: tuple[list[int], list[int]] = ([], [])
     for block in blocks:
         if block.startswith("end of trees") or not block.strip():
             break
@@ -158,6 +178,7 @@ def parse_model_text(text: str) -> Trees:
                 f"forest: tree {len(n_leaves) - 1} has {len(values)} leaf values, not {leaves}"
             )
         leaf_value.extend(values)
+        _counts(kv, leaves, counts)
         if leaves > 1:
             feature.extend(int(v) for v in kv["split_feature"].split())
             threshold.extend(float(v) for v in kv["threshold"].split())
@@ -187,7 +208,18 @@ def parse_model_text(text: str) -> Trees:
         leaf_value=np.asarray(leaf_value or [0.0], dtype=np.float64),
         n_features=n_features,
         sigmoid=sigmoid,
+        internal_count=np.asarray(counts[0] if len(counts[1]) == len(leaf_value) else [], dtype=np.float64),
+        leaf_count=np.asarray(counts[1] if len(counts[1]) == len(leaf_value) else [], dtype=np.float64),
     )
+
+
+def _counts(kv: dict[str, str], leaves: int, out: tuple[list[int], list[int]]) -> None:
+    """Append a tree's internal and leaf counts (nothing when the text lacks or garbles them)."""
+    internal = kv.get("internal_count", "").split() if leaves > 1 else []
+    leaf = kv.get("leaf_count", "").split() if leaves > 1 else ["0"]
+    if len(internal) == leaves - 1 and len(leaf) == leaves:
+        out[0].extend(int(float(v)) for v in internal)
+        out[1].extend(int(float(v)) for v in leaf)
 
 
 def _key_values(lines: list[str]) -> dict[str, str]:

@@ -7,7 +7,11 @@ tests and benchmarks). It owns what scoring needs besides the booster, each buil
 - the vector assembler of the model's feature schema (:mod:`scoring.vector`);
 - the compiled forest (:mod:`scoring.forest`), kept only when it reproduces LightGBM bit for bit on
   probe rows; otherwise ``forest`` is None, ``forest_fallback`` says why, and scoring uses LightGBM;
-- the reasons explainer (:mod:`scoring.reasons`);
+- exact TreeSHAP (:mod:`scoring.treeshap`), kept only when it equals LightGBM's ``pred_contrib`` to
+  1e-9 on probe rows; otherwise ``shap`` is None, ``shap_fallback`` says why, and attributions come
+  from ``pred_contrib`` itself;
+- the part of the forest counter-offer candidates are routed through again (:class:`PartialForest`);
+- the path-attribution explainer (:mod:`scoring.reasons`: the approximate, older reasons).
 - the calibrator of the model card (:mod:`scoring.calibration`), applied after the forest.
 
 There is no module-level cache: nothing is built lazily on a first batch, and two prepared models share
@@ -19,9 +23,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scoring.calibration import Calibrator, calibrator_for
+from scoring.counter_offer import changed_columns
 from scoring.exceptions import SchemaMismatchError
-from scoring.forest import CompiledForest, compile_forest
+from scoring.forest import CompiledForest, PartialForest, compile_forest, probe_rows, verify_partial
 from scoring.reasons import PathExplainer
+from scoring.treeshap import TreeShap, compile_treeshap
 from scoring.vector import VectorAssembler
 
 if TYPE_CHECKING:
@@ -48,12 +54,17 @@ class PreparedModel:
         else:
             self.forest, self.forest_fallback = None, "compiled forest not wanted (use_forest=False)"
         self.explainer = PathExplainer(model.booster)
+        self.offer_forest = _offer_forest(self.forest, model.schema, model.booster)
+        self.shap: TreeShap | None
+        self.shap_fallback: str | None  # why there is no compiled TreeSHAP (None when there is one)
+        self.shap, self.shap_fallback = compile_treeshap(model.booster)
         self.calibrator: Calibrator = calibrator_for(model)
 
     def __repr__(self) -> str:
         routing = "compiled forest" if self.forest is not None else f"LightGBM ({self.forest_fallback})"
+        shap = "compiled TreeSHAP" if self.shap is not None else f"pred_contrib ({self.shap_fallback})"
         return (
-            f"PreparedModel({self.model_version}, features {self.feature_version}, {routing}, "
+            f"PreparedModel({self.model_version}, features {self.feature_version}, {routing}, {shap}, "
             f"calibration {self.calibrator.method})"
         )
 
@@ -94,6 +105,18 @@ class PreparedModel:
                 f"cached features are version {features.feature_version}, model {self.model_version} "
                 f"needs {self.feature_version}: reload the cache for this model"
             )
+
+
+def _offer_forest(
+    forest: CompiledForest | None, schema: FeatureSchema, booster: lightgbm.Booster
+) -> PartialForest | None:
+    """The compiled forest's trees that counter-offer candidates change (verified bit for bit on probe
+    rows; None: candidates go through the whole forest)."""
+    columns = changed_columns(schema)
+    if forest is None or not columns:
+        return None
+    partial = PartialForest(forest, set(columns))
+    return None if verify_partial(forest, partial, probe_rows(booster, 256), columns) else partial
 
 
 def _prepare(model: ScoringModel, use_forest: bool) -> PreparedModel:

@@ -116,7 +116,7 @@ class VectorAssembler:
                 matrix[rows, j] = self._encode_column(name, [values[i] for i in rows], rows)
             else:
                 matrix[:, j] = self._encode_column(name, values, range(n))
-        return self._derive(matrix)
+        return self.derive(matrix)
 
     def _numeric_block(self, fields: Sequence[Mapping[str, object]]) -> np.ndarray | None:
         """The (n, numeric event fields) float32 block when every event carries every numeric event field
@@ -204,7 +204,8 @@ class VectorAssembler:
                 raise InvalidInputError(f"input {i}: {exc}") from None
         return out.astype(np.float32)
 
-    def _derive(self, matrix: np.ndarray) -> np.ndarray:
+    def derive(self, matrix: np.ndarray) -> np.ndarray:
+        """Recompute the derived columns of an assembled (n, F) float32 matrix in place; returns it."""
         if self._has_derived:
             from feature_loader.derived import apply_derived  # pure module (numpy + schema)
 

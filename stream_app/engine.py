@@ -238,7 +238,12 @@ class MicroBatchPipeline:
         list[LoanApplication], CachedFeatures, list[tuple[InboundRecord, InvalidEvent]], BatchScore | None
     ]:
         stream = self.settings.stream
-        options = DecideOptions(self.reasons, stream.top_reasons)
+        options = DecideOptions(
+            self.reasons,
+            stream.top_reasons,
+            attribution=stream.attribution,
+            counter_offers=stream.counter_offers,
+        )
         decided = decide(self.model, apps, cached, options=options)
         bad = [(app_records[u.index], InvalidEvent(u.kind, u.message)) for u in decided.unscorable]
         score = decided.score if decided.scored else None

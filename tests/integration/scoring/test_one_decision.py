@@ -26,17 +26,27 @@ from tests.fixtures.kafka import StreamEnv
 pytestmark = pytest.mark.integration
 
 
-def decision_of(record: Any) -> tuple[float, str, list[tuple[str, Any, float]]]:
+Outcome = tuple[float, str, list[tuple[str, Any, float]], dict[str, float] | None]
+
+
+def decision_of(record: Any) -> Outcome:
     d = decode_decision(record)
-    return d.probability_default, d.decision.value, [(r.feature, r.value, r.contribution) for r in d.reasons]
+    offer = None if d.counter_offer is None else d.counter_offer.model_dump()
+    return (
+        d.probability_default,
+        d.decision.value,
+        [(r.feature, r.value, r.contribution) for r in d.reasons],
+        offer,
+    )
 
 
-def answer_of(body: dict[str, Any]) -> tuple[float, str, list[tuple[str, Any, float]]]:
+def answer_of(body: dict[str, Any]) -> Outcome:
     assert body["score"] == 1.0 - body["probability_refusal"]  # the original API's score: P(approval)
     return (
         body["probability_refusal"],
         body["decision"],
         [(r["feature"], r["value"], r["contribution"]) for r in body["reasons"]],
+        body["counter_offer"],
     )
 
 
@@ -81,7 +91,9 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
     assert len(live) == n and set(worker) == {k for k, _ in payloads}
 
     # replay, with the same model, reasons on every decision
-    options = ReplayOptions(out_dir=tmp_path / "replay", batch_size=25, reasons="all", top_reasons=3)
+    options = ReplayOptions(
+        out_dir=tmp_path / "replay", batch_size=25, reasons="all", top_reasons=3, counter_offers=True
+    )
     result = await asyncio.wait_for(Replayer(settings, env.model, options).run(), 60)
     assert result.status == "complete" and result.rescored == n
     replayed = await collect(kafka.bootstrap_servers, replay_topic, to_end=True, timeout_s=60)  # replay done
@@ -100,5 +112,6 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
         assert worker[key][2], f"{key!r}: every decision carries reasons here"
         assert replay[key] == worker[key], key
         assert api[key] == worker[key], key
-    assert len({decision for _, decision, _ in worker.values()}) == 2  # both labels were exercised
+    assert len({outcome[1] for outcome in worker.values()}) == 2  # both labels were exercised
+    assert any(outcome[3] for outcome in worker.values())  # and counter-offers
     assert worker[b"one-override"] != worker[b"one-7"]  # the event's fields were used

@@ -165,7 +165,8 @@ def test_policy_and_reasons_on_every_refusal(model: PreparedModel) -> None:
     batch = decide(model, inputs, cached, options=options(top_reasons=4)).score
     decisions = {r.decision for r in batch.results}
     assert decisions == {"ACCORD", "REFUS"}
-    contrib = model.explainer.contributions(model.booster, batch.matrix)
+    # the reasons are exact TreeSHAP: LightGBM's own pred_contrib
+    contrib = np.asarray(model.booster.predict(batch.matrix, pred_contrib=True, num_threads=1))[:, :-1]
     for i, r in enumerate(batch.results):
         assert r.decision == ("REFUS" if r.probability >= model.threshold else "ACCORD")
         assert r.threshold == model.threshold and r.model_version == "tiny-1"
@@ -175,12 +176,31 @@ def test_policy_and_reasons_on_every_refusal(model: PreparedModel) -> None:
         assert 1 <= len(r.reasons) <= 4
         got = [x.contribution for x in r.reasons]
         assert got == sorted(got, reverse=True)
-        assert got[0] == pytest.approx(contrib[i].max())  # the strongest push towards default comes first
+        # the strongest push towards default comes first
+        assert got[0] == pytest.approx(contrib[i].max(), rel=0, abs=1e-9)
         for reason in r.reasons:
             j = schema.index[reason.feature]
-            assert reason.contribution == pytest.approx(contrib[i, j])
+            assert reason.contribution == pytest.approx(contrib[i, j], rel=0, abs=1e-9)
             assert reason.value == schema.fields[j].decode(float(batch.matrix[i, j]))
     assert batch.inference_s > 0 and batch.reasons_s > 0
+
+
+def test_path_attribution_on_request(model: PreparedModel) -> None:
+    schema = model.schema
+    table = feature_table(schema, 200, 6)
+    inputs = [ScoringInput(i + 1, {}) for i in range(200)]
+    cached = CachedFeatures(table, np.ones(200, bool), schema.version, None)
+    path = DecideOptions("all", 2, attribution="path")
+    batch = decide(model, inputs, cached, options=path).score
+    contrib = model.explainer.contributions(model.booster, batch.matrix)
+    exact = decide(model, inputs, cached, options=DecideOptions("all", 2)).score
+    assert [r.probability for r in batch.results] == [r.probability for r in exact.results]
+    for i, r in enumerate(batch.results):
+        for reason in r.reasons:
+            assert reason.contribution == pytest.approx(contrib[i, schema.index[reason.feature]])
+    assert [r.reasons for r in batch.results] != [r.reasons for r in exact.results]  # they do differ
+    with pytest.raises(ValueError, match="attribution"):
+        DecideOptions(attribution="saabas")  # type: ignore[arg-type]
 
 
 def test_categorical_reason_values_are_level_names(model: PreparedModel) -> None:

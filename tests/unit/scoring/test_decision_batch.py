@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from schemas.codec import decode_decision, encode_decision
 from schemas.events import LoanApplication
 from scoring.decision import StageTimings, build_decision, decision_batch_bytes, decision_bytes
-from scoring.results import Reason, ScoreResult
+from scoring.results import CounterOffer, Reason, ScoreResult
 
 BASE = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 
@@ -48,6 +48,9 @@ def scored(draw: st.DrawFn) -> tuple[LoanApplication, ScoreResult]:
         features_found=found,
         features_age_s=draw(st.floats(0, 1e6)) if found else None,
         reasons=draw(reasons),
+        counter_offer=draw(
+            st.one_of(st.none(), st.builds(CounterOffer, *[st.floats(1, 1e7)] * 2, st.floats(0, 1)))
+        ),
     )
     return app, res
 

@@ -44,7 +44,7 @@ def batch(n: int, seed: int = 1) -> tuple[list[ScoringInput], CachedFeatures]:
 def test_parts_are_built_once_and_every_decision_reuses_them(
     small: BoosterModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    built: dict[str, int] = {"forest": 0, "explainer": 0, "assembler": 0}
+    built: dict[str, int] = {"forest": 0, "explainer": 0, "assembler": 0, "shap": 0}
 
     def counting(name: str, real: Any) -> Any:
         def build(*args: Any, **kwargs: Any) -> Any:
@@ -60,14 +60,18 @@ def test_parts_are_built_once_and_every_decision_reuses_them(
     monkeypatch.setattr(
         prepared_module, "VectorAssembler", counting("assembler", prepared_module.VectorAssembler)
     )
+    monkeypatch.setattr(
+        prepared_module, "compile_treeshap", counting("shap", prepared_module.compile_treeshap)
+    )
     model = prepared_module.PreparedModel(small)
-    assert built == {"forest": 1, "explainer": 1, "assembler": 1}
-    parts = (model.forest, model.explainer, model.assembler)
+    once = {"forest": 1, "explainer": 1, "assembler": 1, "shap": 1}
+    assert built == once
+    parts = (model.forest, model.explainer, model.assembler, model.shap)
     inputs, cached = batch(50)
     for _ in range(3):
         decide(model, inputs, cached, options=ALL_REASONS)
-    assert built == {"forest": 1, "explainer": 1, "assembler": 1}
-    assert (model.forest, model.explainer, model.assembler) == parts
+    assert built == once
+    assert (model.forest, model.explainer, model.assembler, model.shap) == parts
     assert model.forest is not None and model.forest_fallback is None
 
 
@@ -77,6 +81,7 @@ def test_a_model_the_forest_cannot_reproduce_keeps_lightgbm_and_says_why() -> No
     model = prepared_module.PreparedModel(big)
     assert model.forest is None and "leaves" in (model.forest_fallback or "")
     assert "LightGBM" in repr(model)
+    assert model.shap is not None and "compiled TreeSHAP" in repr(model)  # 100-leaf trees: leaf by leaf
     inputs, cached = batch(30)
     decided = decide(model, inputs, cached, options=ALL_REASONS)
     assert [r.probability for r in decided.results] == big.booster.predict(cached.matrix).tolist()
