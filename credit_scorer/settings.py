@@ -144,6 +144,24 @@ class DriftSettings(BaseModel):
     publish_every_s: float = Field(1.0, ge=0, description="Recompute and export the PSI at most this often.")
 
 
+class StoreSettings(BaseModel):
+    """The decision store (decision_store): database, sink consumer group, retention."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; None = a SQLite file "
+        "(decisions.sqlite3) under paths.data_dir.",
+    )
+    consumer_group: str = "credit-scorer-store"
+    batch_max: int = Field(1000, ge=1, description="Decisions written per transaction at most.")
+    batch_within_s: float = Field(0.2, ge=0, description="Longest wait to fill a micro-batch.")
+    retention_months: int = Field(25, ge=1, description="Kept this long (US Regulation B: 25 months).")
+    metrics_port: int = Field(9465, ge=0, le=65535, description="The sink's /metrics; 0 = off.")
+
+    def resolved_url(self, data_dir: Path) -> str:
+        return self.url or f"sqlite:///{data_dir / 'decisions.sqlite3'}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREDIT_SCORER_",
@@ -160,6 +178,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     api: ApiSettings = ApiSettings()
     drift: DriftSettings = DriftSettings()
+    store: StoreSettings = StoreSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.kafka",
     "tests.fixtures.postgres",
+    "tests.fixtures.store",
     "tests.fixtures.models",
     "tests.fixtures.prometheus",
     "tests.fixtures.coverage_summary",
