@@ -83,6 +83,9 @@ class PredictResponse(BaseModel):
     )
     features_age_s: float | None = Field(description="Seconds since the cache load; null if not found.")
     reasons: list[ReasonOut] = Field(description="Top reasons, largest contribution first.")
+    application_id: str | None = Field(
+        None, description="Id of the decision published to the decisions topic (GET /decisions/{id})."
+    )
 
 
 class HealthResponse(BaseModel):

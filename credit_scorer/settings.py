@@ -131,6 +131,9 @@ class ApiSettings(BaseModel):
         "between them) before a 503; the worker and replay retry until Redis is back.",
     )
     access_log: bool = Field(False, description="uvicorn's per-request access log (off: it costs latency).")
+    publish_decisions: bool = Field(
+        True, description="POST /predict's decisions also go to the decisions topic (for the store)."
+    )
 
 
 class DriftSettings(BaseModel):

@@ -68,7 +68,7 @@ _COLUMNS = (
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
-    out = dict(row._mapping)
+    out = {str(k): v for k, v in row._mapping.items()}  # keys are quoted_name (orjson wants str)
     for name in ("decided_at", "stored_at"):
         value = out[name]
         if isinstance(value, datetime):  # SQLite gives naive datetimes back: every stored time is UTC
