@@ -165,6 +165,19 @@ class StoreSettings(BaseModel):
         return self.url or f"sqlite:///{data_dir / 'decisions.sqlite3'}"
 
 
+class ViewSettings(BaseModel):
+    """The officer view and monitoring page (officer_view): a client of the API, no model inside."""
+
+    api_url: str = "http://127.0.0.1:8000"
+    metrics_urls: str = Field(
+        "",
+        description="Comma-separated /metrics URLs the monitoring page scrapes (workers, store sink); "
+        "the API's own is always read.",
+    )
+    timeout_s: float = Field(5.0, gt=0)
+    refresh_s: float = Field(2.0, gt=0, description="The monitoring page scrapes this often.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREDIT_SCORER_",
@@ -182,6 +195,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     drift: DriftSettings = DriftSettings()
     store: StoreSettings = StoreSettings()
+    view: ViewSettings = ViewSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

@@ -1,7 +1,7 @@
 """``credit-scorer view serve``: the Streamlit app (officer view + monitoring page) on host:port.
 
-The API it reads is ``OFFICER_VIEW_API_URL`` (default http://127.0.0.1:8000); the monitoring page also
-reads ``OFFICER_VIEW_METRICS_URLS`` (comma-separated /metrics URLs; default: the API's).
+The API it reads is ``settings.view.api_url`` (``CREDIT_SCORER_VIEW__API_URL``); the monitoring page
+also scrapes ``CREDIT_SCORER_VIEW__METRICS_URLS`` (comma-separated /metrics URLs) besides the API's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True, help="The credit officer's view (Streaml
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8501, "--port"),
-    api_url: str | None = typer.Option(None, "--api-url", help="Default: $OFFICER_VIEW_API_URL."),
+    api_url: str | None = typer.Option(None, "--api-url", help="Default: settings.view.api_url."),
 ) -> None:
     """Run the Streamlit server (headless) until interrupted."""
     import os
@@ -27,7 +27,7 @@ def serve(
     if not 0 <= port <= 65535:
         raise cli_error(f"option --port must be in 0..65535, got {port}")
     if api_url:
-        os.environ["OFFICER_VIEW_API_URL"] = api_url
+        os.environ["CREDIT_SCORER_VIEW__API_URL"] = api_url  # the Streamlit script reads the settings
     script = Path(__file__).resolve().parent / "app.py"
     args = [
         sys.executable, "-m", "streamlit", "run", str(script),
