@@ -38,7 +38,8 @@ class ServiceProcess:
         env = {**os.environ, **settings_env(self.settings), **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         out: Any = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self.proc = subprocess.Popen([str(exe), *self.args], env=env, stdout=out, stderr=subprocess.STDOUT)
+            cmd = [str(exe), *self.args]
+            self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()
