@@ -68,21 +68,15 @@ def render(api: ApiClient, urls: list[str], refresh_s: float) -> None:
             width="stretch",
         )
         latency = {f"{w}_p{q}_ms": f"{w} p{q}" for w in ("worker", "api") for q in (50, 95, 99)}
-        st.altair_chart(
-            charts.line(_frame(history, latency), "value", "Latency (ms)"), width="stretch"
-        )
+        st.altair_chart(charts.line(_frame(history, latency), "value", "Latency (ms)"), width="stretch")
         st.altair_chart(
             charts.line(_frame(history, {"approval_rate": "approval"}), "value", "Approval rate", "%"),
             width="stretch",
         )
         dist = pd.DataFrame(score_distribution(snap), columns=["P(default)", "decisions"])
-        st.altair_chart(
-            charts.bars(dist, "P(default)", "decisions", "Score distribution"), width="stretch"
-        )
+        st.altair_chart(charts.bars(dist, "P(default)", "decisions", "Score distribution"), width="stretch")
         lag = {"worker_lag": "workers", "store_lag": "store sink", "dead_letters_per_s": "dead letters/s"}
-        st.altair_chart(
-            charts.line(_frame(history, lag), "value", "Lag and dead letters"), width="stretch"
-        )
+        st.altair_chart(charts.line(_frame(history, lag), "value", "Lag and dead letters"), width="stretch")
         st.caption(f"{len(history.points)} points in memory, every {refresh_s:g} s")
 
     live()

@@ -103,9 +103,7 @@ def show_features(api: ApiClient, sk_id_curr: int) -> None:
     cols = st.columns(2)
     for i, f in enumerate(features[:6]):
         with cols[i % 2]:
-            st.altair_chart(
-                charts.population(f["name"], f["population"], f.get("value")), width="stretch"
-            )
+            st.altair_chart(charts.population(f["name"], f["population"], f.get("value")), width="stretch")
 
 
 def show_history(api: ApiClient, sk_id_curr: int) -> list[dict[str, Any]]:
