@@ -17,11 +17,16 @@ def main() -> None:
     api = ApiClient(view.api_url, view.timeout_s)
     urls = [u.strip() for u in view.metrics_urls.split(",") if u.strip()]
     st.set_page_config(page_title="Credit scorer", layout="wide")
+
+    def officer_page() -> None:
+        officer.render(api)
+
+    def monitoring_page() -> None:
+        monitoring.render(api, urls, view.refresh_s)
+
     pages = [
-        st.Page(lambda: officer.render(api), title="Credit officer", url_path="officer", default=True),
-        st.Page(
-            lambda: monitoring.render(api, urls, view.refresh_s), title="Monitoring", url_path="monitoring"
-        ),
+        st.Page(officer_page, title="Credit officer", default=True),  # served at /
+        st.Page(monitoring_page, title="Monitoring", url_path="monitoring"),
     ]
     st.navigation(pages).run()
 

@@ -59,7 +59,7 @@ def population(name: str, hist: dict[str, Any], value: float | None) -> alt.Laye
         .encode(
             x=alt.X("low:Q", title=name),
             x2="high:Q",
-            y=alt.Y("share:Q", title="share", axis=alt.Axis(format="%")),
+            y=alt.Y("share:Q", title="share", axis=alt.Axis(format=".0%")),
         )
     )
     layers: list[Any] = [bars]

@@ -53,14 +53,12 @@ def show_decision(api: ApiClient, record: dict[str, Any], review: dict[str, Any]
     st.markdown("#### Reasons")
     reasons = doc.get("reasons") or []
     if reasons:
-        st.dataframe(_reasons_table(reasons), hide_index=True)
+        st.table(_reasons_table(reasons).set_index(pd.RangeIndex(1, len(reasons) + 1)))
     else:
         st.write("No reason recorded for this decision.")
     if doc.get("rules"):
         st.markdown("#### Rules fired")
-        st.dataframe(
-            pd.DataFrame([r if isinstance(r, dict) else {"rule": r} for r in doc["rules"]]), hide_index=True
-        )
+        st.table(pd.DataFrame([r if isinstance(r, dict) else {"rule": r} for r in doc["rules"]]))
     if doc.get("counter_offer"):
         st.markdown("#### Counter-offer")
         st.json(doc["counter_offer"])

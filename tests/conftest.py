@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.store",
     "tests.fixtures.view",
+    "tests.fixtures.chromium",
     "tests.fixtures.models",
     "tests.fixtures.prometheus",
     "tests.fixtures.coverage_summary",

@@ -36,7 +36,7 @@ def test_officer_pages_show_each_kind_of_decision(
     assert not refer.exception, refer.exception
     shown = texts(refer)
     assert "Decision: REFER" in shown and "Rules fired" in shown and "Counter-offer" in shown
-    reasons = refer.dataframe[0].value
+    reasons = refer.table[0].value
     assert list(reasons["code"]) == ["R01"] and "Low external credit score" in list(reasons["reason"])
     assert refer.metric[0].value == "48.0%"
     assert any(f.label == "Submit review" for f in refer.button) or "Review (REFER)" in shown
