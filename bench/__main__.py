@@ -26,8 +26,9 @@ BENCHMARKS = (
     "soak",
     "api",
     "replay",
+    "store",
 )
-SUPPORTS_QUICK = {"redis_cache", "scoring", "stream", "soak", "api"}
+SUPPORTS_QUICK = {"redis_cache", "scoring", "stream", "soak", "api", "store"}
 
 
 def main(argv: list[str] | None = None) -> int:
