@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, delete, event, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from decision_store.exceptions import DecisionStoreError, StoreUnavailableError
@@ -88,32 +88,30 @@ class DecisionStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _insert(self) -> Any:
-        if self.dialect == "postgresql":
-            return postgresql.insert(decisions)
-        if self.dialect == "sqlite":
-            return sqlite.insert(decisions)
-        raise DecisionStoreError(f"unsupported database {self.dialect!r} (SQLite or PostgreSQL)")
-
     def upsert(self, rows: Sequence[dict[str, Any]]) -> int:
         """Store ``rows`` in one transaction; returns how many were new or replaced a review."""
-        plain = [r for r in rows if r["kind"] != KIND_REVIEW]
-        reviews = [r for r in rows if r["kind"] == KIND_REVIEW]
-        keys = [decisions.c.application_id, decisions.c.kind]
-        written = 0
+        plain = _unique([r for r in rows if r["kind"] != KIND_REVIEW])
+        reviews = _unique([r for r in rows if r["kind"] == KIND_REVIEW])
         with self.engine.begin() as conn:
-            if plain:
-                stmt = self._insert().on_conflict_do_nothing(index_elements=keys)
-                # RETURNING counts the rows inserted (executemany's rowcount is -1 on psycopg)
-                written += len(conn.execute(stmt.returning(decisions.c.id), _unique(plain)).all())
-            if reviews:
-                ins = self._insert()
-                stmt = ins.on_conflict_do_update(
-                    index_elements=keys,
-                    set_={c.name: ins.excluded[c.name] for c in _COLUMNS if c.name not in ("kind",)},
-                )
-                written += len(conn.execute(stmt.returning(decisions.c.id), _unique(reviews)).all())
-        return written
+            return self._write(conn, plain, replace=False) + self._write(conn, reviews, replace=True)
+
+    def _write(self, conn: Any, rows: list[dict[str, Any]], *, replace: bool) -> int:
+        """INSERT … ON CONFLICT (application_id, kind) DO NOTHING (or, ``replace``, DO UPDATE); the rows
+        written, counted with RETURNING."""
+        if not rows:
+            return 0
+        if self.dialect == "postgresql":
+            return _pg_write(conn, rows, replace=replace)
+        if self.dialect != "sqlite":
+            raise DecisionStoreError(f"unsupported database {self.dialect!r} (SQLite or PostgreSQL)")
+        ins = sqlite.insert(decisions)
+        keys = [decisions.c.application_id, decisions.c.kind]
+        if replace:
+            updated = {c.name: ins.excluded[c.name] for c in _COLUMNS if c.name != "kind"}
+            stmt = ins.on_conflict_do_update(index_elements=keys, set_=updated)
+        else:
+            stmt = ins.on_conflict_do_nothing(index_elements=keys)
+        return len(conn.execute(stmt.returning(decisions.c.id), rows).all())
 
     def by_application(self, application_id: str) -> list[dict[str, Any]]:
         """Every stored record of an application: the decision first, then the review (if any)."""
@@ -153,6 +151,31 @@ class DecisionStore:
                 conn.execute(select(1))
         except DBAPIError as exc:
             raise StoreUnavailableError(describe(exc)) from exc
+
+
+_PG_COLUMNS = (
+    "application_id varchar(128), kind varchar(16), sk_id_curr bigint, decision varchar(16), "
+    "probability_default double precision, score double precision, model_version varchar(128), "
+    "policy_version varchar(128), decided_at timestamptz, stored_at timestamptz, document jsonb"
+)
+_PG_NAMES = ", ".join(c.split()[0] for c in _PG_COLUMNS.split(", "))
+
+
+def _pg_write(conn: Any, rows: list[dict[str, Any]], *, replace: bool) -> int:
+    """PostgreSQL: the batch as one JSON parameter expanded by jsonb_to_recordset. An executemany
+    (SQLAlchemy's one huge multi-VALUES INSERT per page) spends ~0.5 s per 1,000 decisions parsing the
+    statement client-side; this is one short statement whatever the batch size."""
+    if replace:
+        updated = ", ".join(f"{n} = EXCLUDED.{n}" for n in _PG_NAMES.split(", ") if n != "kind")
+        conflict = f"DO UPDATE SET {updated}"
+    else:
+        conflict = "DO NOTHING"
+    stmt = text(
+        f"INSERT INTO decisions ({_PG_NAMES}) SELECT {_PG_NAMES} "
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({_PG_COLUMNS}) "
+        f"ON CONFLICT (application_id, kind) {conflict} RETURNING id"
+    )
+    return len(conn.execute(stmt, {"rows": _dumps(rows)}).all())
 
 
 def _unique(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
