@@ -145,13 +145,13 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
             info["detail"] = f"listening on {redis.address} (pid {redis.pid})"
         with steps.step("cache", "client features into Redis") as info:
             load_cache(features_dir, redis.address, settings, info=info)
-        view_url = _start_view(options, steps, children, broker.address, redis.address, model_dir, run_dir)
         with steps.step("worker", "`credit-scorer stream worker` subprocess") as info:
             worker = start_worker(
                 broker.address, redis.address, model_dir, data_dir, run_dir / "worker.log", settings
             )
             children.append(worker)
             info["detail"] = f"started (pid {worker.pid}), log {worker.log_path}"
+        view_url = _start_view(options, steps, children, broker.address, redis.address, model_dir, run_dir)
         if view_url is not None:
             with steps.step("view", "the officer view answers") as info:
                 wait_for_view(next(c for c in children if c.name == "view"), view_url)
@@ -197,7 +197,10 @@ def _start_view(
 
     with steps.step("services", "store sink, API and officer view subprocesses") as info:
         data_dir = run_dir.parent
-        started, url = start_services(bootstrap, redis_address, model_dir, data_dir, run_dir, get_settings())
+        worker_metrics = children[-1].address  # the worker's /metrics, for the monitoring page
+        started, url = start_services(
+            bootstrap, redis_address, model_dir, data_dir, run_dir, get_settings(), worker_metrics
+        )
         children.extend(started)
         info["detail"] = ", ".join(f"{c.name} (pid {c.pid})" for c in started)
     return url

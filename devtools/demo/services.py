@@ -45,7 +45,13 @@ def _spawn(name: str, args: list[str], env: dict[str, str], log_path: Path, addr
 
 
 def start_services(
-    bootstrap: str, redis_address: str, model_dir: Path, data_dir: Path, run_dir: Path, settings: Any
+    bootstrap: str,
+    redis_address: str,
+    model_dir: Path,
+    data_dir: Path,
+    run_dir: Path,
+    settings: Any,
+    worker_metrics: str,
 ) -> tuple[list[DemoChild], str]:
     """(the children: sink, API, view; the view's URL)."""
     store = run_dir / "decisions.sqlite3"
@@ -68,7 +74,8 @@ def start_services(
         _spawn("api", ["api", "serve", "--port", str(api_port)], env, run_dir / "api.log", api_url),
     ]
     view_url = f"http://127.0.0.1:{view_port}"
-    view_env = {**env, "CREDIT_SCORER_VIEW__METRICS_URLS": f"http://127.0.0.1:{sink_port}/metrics"}
+    metrics_urls = f"{worker_metrics},http://127.0.0.1:{sink_port}/metrics"
+    view_env = {**env, "CREDIT_SCORER_VIEW__METRICS_URLS": metrics_urls}
     view_args = ["view", "serve", "--port", str(view_port), "--api-url", api_url]
     children.append(_spawn("view", view_args, view_env, run_dir / "view.log", view_url))
     return children, view_url
