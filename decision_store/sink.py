@@ -29,7 +29,7 @@ from credit_scorer.settings import Settings
 from decision_store.exceptions import UndecodableDecisionError
 from decision_store.migrate import upgrade
 from decision_store.records import decode_decision
-from decision_store.store import TRANSIENT_ERRORS, DecisionStore
+from decision_store.store import REFUSED_VALUE_ERRORS, TRANSIENT_ERRORS, DecisionStore, describe
 from kafka_io.config import consumer_kwargs
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,24 @@ def decode_batch(messages: list[Any], metrics: StoreMetrics) -> list[dict[str, A
         else:
             rows.append(row)
     return rows
+
+
+def write_batch(store: DecisionStore, rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """(written, rejected): the batch in one transaction; when the database refuses a value in it (e.g.
+    a NUL character PostgreSQL cannot keep), row by row, each refused row logged and skipped — one bad
+    decision never blocks its partition. Transient faults propagate (the caller retries)."""
+    try:
+        return store.upsert(rows), 0
+    except REFUSED_VALUE_ERRORS as exc:
+        log.warning("batch refused (%s); writing its %d rows one by one", describe(exc), len(rows))
+    written = rejected = 0
+    for row in rows:
+        try:
+            written += store.upsert([row])
+        except REFUSED_VALUE_ERRORS as exc:
+            rejected += 1
+            log.warning("skipped decision %r: %s", row["application_id"], describe(exc))
+    return written, rejected
 
 
 class StoreSink:
@@ -119,12 +137,13 @@ class StoreSink:
         messages = [m for msgs in data.values() for m in msgs]
         rows = decode_batch(messages, self.metrics)
         started = time.perf_counter()
-        written = await self._retry(
-            lambda: asyncio.to_thread(store.upsert, rows), "database", TRANSIENT_ERRORS
+        written, rejected = await self._retry(
+            lambda: asyncio.to_thread(write_batch, store, rows), "database", TRANSIENT_ERRORS
         )
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.stored.labels("stored").inc(written)
-        self.metrics.stored.labels("duplicate").inc(len(rows) - written)
+        self.metrics.stored.labels("rejected").inc(rejected)
+        self.metrics.stored.labels("duplicate").inc(len(rows) - written - rejected)
         offsets = {tp: msgs[-1].offset + 1 for tp, msgs in data.items() if msgs}
         await self._commit(consumer, offsets)
         for tp in offsets:

@@ -17,13 +17,21 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, create_engine, delete, event, func, select, text
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 
 from decision_store.exceptions import DecisionStoreError, StoreUnavailableError
 from decision_store.schema import KIND_REVIEW, decisions
 
 # Faults worth retrying: the server is away, restarting, or the connection broke.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, StoreUnavailableError)
+# The database refusing a value of the batch: not transient, the row is at fault.
+REFUSED_VALUE_ERRORS: tuple[type[BaseException], ...] = (DataError, IntegrityError)
 
 
 def _dumps(value: Any) -> str:

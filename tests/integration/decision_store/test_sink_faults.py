@@ -1,5 +1,6 @@
-"""The sink through a database outage (real PostgreSQL refusing every connection for a while) and
-undecodable records: it retries, never crashes, and ends with every decision stored once."""
+"""The sink through a database outage (real PostgreSQL refusing every connection for a while), an
+undecodable record and a decision the database refuses: it retries, never crashes nor blocks, and ends
+with every valid decision stored once."""
 
 from __future__ import annotations
 
@@ -57,6 +58,9 @@ async def test_the_sink_waits_out_a_database_outage_and_skips_bad_records(
     store = DecisionStore.from_url(url)
     first = [(f"a{i}".encode(), orjson.dumps(decision_doc(f"a{i}", i))) for i in range(200)]
     second = [(f"b{i}".encode(), orjson.dumps(decision_doc(f"b{i}", i))) for i in range(200)]
+    # valid JSON, but PostgreSQL keeps no NUL character: the database refuses this one decision
+    nul = decision_doc("nul", 1, reasons=[{"feature": "F\u0000", "value": 1, "contribution": 0.1}])
+    second.insert(100, (b"nul", orjson.dumps(nul)))
     try:
         await produce_payloads(kafka_bootstrap, topics.decisions, [*first, (b"x", b"\xff not json")])
         deadline = time.monotonic() + 60
@@ -80,5 +84,5 @@ async def test_the_sink_waits_out_a_database_outage_and_skips_bad_records(
         stopping.set()
         await asyncio.wait_for(sink, 30)
         store.close()
-    assert metrics.stored.labels("rejected")._value.get() == 1
+    assert metrics.stored.labels("rejected")._value.get() == 2  # the garbage and the NUL
     assert metrics.stored.labels("stored")._value.get() == 400
