@@ -32,6 +32,8 @@ COPY replay/ replay/
 COPY api/ api/
 COPY dashboards/ dashboards/
 COPY devtools/ devtools/
+COPY decision_store/ decision_store/
+COPY officer_view/ officer_view/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 
@@ -56,8 +58,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER scorer
 WORKDIR /app
 VOLUME ["/var/lib/credit-scorer"]
-# 8000: REST API; 9464: the worker's /metrics.
-EXPOSE 8000 9464
+# 8000: REST API; 9464: the worker's /metrics; 9465: the store sink's; 8501: the officer view.
+EXPOSE 8000 9464 9465 8501
 # The API's GET /health (200 only when model, Redis and feature versions are fine); the worker service
 # overrides the URL with HEALTHCHECK_URL=http://127.0.0.1:9464/metrics.
 HEALTHCHECK --interval=10s --timeout=4s --start-period=60s --retries=3 \

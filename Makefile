@@ -22,8 +22,8 @@ test: setup ## Set everything up and run the whole suite with coverage per packa
 test-unit: ## Unit tests only (no network)
 	$(UV) run pytest -q tests/unit
 
-demo: setup ## Embedded demo (Tansu + redis-server + worker, sample streamed live; DEMO_ARGS="--rate 5000")
-	$(UV) run credit-scorer stream demo $(DEMO_ARGS)
+demo: setup ## Embedded demo: Tansu, redis, worker, store sink, API, officer view (URL printed); DEMO_ARGS="--rate 500"
+	$(UV) run credit-scorer stream demo --view $(DEMO_ARGS)
 
 bench: ## Run the benchmarks (results in bench/results/)
 	$(UV) run python -m bench

@@ -22,10 +22,12 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.decision_log import DecisionLog
 from api.exceptions import ApiError
 from api.publisher import ApplicationPublisher
 from api.routes import OrjsonResponse, router
 from api.scorer import ApiScorer
+from api.store_routes import router as store_router
 from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import Settings
 
@@ -89,6 +91,19 @@ def _load_model(settings: Settings) -> tuple[Any, str | None]:
         return None, str(exc)
 
 
+def _open_store(settings: Settings) -> tuple[Any, str | None]:
+    """The decision store's engine (no connection yet); a bad URL leaves the store routes at 503."""
+    from sqlalchemy.exc import ArgumentError
+
+    from decision_store.store import DecisionStore
+
+    try:
+        return DecisionStore.from_url(settings.store.resolved_url(settings.paths.data_dir)), None
+    except (ArgumentError, ImportError, ValueError) as exc:
+        log.error("API started without the decision store: %s", exc)
+        return None, str(exc)
+
+
 def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> FastAPI:
     """The REST API on ``settings`` (model, Redis and Kafka from it; nothing is connected before start)."""
     app_metrics = metrics or ScorerMetrics(CollectorRegistry(auto_describe=True))
@@ -110,6 +125,8 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
         await features.start()  # warns when the cache is not ready: /health reports it, /predict 503s
         if model is not None:
             app_metrics.set_model(model.model_version, model.feature_version, model.threshold)
+        decision_log = DecisionLog(settings.kafka, settings.api.publish_timeout_s)
+        app.state.store, app.state.store_error = _open_store(settings)
         app.state.scorer = ApiScorer(
             model,
             features,
@@ -118,11 +135,15 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
             top_reasons=settings.api.top_reasons,
             reasons=settings.api.reasons,
             counter_offers=settings.api.counter_offers,
+            recorder=decision_log if settings.api.publish_decisions else None,
         )
         app.state.publisher = ApplicationPublisher(settings.kafka, settings.api.publish_timeout_s)
         try:
             yield
         finally:
+            await decision_log.stop()
+            if app.state.store is not None:
+                app.state.store.close()
             await app.state.publisher.stop()
             await features.stop()
 
@@ -134,6 +155,7 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
         default_response_class=OrjsonResponse,
     )
     app.include_router(router)
+    app.include_router(store_router)
 
     async def api_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)

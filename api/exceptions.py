@@ -19,6 +19,12 @@ class ClientNotFoundError(ApiError):
     status_code = 404
 
 
+class NotFoundError(ApiError):
+    """Nothing stored (or cached) for the id asked."""
+
+    status_code = 404
+
+
 class UnscorableInputError(ApiError):
     """A valid-looking field the scorer cannot use (names the field)."""
 
@@ -40,4 +46,8 @@ class FeatureCacheUnavailableError(ServiceUnavailableError):
 
 
 class BrokerUnavailableError(ServiceUnavailableError):
+    pass
+
+
+class StoreUnavailableError(ServiceUnavailableError):
     pass

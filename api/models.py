@@ -97,6 +97,9 @@ class PredictResponse(BaseModel):
     counter_offer: CounterOfferOut | None = Field(
         None, description="REFUS by score: the largest credit accepted at the same term (null: none)."
     )
+    application_id: str | None = Field(
+        None, description="Id of the decision published to the decisions topic (GET /decisions/{id})."
+    )
 
 
 class HealthResponse(BaseModel):

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+import time
+from typing import Any, Protocol
 
 from api.exceptions import (
     ClientNotFoundError,
@@ -34,11 +35,20 @@ from feature_cache.exceptions import (
 )
 from feature_cache.source import RedisFeatureSource
 from scoring.decide import DecideOptions, ReasonsMode, ScoringInput, decide
+from scoring.decision import StageTimings
 from scoring.exceptions import SchemaMismatchError
 from scoring.prepared import PreparedModel
 from scoring.results import ScoreResult
 
 CLIENT_NOT_FOUND = "Client not found"
+
+
+class DecisionRecorder(Protocol):
+    """Where /predict's decisions go (:class:`api.decision_log.DecisionLog`); returns the application id."""
+
+    def record(
+        self, sk_id_curr: int, fields: dict[str, object], result: ScoreResult, timings: StageTimings
+    ) -> str: ...
 
 
 class ApiScorer:
@@ -54,8 +64,10 @@ class ApiScorer:
         top_reasons: int = 3,
         reasons: ReasonsMode = "all",
         counter_offers: bool = True,
+        recorder: DecisionRecorder | None = None,
     ) -> None:
         self.model = model
+        self.recorder = recorder
         self.model_error = model_error
         self.features = features
         self.metrics = metrics
@@ -69,12 +81,14 @@ class ApiScorer:
     async def predict(self, sk_id_curr: int, fields: dict[str, object]) -> dict[str, Any]:
         """The /predict answer for one client (see the module docstring for unknown clients)."""
         model = self.require_model()
+        received = time.time()
         try:
             cached = await self.features.fetch([sk_id_curr])
         except CacheUnavailableError as exc:
             raise FeatureCacheUnavailableError(f"feature cache unavailable: {exc}") from exc
         except FeatureCacheError as exc:  # version not loaded / partial / corrupt vector
             raise FeatureCacheUnavailableError(f"feature cache not ready: {exc}") from exc
+        fetched = time.time()
         found = bool(cached.found[0])
         self.metrics.feature_lookups.inc()
         if not found:
@@ -87,7 +101,13 @@ class ApiScorer:
             raise FeatureCacheUnavailableError(f"feature cache not ready: {exc}") from exc
         if decided.unscorable:
             raise UnscorableInputError(decided.unscorable[0].message)
-        return response_of(decided.results[0])
+        answer = response_of(decided.results[0])
+        if self.recorder is not None:
+            timings = StageTimings(
+                received, fetched - received, decided.score.inference_s, decided.score.reasons_s
+            )
+            answer["application_id"] = self.recorder.record(sk_id_curr, fields, decided.results[0], timings)
+        return answer
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, body): model loaded, Redis reachable, the cache's live version = the model's."""

@@ -27,8 +27,9 @@ BENCHMARKS = (
     "soak",
     "api",
     "replay",
+    "store",
 )
-SUPPORTS_QUICK = {"redis_cache", "scoring", "attribution", "stream", "soak", "api"}
+SUPPORTS_QUICK = {"redis_cache", "scoring", "attribution", "stream", "soak", "api", "store"}
 
 
 def main(argv: list[str] | None = None) -> int:

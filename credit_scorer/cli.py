@@ -25,6 +25,8 @@ _SUBAPPS = (
     ("stream", "stream_app.cli", "app", "Stream worker, producer and the embedded demo."),
     ("replay", "replay.cli", "app", "Rescore a topic's history with another model."),
     ("api", "api.cli", "app", "The REST API."),
+    ("store", "decision_store.cli", "app", "The decision store: sink, migrations, retention purge."),
+    ("view", "officer_view.cli", "app", "The credit officer's view and the monitoring page (Streamlit)."),
     ("dashboards", "dashboards.cli", "app", "Grafana dashboards as code."),
 )
 

@@ -171,3 +171,36 @@ class ScorerMetrics:
 @lru_cache(maxsize=1)
 def default_metrics() -> ScorerMetrics:
     return ScorerMetrics()
+
+
+class StoreMetrics:
+    """The metric objects of the decision-store sink (``credit-scorer store sink``)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.stored = Counter(
+            "credit_scorer_store_records_total",
+            "Records of the decisions topic handled by the store sink, by outcome (stored, duplicate, "
+            "replay, rejected = undecodable, counted and skipped).",
+            ["outcome"],
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "credit_scorer_store_batch_seconds",
+            "Wall time of one store transaction (a micro-batch of decisions).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter(
+            "credit_scorer_retries_total",
+            "Retries after a transient fault, by dependency.",
+            ["dependency"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "credit_scorer_store_consumer_lag",
+            "Records of the decisions topic not yet stored, per assigned partition.",
+            ["partition"],
+            registry=r,
+        )

@@ -136,6 +136,9 @@ class ApiSettings(BaseModel):
         "between them) before a 503; the worker and replay retry until Redis is back.",
     )
     access_log: bool = Field(False, description="uvicorn's per-request access log (off: it costs latency).")
+    publish_decisions: bool = Field(
+        True, description="POST /predict's decisions also go to the decisions topic (for the store)."
+    )
 
 
 class DriftSettings(BaseModel):
@@ -147,6 +150,37 @@ class DriftSettings(BaseModel):
     )
     min_events: int = Field(500, ge=0, description="Events seen before a PSI is exported.")
     publish_every_s: float = Field(1.0, ge=0, description="Recompute and export the PSI at most this often.")
+
+
+class StoreSettings(BaseModel):
+    """The decision store (decision_store): database, sink consumer group, retention."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db; None = a SQLite file "
+        "(decisions.sqlite3) under paths.data_dir.",
+    )
+    consumer_group: str = "credit-scorer-store"
+    batch_max: int = Field(1000, ge=1, description="Decisions written per transaction at most.")
+    batch_within_s: float = Field(0.2, ge=0, description="Longest wait to fill a micro-batch.")
+    retention_months: int = Field(25, ge=1, description="Kept this long (US Regulation B: 25 months).")
+    metrics_port: int = Field(9465, ge=0, le=65535, description="The sink's /metrics; 0 = off.")
+
+    def resolved_url(self, data_dir: Path) -> str:
+        return self.url or f"sqlite:///{data_dir / 'decisions.sqlite3'}"
+
+
+class ViewSettings(BaseModel):
+    """The officer view and monitoring page (officer_view): a client of the API, no model inside."""
+
+    api_url: str = "http://127.0.0.1:8000"
+    metrics_urls: str = Field(
+        "",
+        description="Comma-separated /metrics URLs the monitoring page scrapes (workers, store sink); "
+        "the API's own is always read.",
+    )
+    timeout_s: float = Field(5.0, gt=0)
+    refresh_s: float = Field(2.0, gt=0, description="The monitoring page scrapes this often.")
 
 
 class Settings(BaseSettings):
@@ -165,6 +199,8 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     api: ApiSettings = ApiSettings()
     drift: DriftSettings = DriftSettings()
+    store: StoreSettings = StoreSettings()
+    view: ViewSettings = ViewSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

@@ -175,6 +175,9 @@ def demo_command(
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Artifacts folder (default: var/)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild features and retrain the model."),
     summary_json: Path | None = typer.Option(None, "--summary-json", help="Also write the summary here."),
+    view: bool = typer.Option(
+        False, "--view", help="Also the store sink, the API and the officer view (served until Ctrl-C)."
+    ),
 ) -> None:
     """The embedded default: Tansu + redis-server + worker, the sample streamed live (Ctrl-C stops)."""
     from devtools.demo.run import DemoOptions, run_demo
@@ -192,6 +195,7 @@ def demo_command(
         data_dir=data_dir,
         rebuild=rebuild,
         summary_json=summary_json,
+        view=view,
     )
     try:
         report = run_demo(options)

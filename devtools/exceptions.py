@@ -25,3 +25,7 @@ class ProducerInputError(DevtoolsError):
 
 class DemoError(DevtoolsError):
     """The embedded demo could not prepare or start one of its parts; the message names the step."""
+
+
+class ServiceStartError(DevtoolsError):
+    """A child service (API, officer view) exited or did not answer in time; the message names it."""

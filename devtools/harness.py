@@ -234,7 +234,7 @@ def load_cache(redis_url: str, prefix: str, feature_dir: Path) -> str:
 def settings_env(settings: Any) -> dict[str, str]:
     """``CREDIT_SCORER_<GROUP>__<FIELD>`` variables reproducing ``settings`` in a child process."""
     env: dict[str, str] = {}
-    for group_name in ("paths", "kafka", "redis", "model", "stream"):
+    for group_name in ("paths", "kafka", "redis", "model", "stream", "store", "api", "view"):
         group = getattr(settings, group_name)
         for name in type(group).model_fields:
             value = getattr(group, name)
@@ -256,13 +256,16 @@ class WorkerProcess:
         self.log_path = log_path
         self.proc: Any = None
 
+    def command(self) -> list[str]:
+        return ["stream", "worker", "--engine", self.engine]
+
     def start(self) -> WorkerProcess:
         import os
         import subprocess
         import sys
 
         exe = Path(sys.executable).with_name("credit-scorer")
-        cmd = [str(exe), "stream", "worker", "--engine", self.engine]
+        cmd = [str(exe), *self.command()]
         env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
@@ -311,6 +314,13 @@ class WorkerProcess:
                 return resp.read().decode()
         except OSError:
             return ""
+
+
+class StoreSinkProcess(WorkerProcess):
+    """``credit-scorer store sink`` as a child process (settings.store says where it writes)."""
+
+    def command(self) -> list[str]:
+        return ["store", "sink"]
 
 
 def sample_total(metrics_text: str, name: str) -> float:

@@ -65,15 +65,28 @@ def live_api(
     cached_table: Any,
     kafka_bootstrap: str,
     make_topics: Callable[..., Any],
+    make_store_url: Callable[[str], str],
 ) -> Iterator[str]:
+    from decision_store.migrate import upgrade
+    from decision_store.store import DecisionStore
+
     feature_dir, _ids, _matrix = cached_table
     load_cache(redis_settings.url, redis_settings.key_prefix, feature_dir)
     settings = api_settings(redis_settings, small_model_dir)
     topics = make_topics(1)
     kafka = settings.kafka.model_copy(
-        update={"bootstrap_servers": kafka_bootstrap, "applications_topic": topics.applications}
+        update={
+            "bootstrap_servers": kafka_bootstrap,
+            "applications_topic": topics.applications,
+            "decisions_topic": topics.decisions,
+        }
     )
-    with LiveServer(create_app(settings.model_copy(update={"kafka": kafka}))) as server:
+    store = DecisionStore.from_url(make_store_url("sqlite"))  # migrated: the store routes answer
+    upgrade(store.engine)
+    store.close()
+    store_settings = settings.store.model_copy(update={"url": str(store.engine.url)})
+    app = create_app(settings.model_copy(update={"kafka": kafka, "store": store_settings}))
+    with LiveServer(app) as server:
         yield server.url
 
 
