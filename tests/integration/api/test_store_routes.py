@@ -49,7 +49,8 @@ def test_predict_publishes_its_decision_and_the_store_routes_serve_it(
         published = run_async(collect(kafka_bootstrap, topics.decisions, keys=[app_id.encode()]))
         record = next(orjson.loads(r.value) for r in published if r.key == app_id.encode())
         assert (record["sk_id_curr"], record["decision"]) == (client_id, answer["decision"])
-        assert record["probability_default"] == answer["score"]
+        assert record["probability_default"] == answer["probability_refusal"]
+        assert record["score"] == answer["score"]  # P(approval) in both
 
         rows = [decode_decision(r.value, _now()) for r in published]
         older = [
