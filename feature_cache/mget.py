@@ -57,13 +57,19 @@ class _Protocol(asyncio.Protocol):
             self.transport.close()
 
     def call(self, *args: Any) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        return self.call_many([args])[0]
+
+    def call_many(self, commands: list[tuple[Any, ...]]) -> list[asyncio.Future[Any]]:
+        """Send ``commands`` in one write; one future per reply, in order."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = [loop.create_future() for _ in commands]
         if self.lost is not None or self.transport is None or self.transport.is_closing():
-            future.set_exception(self.lost or ConnectionError("connection to Redis is closed"))
-            return future
-        self.waiting.append(future)
-        self.transport.write(hiredis.pack_command(args))
-        return future
+            for future in futures:
+                future.set_exception(self.lost or ConnectionError("connection to Redis is closed"))
+            return futures
+        self.waiting.extend(futures)
+        self.transport.write(b"".join([hiredis.pack_command(c) for c in commands]))
+        return futures
 
 
 class PipelinedMget:
@@ -110,6 +116,22 @@ class PipelinedMget:
             protocol._fail(TimeoutError(f"Redis did not answer within {self._timeout_s}s"))
             raise
         return reply
+
+    async def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The replies of ``commands``, sent in one write (a Redis Cluster node's share of a batch)."""
+        protocol = await self._connected()
+        futures = protocol.call_many(commands)
+        try:
+            replies = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), self._timeout_s
+            )
+        except TimeoutError:
+            protocol._fail(TimeoutError(f"Redis did not answer within {self._timeout_s}s"))
+            raise
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
 
     async def _connected(self) -> _Protocol:
         protocol = self._protocol
