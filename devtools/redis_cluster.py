@@ -49,6 +49,7 @@ class LocalRedisCluster:
         self.node_timeout_ms = node_timeout_ms
         self.timeout_s = timeout_s
         self.ports: list[int] = []
+        self._bus_ports: list[int] = []
         self._n = nodes
         self._procs: list[subprocess.Popen[bytes] | None] = []
         self._workdir: Path | None = None
@@ -59,14 +60,33 @@ class LocalRedisCluster:
         return "redis+cluster://" + ",".join(f"{self.host}:{p}" for p in self.ports)
 
     def start(self) -> LocalRedisCluster:
+        """Start and join the nodes (a port taken meanwhile by another process: up to 3 tries)."""
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except RedisServerError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _free_ports(self, n: int) -> list[int]:
+        ports: list[int] = []
+        while len(ports) < n:  # distinct: a port is free until its node binds it, so ask again
+            port = free_port(self.host)
+            if port not in ports and port not in self.ports and port not in self._bus_ports:
+                ports.append(port)
+        return ports
+
+    def _start_once(self) -> LocalRedisCluster:
         self._bin = find_redis_server_binary()
         self._workdir = Path(tempfile.mkdtemp(prefix="credit-scorer-cluster-"))
+        self.ports, self._procs, self._bus_ports = [], [], []
+        ports = self._free_ports(2 * self._n)
+        self.ports, self._bus_ports = ports[: self._n], ports[self._n :]
+        self._procs = [None] * self._n
         try:
-            for _ in range(self._n):
-                port = free_port(self.host)
-                self.ports.append(port)
-                self._procs.append(None)
-                self._spawn(len(self.ports) - 1)
+            for i in range(self._n):
+                self._spawn(i)
             for i in range(self._n):
                 self._wait_ping(i)
             nodes = [f"{self.host}:{p}" for p in self.ports]
@@ -93,7 +113,7 @@ class LocalRedisCluster:
             "--dir", str(folder),
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
-            "--cluster-port", str(free_port(self.host)),
+            "--cluster-port", str(self._bus_ports[i]),
             "--cluster-node-timeout", str(self.node_timeout_ms),
             "--appendonly", "yes",  # a killed node restarts with its keys
             "--save", "",

@@ -208,7 +208,8 @@ def _begin_version(client: SyncClient, schema: FeatureSchema, mkey: str, skey: s
     pipe.hset(mkey, mapping={"n_features": len(schema), "encoding": VECTOR_ENCODING})
     if script:
         pipe.script_load(_EXPIRE_LUA)
-    return str(pipe.execute()[-1]) if script else ""
+    replies = pipe.execute()
+    return str(replies[-1]) if script else ""
 
 
 def _stream_vectors(

@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from feature_cache.keys import (
+    N_SLOTS,
     check_version,
     current_key,
     encode_ids,
-    N_SLOTS,
     glob_escape,
     key_slot,
     meta_key,
