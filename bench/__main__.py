@@ -19,6 +19,7 @@ BENCHMARKS = (
     "feature_build",
     "training",
     "redis_cache",
+    "redis_cluster",
     "scoring",
     "parse",
     "drift",
@@ -27,7 +28,7 @@ BENCHMARKS = (
     "api",
     "replay",
 )
-SUPPORTS_QUICK = {"redis_cache", "scoring", "stream", "soak", "api"}
+SUPPORTS_QUICK = {"redis_cache", "redis_cluster", "scoring", "stream", "soak", "api"}
 
 
 def main(argv: list[str] | None = None) -> int:
