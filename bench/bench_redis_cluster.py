@@ -130,9 +130,10 @@ def run(n_clients: int, n_features: int, iterations: int) -> dict[str, Any]:
 
 def report(results: dict[str, Any]) -> None:
     m = results["machine"]
+    n_nodes, start, end = results["cluster_nodes"], m["loadavg_1m_at_start"], m["loadavg_1m_at_end"]
     print(
-        f"\nFeature cache, one Redis vs a {results['cluster_nodes']}-node cluster: {results['clients']:,} clients × "
-        f"{results['features']} features; load average {m['loadavg_1m_at_start']:.1f} → {m['loadavg_1m_at_end']:.1f}"
+        f"\nFeature cache, one Redis vs a {n_nodes}-node cluster: {results['clients']:,} clients × "
+        f"{results['features']} features; load average {start:.1f} → {end:.1f}"
     )
     load = results["load"]
     print(
