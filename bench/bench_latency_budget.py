@@ -81,7 +81,7 @@ def rss_mb(pid: int) -> tuple[float, float]:
 async def first_decision_at(bs: str, topic: str, timeout_s: float = 60) -> float:
     """Broker timestamp (s) of the first record on ``topic``."""
     records = await collect(bs, topic, 1, timeout_s=timeout_s)
-    return min(r.timestamp for r in records) / 1000
+    return min(r.timestamp_ms for r in records) / 1000
 
 
 def worker_run(

@@ -104,15 +104,12 @@ class Env:
         self.overrides = overrides  # stream settings of every worker (experiments)
         self.n = 0
 
-    def settings(self, **stream: Any) -> tuple[Settings, KafkaTopics]:
+    def settings(self, partitions: int = 4, **stream: Any) -> tuple[Settings, KafkaTopics]:
         self.n += 1
         sfx = f"{os.getpid()}-{self.n}"
-        topics = KafkaTopics(f"apps-{sfx}", f"dec-{sfx}", f"dlq-{sfx}", f"bench-{sfx}", 4)
-        asyncio.run(
-            create_topics(
-                self.broker.bootstrap_servers, [topics.applications, topics.decisions, topics.dead_letters], 4
-            )
-        )
+        topics = KafkaTopics(f"apps-{sfx}", f"dec-{sfx}", f"dlq-{sfx}", f"bench-{sfx}", partitions)
+        names = [topics.applications, topics.decisions, topics.dead_letters]
+        asyncio.run(create_topics(self.broker.bootstrap_servers, names, partitions))
         s = settings_for(
             self.broker.bootstrap_servers, topics, metrics_port=free_port(), **{**self.overrides, **stream}
         )
