@@ -4,7 +4,9 @@
 
 * Sustained decisions/s of ONE worker process (``credit-scorer stream worker``) draining a pre-filled
   applications topic: the ``batch`` engine (default) vs the ``faust`` engine (a Faust agent with
-  ``take_events``) vs a naive one-event-at-a-time worker (:mod:`bench.stream_naive`). Rate = decisions
+  ``take_events``) vs a naive one-event-at-a-time worker (:mod:`bench.stream_naive`) vs the same
+  pipeline in quix-streams (:mod:`bench.stream_quix`, ``--engines …,quix``: run the bench with
+  ``uv run --with quixstreams==3.28.1``). Rate = decisions
   between the first and the last decision's broker timestamp.
 * The cost of reasons: the batch engine with reasons on every REFUS (default) vs none.
 * The cost of the whole application form: the batch engine on full-form events (every application
@@ -123,11 +125,11 @@ class Env:
 
 
 def start_worker(settings: Settings, engine: str, log: Path) -> Any:
-    if engine == "naive":
+    if engine in ("naive", "quix"):  # quix: run the bench with `uv run --with quixstreams` (stream_quix)
         env = {**os.environ, **settings_env(settings)}
         out = open(log, "ab")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.stream_naive"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", f"bench.stream_{engine}"], env=env, stdout=out, stderr=subprocess.STDOUT
         )
         out.close()
         return proc
@@ -303,7 +305,7 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool
             ratios["full_vs_8_fields"] = round(b / v1["decisions_per_s"], 3)
             ratios["per_cpu_full_vs_8_fields"] = round(bc / v1["decisions_per_cpu_s"], 3)
             goals["full_form_ge_15000"] = b >= 15_000
-        for other in ("faust", "naive"):
+        for other in ("faust", "quix", "naive"):
             if other in results:
                 ratios[f"batch_vs_{other}"] = round(b / results[other]["decisions_per_s"], 2)
                 ratios[f"per_cpu_batch_vs_{other}"] = round(bc / results[other]["decisions_per_cpu_s"], 2)
@@ -317,7 +319,7 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool
     if "latency_5000" in results:
         goals["p99_le_15ms_at_5000"] = results["latency_5000"]["received_ms"]["p99"] <= 15.0
     print("\nsustained decisions/s (median of runs) and decisions per worker CPU-second:")
-    for name in ("batch", "batch_8_fields", "batch_no_reasons", "faust", "naive"):
+    for name in ("batch", "batch_8_fields", "batch_no_reasons", "faust", "quix", "naive"):
         if name in results:
             r = results[name]
             print(
@@ -415,6 +417,7 @@ def main(argv: list[str] | None = None) -> None:
                 ("batch_no_reasons", "batch", args.events, {"reasons": "none"}, full),
                 ("faust", "faust", small, {}, full),
                 ("naive", "naive", max(1000, small // 4), {}, full),
+                ("quix", "quix", max(1000, small // 4), {}, full),
             ]
             engines = set(args.engines.split(","))
             chosen = [p for p in plan if p[0] in engines] if "sustained" in phases else []
