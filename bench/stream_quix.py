@@ -18,6 +18,7 @@ with ``uv run --with`` (an overlay environment for the benchmark process only).
 
 from __future__ import annotations
 
+import tempfile
 import time
 from typing import Any
 
@@ -50,6 +51,7 @@ def main() -> None:
         auto_offset_reset="earliest",
         auto_create_topics=False,
         use_changelog_topics=False,
+        state_dir=tempfile.mkdtemp(prefix="bench-quix-state-"),  # stateless here; never in the tree
     )
     applications = app.topic(kafka.applications_topic, value_deserializer="bytes")
     decisions = app.topic(kafka.decisions_topic, value_serializer="bytes", key_serializer="bytes")
@@ -74,6 +76,9 @@ def main() -> None:
 
     sdf = app.dataframe(applications)
     sdf = sdf.apply(score, metadata=True).filter(lambda value: value is not None)  # invalid: skipped
+    # quix gives an output record its input's timestamp; the bench times decisions by theirs (the
+    # worker's producer stamps the send time): stamp the decision when it is made, like the worker
+    sdf = sdf.set_timestamp(lambda value, key, timestamp, headers: int(time.time() * 1000))
     sdf.to_topic(decisions)  # keyed by the record's own key: the application id, as the worker does
     app.run()  # SIGTERM/SIGINT stop it (quix installs the handlers)
 
