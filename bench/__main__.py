@@ -24,11 +24,22 @@ BENCHMARKS = (
     "parse",
     "drift",
     "stream",
+    "latency_budget",
+    "scale_out",
     "soak",
     "api",
     "replay",
 )
-SUPPORTS_QUICK = {"redis_cache", "redis_cluster", "scoring", "stream", "soak", "api"}
+SUPPORTS_QUICK = {
+    "redis_cache",
+    "redis_cluster",
+    "latency_budget",
+    "scale_out",
+    "scoring",
+    "stream",
+    "soak",
+    "api",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
