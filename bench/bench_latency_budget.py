@@ -131,6 +131,32 @@ def med(runs: list[dict[str, Any]], *path: str) -> float:
     return round(statistics.median(values), 2)
 
 
+def summarize(
+    workers: list[dict[str, Any]], floors: list[dict[str, Any]]
+) -> tuple[list[float], dict[str, Any], dict[str, bool]]:
+    """Per-run e2e/floor ratios, the medians over the runs, and the goals checked against them."""
+    ratios = [
+        w["event_to_decision_ms"]["p99"] / f["received_ms"]["p99"]
+        for w, f in zip(workers, floors, strict=True)
+    ]
+    summary = {
+        "worker_added_ms": {q: med(workers, "worker_added_ms", q) for q in ("p50", "p99")},
+        "event_to_decision_ms": {q: med(workers, "event_to_decision_ms", q) for q in ("p50", "p99")},
+        "broker_floor_one_hop_ms": {q: med(floors, "received_ms", q) for q in ("p50", "p99")},
+        "e2e_over_floor_p99": round(statistics.median(ratios), 2),
+        "cold_start_s": med(workers, "cold_start_s"),
+        "steady_rss_mb": med(workers, "rss_mb"),
+        "peak_rss_mb": med(workers, "peak_rss_mb"),
+    }
+    goals = {
+        "worker_added_p99_le_10ms": summary["worker_added_ms"]["p99"] <= GOALS["worker_added_p99_ms"],
+        "e2e_p99_le_2.2x_floor": summary["e2e_over_floor_p99"] <= GOALS["e2e_over_floor_p99"],
+        "cold_start_le_5s": summary["cold_start_s"] <= GOALS["cold_start_s"],
+        "steady_rss_le_250mb": summary["steady_rss_mb"] <= GOALS["steady_rss_mb"],
+    }
+    return ratios, summary, goals
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=None)
@@ -169,25 +195,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"run {r + 1} floor: {floors[-1]['received_ms']}", flush=True)
         finally:
             broker.stop()
-    ratios = [
-        w["event_to_decision_ms"]["p99"] / f["received_ms"]["p99"]
-        for w, f in zip(workers, floors, strict=True)
-    ]
-    summary = {
-        "worker_added_ms": {q: med(workers, "worker_added_ms", q) for q in ("p50", "p99")},
-        "event_to_decision_ms": {q: med(workers, "event_to_decision_ms", q) for q in ("p50", "p99")},
-        "broker_floor_one_hop_ms": {q: med(floors, "received_ms", q) for q in ("p50", "p99")},
-        "e2e_over_floor_p99": round(statistics.median(ratios), 2),
-        "cold_start_s": med(workers, "cold_start_s"),
-        "steady_rss_mb": med(workers, "rss_mb"),
-        "peak_rss_mb": med(workers, "peak_rss_mb"),
-    }
-    goals = {
-        "worker_added_p99_le_10ms": summary["worker_added_ms"]["p99"] <= GOALS["worker_added_p99_ms"],
-        "e2e_p99_le_2.2x_floor": summary["e2e_over_floor_p99"] <= GOALS["e2e_over_floor_p99"],
-        "cold_start_le_5s": summary["cold_start_s"] <= GOALS["cold_start_s"],
-        "steady_rss_le_250mb": summary["steady_rss_mb"] <= GOALS["steady_rss_mb"],
-    }
+    ratios, summary, goals = summarize(workers, floors)
     print(json.dumps({"summary": summary, "goals": goals}, indent=2))
     if not args.quick:
         RESULTS.write_text(

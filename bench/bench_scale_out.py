@@ -121,6 +121,34 @@ def one_run(env: Env, make: Any, n_workers: int, n_events: int) -> dict[str, Any
     }
 
 
+def table_of(runs: dict[int, list[dict[str, Any]]], counts: list[int]) -> list[dict[str, Any]]:
+    """Medians over the runs per worker count, with the speed-up against the first count."""
+    table = []
+    base = statistics.median(x["decisions_per_s"] for x in runs[counts[0]])
+    for k in counts:
+        rate = statistics.median(x["decisions_per_s"] for x in runs[k])
+        table.append(
+            {
+                "workers": k,
+                "decisions_per_s": round(rate, 1),
+                "speedup_vs_1": round(rate / base, 2),
+                "per_worker_decisions_per_s": round(rate / k, 1),
+                "worker_cpu_us_per_decision": statistics.median(
+                    x["worker_cpu_us_per_decision"] for x in runs[k]
+                ),
+                "per_worker_cpu_share_of_a_core": round(
+                    statistics.median(x["workers_cpu_share_of_2_cores"] for x in runs[k])
+                    * (os.cpu_count() or 1)
+                    / k,
+                    3,
+                ),
+                "machine_cpu_share": statistics.median(x["machine_cpu_share"] for x in runs[k]),
+                "producer_per_s": statistics.median(x["producer_per_s"] for x in runs[k]),
+            }
+        )
+    return table
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=None)
@@ -158,29 +186,7 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"run {r + 1}, {k} worker(s): {runs[k][-1]}", flush=True)
         finally:
             broker.stop()
-    table = []
-    base = statistics.median(x["decisions_per_s"] for x in runs[counts[0]])
-    for k in counts:
-        rate = statistics.median(x["decisions_per_s"] for x in runs[k])
-        table.append(
-            {
-                "workers": k,
-                "decisions_per_s": round(rate, 1),
-                "speedup_vs_1": round(rate / base, 2),
-                "per_worker_decisions_per_s": round(rate / k, 1),
-                "worker_cpu_us_per_decision": statistics.median(
-                    x["worker_cpu_us_per_decision"] for x in runs[k]
-                ),
-                "per_worker_cpu_share_of_a_core": round(
-                    statistics.median(x["workers_cpu_share_of_2_cores"] for x in runs[k])
-                    * (os.cpu_count() or 1)
-                    / k,
-                    3,
-                ),
-                "machine_cpu_share": statistics.median(x["machine_cpu_share"] for x in runs[k]),
-                "producer_per_s": statistics.median(x["producer_per_s"] for x in runs[k]),
-            }
-        )
+    table = table_of(runs, counts)
     print(json.dumps(table, indent=2))
     if not args.quick:
         RESULTS.write_text(
