@@ -5,7 +5,7 @@ vector keys spread over the slots on purpose (:mod:`feature_cache.keys`). So a b
 pipeline of ``GET``s per node, the nodes' pipelines in parallel: one round trip per batch (the slowest
 node's), like the single node's one ``MGET``. redis-py's ``mget_nonatomic`` would send one ``MGET`` per
 *slot* through its generic cluster pipeline (it too runs the nodes in parallel, but spends most of a
-100-key batch in Python: ``bench/results/redis_cache.json``, ``cluster``).
+100-key batch in Python: ``bench/results/redis_cluster.json``).
 
 The slot → node table is redis-py's (``CLUSTER SLOTS``), copied once and thrown away after any failure
 (a node down, a ``MOVED`` after a resharding or fail-over), so the next try re-reads it. Failures are
