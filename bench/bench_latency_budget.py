@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tick-ms", type=float, default=5.0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file (other rates elsewhere)")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.seconds = 1, 3.0
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     ratios, summary, goals = summarize(workers, floors)
     print(json.dumps({"summary": summary, "goals": goals}, indent=2))
     if not args.quick:
-        RESULTS.write_text(
+        args.out.write_text(
             json.dumps(
                 {
                     "benchmark": "latency_budget",
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             + "\n"
         )
-        print(f"wrote {RESULTS}")
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
