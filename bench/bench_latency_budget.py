@@ -43,11 +43,14 @@ HISTOGRAM = "credit_scorer_worker_latency_seconds"
 GOALS = {"worker_added_p99_ms": 10.0, "e2e_over_floor_p99": 2.2, "cold_start_s": 5.0, "steady_rss_mb": 250.0}
 
 
-def buckets(metrics_text: str) -> dict[float, float]:
-    """Cumulative counts of the worker-latency histogram, by upper bound (seconds)."""
+STAGES = ("features", "inference", "reasons", "produce")  # where the worker's time goes
+
+
+def buckets(metrics_text: str, histogram: str = HISTOGRAM, label: str = "") -> dict[float, float]:
+    """Cumulative counts of a histogram (the series holding ``label``), by upper bound (seconds)."""
     out: dict[float, float] = {}
     for line in metrics_text.splitlines():
-        if line.startswith(HISTOGRAM + "_bucket{"):
+        if line.startswith(histogram + "_bucket{") and label in line:
             le = line.split('le="', 1)[1].split('"', 1)[0]
             out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
     return out
@@ -96,12 +99,16 @@ def worker_run(
     try:
         cold_start_s = asyncio.run(first_decision_at(bs, topics.decisions)) - started
         asyncio.run(collect(bs, topics.decisions, len(warm), timeout_s=120))
-        before = buckets(worker.metrics_text())
+        text = worker.metrics_text()
+        before = buckets(text)
+        stages0 = {st: buckets(text, "credit_scorer_stage_seconds", f'stage="{st}"') for st in STAGES}
         n = int(rate * seconds)
         offered, got = offer_and_collect(
             bs, topics.applications, topics.decisions, lat_rows(docs, n), rate, seconds, tick_ms, LOGS
         )
-        after = buckets(worker.metrics_text())
+        text = worker.metrics_text()
+        after = buckets(text)
+        stages = {st: buckets(text, "credit_scorer_stage_seconds", f'stage="{st}"') for st in STAGES}
         rss, peak = rss_mb(worker.pid)
     finally:
         worker.terminate(30)
@@ -116,6 +123,13 @@ def worker_run(
             "count": after.get(float("inf"), 0) - before.get(float("inf"), 0),
         },
         "event_to_decision_ms": got["received_ms"],
+        # each stage observed once per micro-batch: p50/p99 over the batches of the load
+        "stage_ms": {
+            st: {
+                q: round(quantile_ms(stages[st], stages0[st], x), 2) for q, x in (("p50", 0.5), ("p99", 0.99))
+            }
+            for st in STAGES
+        },
         "rss_mb": round(rss, 1),
         "peak_rss_mb": round(peak, 1),
     }
