@@ -19,17 +19,31 @@ BENCHMARKS = (
     "feature_build",
     "training",
     "redis_cache",
+    "redis_cluster",
     "scoring",
     "attribution",
     "parse",
     "drift",
     "stream",
+    "latency_budget",
+    "scale_out",
     "soak",
     "api",
     "replay",
     "store",
 )
-SUPPORTS_QUICK = {"redis_cache", "scoring", "attribution", "stream", "soak", "api", "store"}
+SUPPORTS_QUICK = {
+    "redis_cache",
+    "redis_cluster",
+    "latency_budget",
+    "scale_out",
+    "scoring",
+    "stream",
+    "soak",
+    "api",
+    "attribution",
+    "store",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

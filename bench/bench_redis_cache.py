@@ -119,6 +119,7 @@ def run(n_clients: int, n_features: int, nan_share: float, iterations: int, repe
     with RedisServer() as server:
         settings = RedisSettings(url=server.url, key_prefix=PREFIX)
         sync = create_sync_redis_client(settings)
+        assert isinstance(sync, redis.Redis)  # one node (bench_redis_cluster compares with a cluster)
         sync.config_set("save", "")
         meter = CpuMeter(sync)
         results["load_clients_per_s"] = measure_loads(sync, schema, ids, matrix, meter, repeats)

@@ -4,7 +4,9 @@
 
 * Sustained decisions/s of ONE worker process (``credit-scorer stream worker``) draining a pre-filled
   applications topic: the ``batch`` engine (default) vs the ``faust`` engine (a Faust agent with
-  ``take_events``) vs a naive one-event-at-a-time worker (:mod:`bench.stream_naive`). Rate = decisions
+  ``take_events``) vs a naive one-event-at-a-time worker (:mod:`bench.stream_naive`) vs the same
+  pipeline in quix-streams (:mod:`bench.stream_quix`, ``--engines …,quix``: run the bench with
+  ``uv run --with quixstreams==3.28.1``). Rate = decisions
   between the first and the last decision's broker timestamp.
 * The cost of reasons: the batch engine with reasons on every REFUS (default: exact TreeSHAP) vs none,
   vs the older path attribution (``batch_path_reasons``); of counter-offers: on every REFUS by score
@@ -106,15 +108,12 @@ class Env:
         self.overrides = overrides  # stream settings of every worker (experiments)
         self.n = 0
 
-    def settings(self, **stream: Any) -> tuple[Settings, KafkaTopics]:
+    def settings(self, partitions: int = 4, **stream: Any) -> tuple[Settings, KafkaTopics]:
         self.n += 1
         sfx = f"{os.getpid()}-{self.n}"
-        topics = KafkaTopics(f"apps-{sfx}", f"dec-{sfx}", f"dlq-{sfx}", f"bench-{sfx}", 4)
-        asyncio.run(
-            create_topics(
-                self.broker.bootstrap_servers, [topics.applications, topics.decisions, topics.dead_letters], 4
-            )
-        )
+        topics = KafkaTopics(f"apps-{sfx}", f"dec-{sfx}", f"dlq-{sfx}", f"bench-{sfx}", partitions)
+        names = [topics.applications, topics.decisions, topics.dead_letters]
+        asyncio.run(create_topics(self.broker.bootstrap_servers, names, partitions))
         s = settings_for(
             self.broker.bootstrap_servers, topics, metrics_port=free_port(), **{**self.overrides, **stream}
         )
@@ -128,11 +127,11 @@ class Env:
 
 
 def start_worker(settings: Settings, engine: str, log: Path) -> Any:
-    if engine == "naive":
+    if engine in ("naive", "quix"):  # quix: run the bench with `uv run --with quixstreams` (stream_quix)
         env = {**os.environ, **settings_env(settings)}
         out = open(log, "ab")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.stream_naive"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", f"bench.stream_{engine}"], env=env, stdout=out, stderr=subprocess.STDOUT
         )
         out.close()
         return proc
@@ -324,7 +323,7 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool
             ratios["full_vs_8_fields"] = round(b / v1["decisions_per_s"], 3)
             ratios["per_cpu_full_vs_8_fields"] = round(bc / v1["decisions_per_cpu_s"], 3)
             goals["full_form_ge_15000"] = b >= 15_000
-        for other in ("faust", "naive"):
+        for other in ("faust", "quix", "naive"):
             if other in results:
                 ratios[f"batch_vs_{other}"] = round(b / results[other]["decisions_per_s"], 2)
                 ratios[f"per_cpu_batch_vs_{other}"] = round(bc / results[other]["decisions_per_cpu_s"], 2)
@@ -347,6 +346,7 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool
         "batch_path_reasons",
         "batch_no_offers",
         "faust",
+        "quix",
         "naive",
     ):
         if name in results:
@@ -448,6 +448,7 @@ def main(argv: list[str] | None = None) -> None:
                 ("batch_no_offers", "batch", args.events, {"counter_offers": False}, full),
                 ("faust", "faust", small, {}, full),
                 ("naive", "naive", max(1000, small // 4), {}, full),
+                ("quix", "quix", max(1000, small // 4), {}, full),
             ]
             engines = set(args.engines.split(","))
             chosen = [p for p in plan if p[0] in engines] if "sustained" in phases else []

@@ -53,6 +53,14 @@ class ScorerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.worker_latency = Histogram(
+            "credit_scorer_worker_latency_seconds",
+            "What the worker itself adds to each decision: records handed over by the consumer → the "
+            "decision published and acknowledged by the broker (the broker's own hops are not in it; "
+            "stage total = event time → produced includes them).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "credit_scorer_batch_seconds",
             "Wall time to process one micro-batch, fetch to commit.",

@@ -57,7 +57,12 @@ class KafkaSettings(BaseModel):
 
 
 class RedisSettings(BaseModel):
-    url: str = "redis://127.0.0.1:6379/0"
+    url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="redis://host:port/db, or redis+cluster://host:port[,host:port...] (startup nodes) for "
+        "a Redis Cluster (rediss+cluster:// with TLS).",
+    )
+    cluster: bool = Field(False, description="Redis Cluster (also implied by a redis+cluster:// URL).")
     password: SecretStr | None = None
     tls: bool = False
     db: int | None = Field(None, ge=0, description="Overrides the db of the URL when set.")
@@ -65,6 +70,10 @@ class RedisSettings(BaseModel):
     max_connections: int = Field(64, ge=1)
     socket_timeout_s: float = Field(2.0, gt=0)
     ttl_s: int | None = Field(None, ge=1, description="Optional TTL of loaded feature vectors.")
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.cluster or self.url.partition("://")[0].endswith("+cluster")
 
 
 class MlflowSettings(BaseModel):

@@ -82,7 +82,8 @@ def _latency_panels() -> list[PanelBuilder]:
         _timeseries(
             "Event → decision latency",
             "Quantiles of the time from the application event to the decision being produced "
-            f"(stage=total). SLO: p99 < {slo.LATENCY_SLO_SECONDS * 1000:g} ms (red line).",
+            f"(stage=total). SLO: p99 < {slo.LATENCY_SLO_SECONDS * 1000:g} ms (red line). "
+            "Worker's own p99: consumed → published and acknowledged (the broker's hops excluded).",
             "s",
         )
         .thresholds(slo_line)
@@ -92,6 +93,12 @@ def _latency_panels() -> list[PanelBuilder]:
     )
     for ref, q in (("A", 0.5), ("B", 0.95), ("C", 0.99)):
         e2e = e2e.with_target(_query(_quantile(q, '{stage="total"}'), f"p{round(q * 100)}", ref))
+    # the worker's own part (consumed → acknowledged) beside it: end-to-end growing while this stays
+    # flat is the broker, not the scorer
+    worker_rate = f"rate(credit_scorer_worker_latency_seconds_bucket[{RATE}])"
+    e2e = e2e.with_target(
+        _query(f"histogram_quantile(0.99, sum by (le) ({worker_rate}))", "worker's own p99", "D")
+    )
     stages = _timeseries(
         "Latency by stage (p95)",
         "p95 of each stage: queue (time in the topic), features (Redis), inference, reasons, produce.",

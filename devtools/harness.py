@@ -218,11 +218,11 @@ async def _partitions(consumer: Any, topic: str, timeout_s: float) -> list[int]:
 
 def load_cache(redis_url: str, prefix: str, feature_dir: Path) -> str:
     """Load ``feature_dir`` (features.parquet + feature_schema.json) into Redis and make it live."""
-    import redis
-
+    from credit_scorer.settings import RedisSettings
     from feature_cache.loader import load_features, switch_version
+    from feature_cache.store import create_sync_redis_client
 
-    client = redis.Redis.from_url(redis_url)
+    client = create_sync_redis_client(RedisSettings(url=redis_url))  # a redis+cluster:// URL too
     try:
         summary = load_features(client, feature_dir, prefix)
         switch_version(client, prefix, summary.version)

@@ -21,9 +21,8 @@ from feature_cache.exceptions import FeatureCacheError
 from feature_loader.exceptions import FeatureLoaderError
 
 if TYPE_CHECKING:
-    import redis
-
     from credit_scorer.settings import RedisSettings
+    from feature_cache.store import SyncClient
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Client-feature cache in Redis.")
 
@@ -40,7 +39,7 @@ def _redis_settings(url: str | None, prefix: str | None) -> RedisSettings:
 
 
 @contextmanager
-def _client(settings: RedisSettings) -> Iterator[redis.Redis]:
+def _client(settings: RedisSettings) -> Iterator[SyncClient]:
     from feature_cache.store import create_sync_redis_client
 
     try:

@@ -4,9 +4,16 @@ Layout (like Feast's online store), with ``p`` = ``settings.redis.key_prefix`` a
 feature-schema version (:attr:`FeatureSchema.version`)::
 
     {p}:fv:{v}:{sk_id_curr}   raw float32 little-endian bytes of the full vector, schema order
-    {p}:schema:{v}            the FeatureSchema JSON (stored once per version)
-    {p}:meta:{v}              hash: clients, bytes, n_features, encoding, loaded_at, complete, source
-    {p}:current               the live version (switched atomically)
+    {{p}}:schema:{v}          the FeatureSchema JSON (stored once per version)
+    {{p}}:meta:{v}            hash: clients, bytes, n_features, encoding, loaded_at, complete, source
+    {{p}}:current             the live version (switched atomically)
+
+Redis Cluster: a vector key has no hash tag, so clients spread evenly over the 16,384 slots (and the
+nodes); the version-control keys (schema, meta, current) carry the prefix as their hash tag
+(``{cs}:current``), so they share ONE slot: the switch's check-and-set is a single-slot Lua script
+(a cluster refuses CROSSSLOT), and every reader finds them on the same node. Readers touch that slot
+once per :data:`feature_cache.store.META_REFRESH_S` per version, so it is no hot spot. A prefix may not
+contain braces (they would become the vectors' hash tag and put every client on one slot).
 
 The prefix may contain ``:`` (e.g. ``cs:test-1a2b``); versions and ids may not, so every key parses
 back unambiguously from the right.
@@ -14,6 +21,7 @@ back unambiguously from the right.
 
 from __future__ import annotations
 
+import binascii
 import operator
 from collections.abc import Iterable
 
@@ -21,11 +29,14 @@ import numpy as np
 
 VECTOR_ENCODING = "f32le"  # the value format written in meta["encoding"]
 _GLOB_SPECIALS = "\\*?[]"
+N_SLOTS = 16_384  # Redis Cluster hash slots
 
 
 def _check_prefix(prefix: str) -> None:
-    if not prefix or any(c.isspace() for c in prefix):
-        raise ValueError(f"invalid Redis key prefix {prefix!r}: it must be non-empty, without whitespace")
+    if not prefix or any(c.isspace() or c in "{}" for c in prefix):
+        raise ValueError(
+            f"invalid Redis key prefix {prefix!r}: it must be non-empty, without whitespace or braces"
+        )
 
 
 def check_version(version: str) -> str:
@@ -42,19 +53,22 @@ def check_version(version: str) -> str:
     return version
 
 
-def current_key(prefix: str) -> str:
+def control_head(prefix: str) -> str:
+    """``{prefix}``: the hash tag shared by the version-control keys (one cluster slot)."""
     _check_prefix(prefix)
-    return f"{prefix}:current"
+    return "{" + prefix + "}"
+
+
+def current_key(prefix: str) -> str:
+    return f"{control_head(prefix)}:current"
 
 
 def schema_key(prefix: str, version: str) -> str:
-    _check_prefix(prefix)
-    return f"{prefix}:schema:{check_version(version)}"
+    return f"{control_head(prefix)}:schema:{check_version(version)}"
 
 
 def meta_key(prefix: str, version: str) -> str:
-    _check_prefix(prefix)
-    return f"{prefix}:meta:{check_version(version)}"
+    return f"{control_head(prefix)}:meta:{check_version(version)}"
 
 
 def vector_key_prefix(prefix: str, version: str) -> bytes:
@@ -114,14 +128,13 @@ def vector_pattern(prefix: str, version: str) -> str:
 
 def meta_pattern(prefix: str) -> str:
     """SCAN MATCH pattern of the meta hash of every version."""
-    _check_prefix(prefix)
-    return f"{glob_escape(prefix)}:meta:*"
+    return f"{glob_escape(control_head(prefix))}:meta:*"
 
 
 def version_of_meta_key(prefix: str, key: bytes | str) -> str:
     """Inverse of :func:`meta_key`."""
     text = key.decode() if isinstance(key, bytes) else key
-    head = f"{prefix}:meta:"
+    head = f"{control_head(prefix)}:meta:"
     if not text.startswith(head):
         raise ValueError(f"{text!r} is not a meta key under prefix {prefix!r}")
     return check_version(text[len(head) :])
@@ -139,3 +152,13 @@ def parse_vector_key(key: bytes | str) -> tuple[str, str, int]:
     except ValueError:
         raise ValueError(f"{text!r} is not a feature-vector key: id {raw_id!r} is not an integer") from None
     return prefix, check_version(version), sk_id
+
+
+def key_slot(key: bytes) -> int:
+    """The Redis Cluster hash slot of ``key`` (CRC16/XMODEM of its hash tag, or of the whole key)."""
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return binascii.crc_hqx(key, 0) % N_SLOTS

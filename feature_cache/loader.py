@@ -26,9 +26,10 @@ import numpy as np
 import polars as pl
 import redis
 
+from feature_cache.cluster import is_cluster_client, stream_vectors_cluster, vector_chunks
 from feature_cache.exceptions import FeatureCacheError
 from feature_cache.keys import VECTOR_ENCODING, meta_key, schema_key, vector_key_prefix
-from feature_cache.store import describe_client
+from feature_cache.store import SyncClient, describe_client
 from feature_cache.versions import CacheStatus as CacheStatus
 from feature_cache.versions import VersionStatus as VersionStatus
 from feature_cache.versions import cache_status as cache_status
@@ -147,7 +148,7 @@ def _drain(conn: Any, replies: int, clients: int, on_progress: Callable[[int], N
 
 
 def write_vectors(
-    client: redis.Redis,
+    client: SyncClient,
     prefix: str,
     schema: FeatureSchema,
     ids: np.ndarray,
@@ -170,12 +171,19 @@ def write_vectors(
     head = vector_key_prefix(prefix, version)
     mkey, skey = meta_key(prefix, version), schema_key(prefix, version)
     started = time.perf_counter()
-    expire_sha = redis_call(where, lambda: _begin_version(client, schema, mkey, skey))
+    cluster = is_cluster_client(client)
+    expire_sha = redis_call(where, lambda: _begin_version(client, schema, mkey, skey, script=not cluster))
     id_list = ids.astype(np.int64, copy=False).tolist()
-    redis_call(
-        where,
-        lambda: _stream_vectors(client, head, id_list, matrix, ttl_s, expire_sha, chunk_clients, on_progress),
-    )
+    if isinstance(client, redis.Redis):
+        redis_call(
+            where,
+            lambda: _stream_vectors(
+                client, head, id_list, matrix, ttl_s, expire_sha, chunk_clients, on_progress
+            ),
+        )
+    else:
+        chunks = vector_chunks(head, id_list, matrix, chunk_clients)
+        redis_call(where, lambda: stream_vectors_cluster(client, chunks, ttl_s, on_progress))
     total_bytes = len(id_list) * n_features * 4
     meta: dict[Any, Any] = {
         "clients": len(id_list),
@@ -191,14 +199,17 @@ def write_vectors(
     return LoadSummary(version, len(id_list), total_bytes, time.perf_counter() - started)
 
 
-def _begin_version(client: redis.Redis, schema: FeatureSchema, mkey: str, skey: str) -> str:
-    """Schema and meta before any vector; returns the SHA of the EXPIRE script."""
+def _begin_version(client: SyncClient, schema: FeatureSchema, mkey: str, skey: str, *, script: bool) -> str:
+    """Schema and meta before any vector; returns the SHA of the EXPIRE script (``script``: a single
+    node's loader uses it; a cluster's sets the TTL with SET EX)."""
     pipe = client.pipeline(transaction=False)
     pipe.set(skey, schema.to_json_bytes())
     pipe.hsetnx(mkey, "complete", "0")  # a complete version stays readable while re-loaded
     pipe.hset(mkey, mapping={"n_features": len(schema), "encoding": VECTOR_ENCODING})
-    pipe.script_load(_EXPIRE_LUA)
-    return str(pipe.execute()[-1])
+    if script:
+        pipe.script_load(_EXPIRE_LUA)
+    replies = pipe.execute()
+    return str(replies[-1]) if script else ""
 
 
 def _stream_vectors(
@@ -234,7 +245,7 @@ def _stream_vectors(
 
 
 def _finish_version(
-    client: redis.Redis, mkey: str, skey: str, meta: dict[Any, Any], ttl_s: int | None
+    client: SyncClient, mkey: str, skey: str, meta: dict[Any, Any], ttl_s: int | None
 ) -> None:
     """The full meta with ``complete=1``, last; the TTL (or none) on meta and schema."""
     pipe = client.pipeline(transaction=False)
@@ -248,7 +259,7 @@ def _finish_version(
 
 
 def load_features(
-    client: redis.Redis,
+    client: SyncClient,
     features_dir: Path,
     prefix: str,
     *,

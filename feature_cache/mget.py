@@ -21,10 +21,21 @@ import hiredis
 import redis.asyncio
 
 
+class _Pending:
+    """Callers' replies still to come: ``count`` of them, delivered together (one future)."""
+
+    __slots__ = ("count", "error", "future", "replies", "single")
+
+    def __init__(self, future: asyncio.Future[Any], count: int, single: bool) -> None:
+        self.future, self.count, self.single = future, count, single
+        self.replies: list[Any] = []
+        self.error: BaseException | None = None
+
+
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
-        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.waiting: collections.deque[_Pending] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
 
@@ -37,12 +48,19 @@ class _Protocol(asyncio.Protocol):
             if not self.waiting:  # a reply nobody waits for: the stream is out of step
                 self._fail(ConnectionError("unexpected reply from Redis"))
                 return
-            future = self.waiting.popleft()
-            if not future.done():
-                if isinstance(reply, hiredis.ReplyError):
-                    future.set_exception(ConnectionError(f"Redis error: {reply}"))
-                else:
-                    future.set_result(reply)
+            pending = self.waiting[0]
+            if isinstance(reply, hiredis.ReplyError):
+                pending.error = pending.error or ConnectionError(f"Redis error: {reply}")
+            pending.replies.append(reply)
+            if len(pending.replies) < pending.count:
+                continue
+            self.waiting.popleft()
+            if pending.future.done():
+                continue
+            if pending.error is not None:
+                pending.future.set_exception(pending.error)
+            else:
+                pending.future.set_result(pending.replies[0] if pending.single else pending.replies)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(ConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}"))
@@ -50,19 +68,31 @@ class _Protocol(asyncio.Protocol):
     def _fail(self, error: BaseException) -> None:
         self.lost = error
         while self.waiting:
-            future = self.waiting.popleft()
+            future = self.waiting.popleft().future
             if not future.done():
                 future.set_exception(error)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     def call(self, *args: Any) -> asyncio.Future[Any]:
+        """The reply of one command."""
+        return self._send([args], single=True)
+
+    def call_many(self, commands: list[tuple[Any, ...]]) -> asyncio.Future[list[Any]]:
+        """Send ``commands`` in one write; one future of all their replies, in order (a reply error
+        fails it, once every reply is read, so the stream stays in step)."""
+        return self._send(commands, single=False)
+
+    def _send(self, commands: list[tuple[Any, ...]], single: bool) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.lost is not None or self.transport is None or self.transport.is_closing():
             future.set_exception(self.lost or ConnectionError("connection to Redis is closed"))
             return future
-        self.waiting.append(future)
-        self.transport.write(hiredis.pack_command(args))
+        if not commands:
+            future.set_result([])
+            return future
+        self.waiting.append(_Pending(future, len(commands), single))
+        self.transport.write(b"".join([hiredis.pack_command(c) for c in commands]))
         return future
 
 
@@ -110,6 +140,16 @@ class PipelinedMget:
             protocol._fail(TimeoutError(f"Redis did not answer within {self._timeout_s}s"))
             raise
         return reply
+
+    async def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The replies of ``commands``, sent in one write (a Redis Cluster node's share of a batch)."""
+        protocol = await self._connected()
+        try:
+            replies: list[Any] = await asyncio.wait_for(protocol.call_many(commands), self._timeout_s)
+        except TimeoutError:
+            protocol._fail(TimeoutError(f"Redis did not answer within {self._timeout_s}s"))
+            raise
+        return replies
 
     async def _connected(self) -> _Protocol:
         protocol = self._protocol

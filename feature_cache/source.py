@@ -14,16 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from credit_scorer.retry import Backoff, RetryMetrics, retry_transient
 from credit_scorer.settings import RedisSettings
 from feature_cache.exceptions import FeatureCacheError
-from feature_cache.store import RedisFeatureStore, create_redis_client
+from feature_cache.store import AsyncClient, RedisFeatureStore, create_redis_client
 from scoring.features import CachedFeatures
-
-if TYPE_CHECKING:
-    import redis.asyncio
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +45,7 @@ class RedisFeatureSource:
         self.backoff = backoff
         self.metrics = metrics
         self.expect_live = expect_live
-        self._client: redis.asyncio.Redis | None = None
+        self._client: AsyncClient | None = None
         self._store: RedisFeatureStore | None = None
 
     @property

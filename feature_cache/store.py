@@ -17,6 +17,7 @@ the joined values. See docs/ARCHITECTURE.md (Redis layout).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -25,9 +26,17 @@ from typing import Any, TypeVar
 import numpy as np
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from redis.backoff import ExponentialBackoff
 
 from credit_scorer.settings import RedisSettings
+from feature_cache.cluster import (
+    ClusterMget,
+    create_async_cluster_client,
+    create_sync_cluster_client,
+    describe_cluster,
+)
 from feature_cache.exceptions import (
     CacheUnavailableError,
     FeatureCacheError,
@@ -36,6 +45,7 @@ from feature_cache.exceptions import (
 )
 from feature_cache.keys import (
     VECTOR_ENCODING,
+    control_head,
     current_key,
     encode_ids,
     meta_key,
@@ -47,6 +57,9 @@ from feature_loader.feature_schema import FeatureSchema
 from scoring.features import CachedFeatures
 
 T = TypeVar("T")
+# A single Redis (standalone, or a primary) or a Redis Cluster: ``settings.redis`` chooses.
+AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+SyncClient = redis.Redis | redis.cluster.RedisCluster
 
 # Version facts (n_features, loaded_at) are re-read at most this often, and at once when a batch finds
 # nobody (a dropped version must fail loudly, never score every client as unknown).
@@ -59,14 +72,14 @@ _FETCH_CURRENT_LUA = """
 local v = redis.call('GET', KEYS[1])
 if not v then return {false} end
 local meta = redis.call('HMGET', ARGV[1] .. ':meta:' .. v, 'complete', 'n_features', 'loaded_at', 'encoding')
-local head = ARGV[1] .. ':fv:' .. v .. ':'
+local head = ARGV[2] .. ':fv:' .. v .. ':'
 local out = {}
-local n = #ARGV - 1
+local n = #ARGV - 2
 local i = 0
 while i < n do
   local keys = {}
   local last = math.min(i + 4000, n)
-  for j = i + 1, last do keys[#keys + 1] = head .. ARGV[j + 1] end
+  for j = i + 1, last do keys[#keys + 1] = head .. ARGV[j + 2] end
   local vals = redis.call('MGET', unpack(keys))
   for k = 1, #vals do out[#out + 1] = vals[k] end
   i = last
@@ -113,9 +126,13 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-def create_redis_client(settings: RedisSettings) -> redis.asyncio.Redis:
-    """Asyncio client (hiredis parser when installed) over a blocking pool of ``max_connections``."""
+def create_redis_client(settings: RedisSettings) -> AsyncClient:
+    """Asyncio client (hiredis parser when installed) over a blocking pool of ``max_connections``; a
+    cluster client when ``settings.is_cluster`` (connects on first use, like the single-node one)."""
     from redis.asyncio.retry import Retry
+
+    if settings.is_cluster:
+        return create_async_cluster_client(settings)
 
     try:
         pool = redis.asyncio.BlockingConnectionPool.from_url(
@@ -129,9 +146,12 @@ def create_redis_client(settings: RedisSettings) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_pool(pool)
 
 
-def create_sync_redis_client(settings: RedisSettings) -> redis.Redis:
+def create_sync_redis_client(settings: RedisSettings) -> SyncClient:
     """Blocking client with the same settings (loader, CLI, tests)."""
     from redis.retry import Retry
+
+    if settings.is_cluster:
+        return create_sync_cluster_client(settings)
 
     try:
         pool = redis.BlockingConnectionPool.from_url(
@@ -145,8 +165,10 @@ def create_sync_redis_client(settings: RedisSettings) -> redis.Redis:
     return redis.Redis.from_pool(pool)
 
 
-def describe_client(client: redis.Redis | redis.asyncio.Redis) -> str:
+def describe_client(client: SyncClient | AsyncClient) -> str:
     """Where ``client`` connects, as a URL without password (for error messages)."""
+    if isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster):
+        return describe_cluster(client)
     kw = client.connection_pool.connection_kwargs
     db = kw.get("db", 0)
     if kw.get("path"):
@@ -196,18 +218,24 @@ def decode_vectors(
 class RedisFeatureStore:
     """The scorer's view of the cache (asyncio). All Redis failures surface as FeatureCacheError."""
 
-    def __init__(
-        self, client: redis.asyncio.Redis, key_prefix: str = "cs", *, pipelined: bool = False
-    ) -> None:
-        """``pipelined``: serve the hot path's MGETs over a lean pipelined connection to the same server
-        (:mod:`feature_cache.mget`; plain TCP clients only); the owner then calls :meth:`aclose`."""
+    def __init__(self, client: AsyncClient, key_prefix: str = "cs", *, pipelined: bool = False) -> None:
+        """``pipelined``: serve the hot path's MGETs over lean pipelined connections to the same server
+        (:mod:`feature_cache.mget`; plain TCP clients only) or, for a cluster, to each node
+        (:class:`feature_cache.cluster.ClusterMget`); the owner then calls :meth:`aclose`."""
         self._client = client
-        self._fast = PipelinedMget.from_client(client) if pipelined else None
+        self._cluster: redis.asyncio.cluster.RedisCluster | None = None
+        self._fast: PipelinedMget | ClusterMget | None = None
+        if isinstance(client, redis.asyncio.cluster.RedisCluster):
+            self._cluster = client
+            if pipelined and not client.get_connection_kwargs().get("ssl"):
+                self._fast = ClusterMget(client)
+        else:
+            self._fast = PipelinedMget.from_client(client) if pipelined else None
+            self._fetch_current = client.register_script(_FETCH_CURRENT_LUA)
         self._prefix = key_prefix
         self._where = describe_client(client)
         self._schemas: dict[str, FeatureSchema] = {}
         self._info: dict[str, _VersionInfo] = {}
-        self._fetch_current = client.register_script(_FETCH_CURRENT_LUA)
 
     @property
     def where(self) -> str:
@@ -312,27 +340,49 @@ class RedisFeatureStore:
         info = self._info.get(version)
         if info is None or time.monotonic() - info.read_at >= META_REFRESH_S:
             # Unknown or stale version facts: read them in the same round trip as the vectors.
-            pipe = self._client.pipeline(transaction=False)
-            pipe.hmget(meta_key(self._prefix, version), list(_META_FIELDS))
-            if keys:
-                pipe.mget(keys)
-            replies = await self._call(pipe.execute())
-            info = self._parse_meta(version, replies[0])
-            values = replies[1] if keys else []
+            meta, values = await self._call(self._meta_and_values(version, keys))
+            info = self._parse_meta(version, meta)
         elif not keys:
             values = []
-        elif self._fast is not None:
-            values = await self._call(self._fast.mget(keys))
         else:
-            values = await self._call(self._client.mget(keys))
+            values = await self._call(self._mget(keys))
         matrix, found = decode_vectors(values, info.n_features, self._where)
         if keys and not found.any():
             info = await self._version_info(version, force=True)  # dropped meanwhile? raise, loudly
         return CachedFeatures(matrix, found, version, info.loaded_at)
 
+    def _mget(self, keys: list[bytes]) -> Awaitable[list[Any]]:
+        if self._fast is not None:
+            return self._fast.mget(keys)
+        if self._cluster is not None:
+            return self._cluster.mget_nonatomic(keys)
+        return self._client.mget(keys)  # type: ignore[return-value]
+
+    async def _meta_and_values(self, version: str, keys: list[bytes]) -> tuple[Any, list[Any]]:
+        """The version's meta and the vectors, in one round trip (concurrent ones on a cluster: the meta
+        lives on the control slot's node, the vectors on every node)."""
+        fields = list(_META_FIELDS)
+        if self._cluster is not None:
+            hmget = self._cluster.hmget(meta_key(self._prefix, version), fields)
+            if not keys:
+                return await hmget, []
+            meta, values = await asyncio.gather(hmget, self._mget(keys))
+            return meta, values
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hmget(meta_key(self._prefix, version), fields)
+        if keys:
+            pipe.mget(keys)
+        replies = await pipe.execute()
+        return replies[0], (replies[1] if keys else [])
+
     async def _fetch_live(self, sk_ids: Sequence[int] | np.ndarray) -> CachedFeatures:
+        if self._cluster is not None:
+            # A cluster cannot run the script (it builds keys server-side, on any slot): read the live
+            # version, then its vectors (a switch in between serves the version read, complete).
+            return await self.fetch(sk_ids, version=await self.current_version())
         ids = encode_ids(sk_ids)  # the script builds the keys of the live version
-        script = self._fetch_current(keys=[current_key(self._prefix)], args=[self._prefix, *ids])
+        head = control_head(self._prefix)
+        script = self._fetch_current(keys=[current_key(self._prefix)], args=[head, self._prefix, *ids])
         reply: Any = await self._call(script)
         if reply[0] is None:
             # Nothing live: raises NoCurrentVersionError (or, if a switch just happened, reads that one).

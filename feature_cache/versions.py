@@ -24,7 +24,7 @@ from feature_cache.keys import (
     vector_pattern,
     version_of_meta_key,
 )
-from feature_cache.store import describe_client, translate_redis_error
+from feature_cache.store import SyncClient, describe_client, translate_redis_error
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ def redis_call(where: str, call: Callable[[], T]) -> T:
         raise translate_redis_error(exc, where) from exc
 
 
-def switch_version(client: redis.Redis, prefix: str, version: str, *, force: bool = False) -> str | None:
+def switch_version(client: SyncClient, prefix: str, version: str, *, force: bool = False) -> str | None:
     """Make ``version`` live atomically; returns the previous live version (None if there was none)."""
     where = describe_client(client)
     keys = [current_key(prefix), meta_key(prefix, version), schema_key(prefix, version)]
@@ -92,7 +92,7 @@ def switch_version(client: redis.Redis, prefix: str, version: str, *, force: boo
 
 
 def drop_version(
-    client: redis.Redis, prefix: str, version: str, *, force: bool = False, batch: int = 1_000
+    client: SyncClient, prefix: str, version: str, *, force: bool = False, batch: int = 1_000
 ) -> int:
     """Delete every key of ``version`` (meta first, so it can no longer be switched to); returns count.
 
@@ -136,7 +136,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def cache_status(client: redis.Redis, prefix: str) -> CacheStatus:
+def cache_status(client: SyncClient, prefix: str) -> CacheStatus:
     """Live version and the meta of every version under ``prefix`` (SCAN over meta keys only)."""
     where = describe_client(client)
 

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)  # redis-cli --cluster create (cluster tests)
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 # the officer view's browser test (tests/e2e/officer_view) drives a real headless Chromium

@@ -216,6 +216,7 @@ class MicroBatchPipeline:
             produced_at,
             time.perf_counter() - t_pub,
             batch.kinds,
+            len(batch.decisions),
         )
         report = batch.report
         report.decisions, report.dead_letters, report.score = (
@@ -283,10 +284,13 @@ class MicroBatchPipeline:
         produced_at: float,
         produce_s: float,
         kinds: dict[str, int],
+        n_decisions: int,
     ) -> None:
         m = self.metrics
         m.batch_size.observe(len(records))
         m.stage_seconds.labels("produce").observe(produce_s)
+        if n_decisions:  # each decision of the batch waited the same consumed → acknowledged time
+            observe_many(m.worker_latency, np.full(n_decisions, max(0.0, produced_at - consumed_at)))
         if event_ts:
             ts = np.asarray(event_ts)
             observe_many(m.stage_seconds.labels("queue"), np.maximum(0.0, consumed_at - ts))

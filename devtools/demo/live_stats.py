@@ -6,6 +6,9 @@ Fed with explicit timestamps (no clock, no I/O), so they are deterministic and p
 The event→decision latency folded in is the worker's own ``latency.total_s`` of each Decision (the
 producer's event time → decision built), i.e. the quantity behind
 ``credit_scorer_stage_seconds{stage="total"}``; it includes the time the event waited in the topic.
+Beside it, the worker's own part, ``total_s - queue_s`` (consumed → decision built): when end-to-end
+grows and this does not, the broker is slow, not the scorer (the worker's metric
+``credit_scorer_worker_latency_seconds`` adds the produce acknowledgement, which no record can carry).
 """
 
 from __future__ import annotations
@@ -104,6 +107,8 @@ class LiveSnapshot:
     p50_s: float
     p95_s: float
     p99_s: float
+    worker_p50_s: float
+    worker_p99_s: float
     top_refusal_reasons: tuple[tuple[str, int], ...]
     dead_letter_kinds: tuple[tuple[str, int], ...]
     expected_total: int | None
@@ -138,6 +143,7 @@ class LiveStats:
     def __post_init__(self) -> None:
         self._rate = RateWindow(self.rate_window_s)
         self._latency = LatencyWindow(self.latency_window)
+        self._worker = LatencyWindow(self.latency_window)
         # Redeliveries arrive within seconds: remembering the last ids bounds memory on long runs.
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
@@ -158,6 +164,7 @@ class LiveStats:
         latency_s: float,
         reasons: Sequence[str] = (),
         application_id: str | None = None,
+        worker_s: float = math.nan,
     ) -> None:
         """Fold one decision in. A repeated application id (at-least-once redelivery) is counted once."""
         if application_id is not None:
@@ -171,6 +178,7 @@ class LiveStats:
         self.decisions += 1
         self._rate.add(now)
         self._latency.add(latency_s)
+        self._worker.add(worker_s)
         if approved:
             self.approvals += 1
         elif reasons:
@@ -183,6 +191,7 @@ class LiveStats:
 
     def snapshot(self, now: float) -> LiveSnapshot:
         p50, p95, p99 = self._latency.percentiles(PERCENTILES)
+        worker_p50, worker_p99 = self._worker.percentiles((50.0, 99.0))
         return LiveSnapshot(
             elapsed_s=max(0.0, now - self.started_at),
             decisions=self.decisions,
@@ -193,6 +202,8 @@ class LiveStats:
             p50_s=p50,
             p95_s=p95,
             p99_s=p99,
+            worker_p50_s=worker_p50,
+            worker_p99_s=worker_p99,
             top_refusal_reasons=tuple(self.refusal_reasons.most_common(self.top_k)),
             dead_letter_kinds=tuple(self.dead_letter_kinds.most_common(self.top_k)),
             expected_total=self.expected_total,
@@ -209,6 +220,8 @@ def fold_decision(stats: LiveStats, now: float, raw: bytes) -> bool:
         total = latency.get("total_s") if isinstance(latency, dict) else None
         if total is None:
             total = doc.get("latency_total_s", math.nan)
+        queue = latency.get("queue_s") if isinstance(latency, dict) else None
+        worker = float(total) - float(queue) if total is not None and queue is not None else math.nan
         reasons = [r["feature"] for r in doc.get("reasons") or () if isinstance(r, dict) and "feature" in r]
         stats.observe_decision(
             now,
@@ -216,6 +229,7 @@ def fold_decision(stats: LiveStats, now: float, raw: bytes) -> bool:
             latency_s=float(total) if total is not None else math.nan,
             reasons=reasons,
             application_id=doc.get("application_id"),
+            worker_s=worker,
         )
         return True
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):

@@ -44,7 +44,8 @@ def format_line(s: LiveSnapshot) -> str:
     top = ", ".join(f"{name}={n}" for name, n in s.top_refusal_reasons[:3]) or "—"
     return (
         f"[{s.elapsed_s:6.1f}s] handled {_progress(s)} | {s.rate_per_s:,.0f} decisions/s | "
-        f"p50 {_ms(s.p50_s)} p95 {_ms(s.p95_s)} p99 {_ms(s.p99_s)} | approval {approval} | "
+        f"p50 {_ms(s.p50_s)} p95 {_ms(s.p95_s)} p99 {_ms(s.p99_s)} | "
+        f"worker p50 {_ms(s.worker_p50_s)} p99 {_ms(s.worker_p99_s)} | approval {approval} | "
         f"dead letters {s.dead_letters} | top refusal reasons: {top}"
     )
 
@@ -61,6 +62,7 @@ def render_table(s: LiveSnapshot, title: str = "credit-scorer — live") -> Any:
     main.add_row("handled / total", _progress(s))
     main.add_row("decisions/s (5 s window)", f"{s.rate_per_s:,.0f}")
     main.add_row("latency p50 / p95 / p99", f"{_ms(s.p50_s)} / {_ms(s.p95_s)} / {_ms(s.p99_s)}")
+    main.add_row("worker's own p50 / p99", f"{_ms(s.worker_p50_s)} / {_ms(s.worker_p99_s)}")
     approval = "—" if math.isnan(s.approval_rate) else f"{100 * s.approval_rate:.1f} %"
     main.add_row("decisions (ACCORD / REFUS)", f"{s.decisions:,} ({s.approvals:,} / {s.refusals:,})")
     main.add_row("approval rate", approval)

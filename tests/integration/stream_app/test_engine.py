@@ -84,6 +84,10 @@ async def test_n_events_give_exactly_n_decisions_with_offline_scores(
     assert metric(metrics, "credit_scorer_feature_lookups_total") == n
     assert metric(metrics, "credit_scorer_feature_cache_misses_total") == 0
     assert metric(metrics, "credit_scorer_stage_seconds_count", {"stage": "total"}) == n
+    # the worker's own part (consumed → acknowledged) of each decision: inside its event → produced time
+    assert metric(metrics, "credit_scorer_worker_latency_seconds_count") == n
+    worker_s = metric(metrics, "credit_scorer_worker_latency_seconds_sum")
+    assert 0 < worker_s <= metric(metrics, "credit_scorer_stage_seconds_sum", {"stage": "total"})
     assert metric(metrics, "credit_scorer_in_flight_events") == 0
 
 

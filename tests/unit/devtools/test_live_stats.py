@@ -145,7 +145,7 @@ def test_fold_decision_reads_the_decision_record() -> None:
         "application_id": "x1",
         "decision": "REFUS",
         "reasons": [{"feature": "EXT_SOURCE_3", "value": 0.1, "contribution": 0.8}],
-        "latency": {"total_s": 0.004},
+        "latency": {"total_s": 0.004, "queue_s": 0.003},
     }
     assert fold_decision(stats, 1.0, orjson.dumps(refus))
     assert fold_decision(stats, 1.0, orjson.dumps({"application_id": "x2", "decision": "ACCORD"}))
@@ -158,6 +158,9 @@ def test_fold_decision_reads_the_decision_record() -> None:
     assert snap.top_refusal_reasons == (("EXT_SOURCE_3", 1),)
     assert dict(snap.dead_letter_kinds) == {"bad_json": 1, "unreadable": 1}
     assert snap.p99_s == pytest.approx(0.004)
+    # the worker's own part: event → built minus the wait in the topic (only where both are known)
+    assert snap.worker_p99_s == pytest.approx(0.001)
+    assert "worker p50 1.0 ms p99 1.0 ms" in format_line(snap)
 
 
 def test_plain_display_prints_periodic_lines() -> None:

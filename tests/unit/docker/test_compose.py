@@ -62,13 +62,22 @@ def dockerfile_env() -> dict[str, str]:
     return env
 
 
-def env_of(service: dict[str, Any]) -> dict[str, str]:
-    return {k: str(v) for k, v in (service.get("environment") or {}).items()}
+def env_of(service: dict[str, Any], shell: dict[str, str] | None = None) -> dict[str, str]:
+    """The service's environment as compose interpolates it (``${VAR:-default}`` from ``shell``)."""
+    shell = shell or {}
+
+    def interpolate(match: re.Match[str]) -> str:
+        return shell.get(match.group(1)) or match.group(2)
+
+    return {
+        k: re.sub(r"\$\{(\w+):-([^}]*)\}", interpolate, str(v))
+        for k, v in (service.get("environment") or {}).items()
+    }
 
 
-def scorer_env(service: dict[str, Any]) -> dict[str, str]:
+def scorer_env(service: dict[str, Any], shell: dict[str, str] | None = None) -> dict[str, str]:
     """What the code sees in a scorer container: the image's ENV, then the service's environment."""
-    return {**dockerfile_env(), **env_of(service)}
+    return {**dockerfile_env(), **env_of(service, shell)}
 
 
 def settings_for(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -230,10 +239,28 @@ def test_kafka_and_redis_addresses_point_at_the_services(
         settings = settings_for(scorer_env(services[name]), monkeypatch)
         assert settings.kafka.bootstrap_servers == advertised
         assert urlparse(settings.redis.url).hostname == "redis"
+        assert not settings.redis.is_cluster
         assert settings.kafka.partitions == int(partitions_created.group(1))
         topics = services["kafka-init"]["command"][0]
         for topic in (settings.kafka.applications_topic, settings.kafka.decisions_topic):
             assert topic in topics
+
+
+def test_the_cluster_profile_serves_the_cache_url_its_header_gives(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    header = (PROJECT_ROOT / "docker-compose.yml").read_text()
+    url = re.search(r"REDIS_URL=(redis\+cluster://\S+)", header)
+    assert url is not None
+    nodes = [
+        n for n, svc in services.items() if svc.get("profiles") == ["cluster"] and "cluster-init" not in n
+    ]
+    assert len(nodes) == 3 and all("--cluster-enabled" in services[n]["command"] for n in nodes)
+    for name in SCORER_SERVICES:
+        settings = settings_for(scorer_env(services[name], {"REDIS_URL": url.group(1)}), monkeypatch)
+        assert settings.redis.is_cluster
+        hosts = [h.split(":")[0] for h in settings.redis.url.split("://")[1].split(",")]
+        assert sorted(hosts) == sorted(nodes)
 
 
 def test_docker_scripts_are_valid_shell_and_python() -> None:

@@ -1,0 +1,239 @@
+"""Benchmark: the worker's own latency budget, next to the broker's one-hop floor, in one run.
+
+    uv run python -m bench.bench_latency_budget [--rate 5000] [--seconds 8] [--runs 3] [--quick]
+
+Per run, interleaved (Tansu restarted before each phase: its memory log slows as it grows):
+
+1. **cold start**: a batch-engine worker process started on a topic holding 500 applications;
+   process start → its first decision (the decision record's broker timestamp), group join included;
+2. **worker-added latency** at ``--rate`` events/s offered (a producer process, a collector process:
+   :mod:`bench.stream_load`): ``credit_scorer_worker_latency_seconds`` (records handed over by the
+   consumer → decision published and acknowledged), the histogram's delta over the offered load only,
+   p50/p99 interpolated within its buckets (Prometheus' ``histogram_quantile``); event→decision as the
+   collector receives it; the worker's RSS at the end of the load (steady) and its peak;
+3. **broker floor**: the same load read straight back from the applications topic, no worker (one
+   produce → fetch hop, a plain aiokafka client).
+
+Goals (issue 17): worker-added p99 ≤ 10 ms; event→decision p99 ≤ 2.2 × the one-hop floor's p99;
+cold start ≤ 5 s; steady RSS ≤ 250 MB per worker. Writes bench/results/latency_budget.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.bench_stream import LOGS, Env, bench_model, broker_floor, event_rows
+from bench.stream_load import lat_rows, offer_and_collect
+from credit_scorer.settings import PROJECT_ROOT
+from devtools.harness import WorkerProcess, collect, produce_payloads
+from devtools.launchers import RedisServer, TansuBroker
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latency_budget.json"
+HISTOGRAM = "credit_scorer_worker_latency_seconds"
+GOALS = {"worker_added_p99_ms": 10.0, "e2e_over_floor_p99": 2.2, "cold_start_s": 5.0, "steady_rss_mb": 250.0}
+
+
+STAGES = ("features", "inference", "reasons", "produce")  # where the worker's time goes
+
+
+def buckets(metrics_text: str, histogram: str = HISTOGRAM, label: str = "") -> dict[float, float]:
+    """Cumulative counts of a histogram (the series holding ``label``), by upper bound (seconds)."""
+    out: dict[float, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith(histogram + "_bucket{") and label in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def quantile_ms(after: dict[float, float], before: dict[float, float], q: float) -> float:
+    """``histogram_quantile(q)`` of the counts added between two scrapes (linear within a bucket)."""
+    bounds = sorted(after)
+    cum = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = cum[-1]
+    if total <= 0:
+        return float("nan")
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, count in zip(bounds, cum, strict=True):
+        if count >= rank:
+            if bound == float("inf"):
+                return lower * 1e3
+            return (lower + (bound - lower) * (rank - below) / max(count - below, 1e-9)) * 1e3
+        lower, below = bound, count
+    return lower * 1e3
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process, MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+async def first_decision_at(bs: str, topic: str, timeout_s: float = 60) -> float:
+    """Broker timestamp (s) of the first record on ``topic``."""
+    records = await collect(bs, topic, 1, timeout_s=timeout_s)
+    return min(r.timestamp_ms for r in records) / 1000
+
+
+def worker_run(
+    env: Env, docs: list[dict[str, Any]], rate: float, seconds: float, tick_ms: float
+) -> dict[str, Any]:
+    settings, topics = env.settings()
+    bs = env.broker.bootstrap_servers
+    warm = [(b"warm-%d" % i, orjson.dumps(d)) for i, d in enumerate(docs[:500])]
+    asyncio.run(produce_payloads(bs, topics.applications, warm))
+    started = time.time()
+    worker = WorkerProcess(settings, "batch", LOGS / f"{topics.group}-budget.log").start()
+    try:
+        cold_start_s = asyncio.run(first_decision_at(bs, topics.decisions)) - started
+        asyncio.run(collect(bs, topics.decisions, len(warm), timeout_s=120))
+        text = worker.metrics_text()
+        before = buckets(text)
+        stages0 = {st: buckets(text, "credit_scorer_stage_seconds", f'stage="{st}"') for st in STAGES}
+        n = int(rate * seconds)
+        offered, got = offer_and_collect(
+            bs, topics.applications, topics.decisions, lat_rows(docs, n), rate, seconds, tick_ms, LOGS
+        )
+        text = worker.metrics_text()
+        after = buckets(text)
+        stages = {st: buckets(text, "credit_scorer_stage_seconds", f'stage="{st}"') for st in STAGES}
+        rss, peak = rss_mb(worker.pid)
+    finally:
+        worker.terminate(30)
+    return {
+        "cold_start_s": round(cold_start_s, 3),
+        "achieved_offer_per_s": offered["achieved_per_s"],
+        "decisions": got["decisions"],
+        "events": n,
+        "worker_added_ms": {
+            "p50": round(quantile_ms(after, before, 0.5), 2),
+            "p99": round(quantile_ms(after, before, 0.99), 2),
+            "count": after.get(float("inf"), 0) - before.get(float("inf"), 0),
+        },
+        "event_to_decision_ms": got["received_ms"],
+        # each stage observed once per micro-batch: p50/p99 over the batches of the load
+        "stage_ms": {
+            st: {
+                q: round(quantile_ms(stages[st], stages0[st], x), 2) for q, x in (("p50", 0.5), ("p99", 0.99))
+            }
+            for st in STAGES
+        },
+        "rss_mb": round(rss, 1),
+        "peak_rss_mb": round(peak, 1),
+    }
+
+
+def med(runs: list[dict[str, Any]], *path: str) -> float:
+    values = []
+    for run in runs:
+        v: Any = run
+        for key in path:
+            v = v[key]
+        values.append(float(v))
+    return round(statistics.median(values), 2)
+
+
+def summarize(
+    workers: list[dict[str, Any]], floors: list[dict[str, Any]]
+) -> tuple[list[float], dict[str, Any], dict[str, bool]]:
+    """Per-run e2e/floor ratios, the medians over the runs, and the goals checked against them."""
+    ratios = [
+        w["event_to_decision_ms"]["p99"] / f["received_ms"]["p99"]
+        for w, f in zip(workers, floors, strict=True)
+    ]
+    summary = {
+        "worker_added_ms": {q: med(workers, "worker_added_ms", q) for q in ("p50", "p99")},
+        "event_to_decision_ms": {q: med(workers, "event_to_decision_ms", q) for q in ("p50", "p99")},
+        "broker_floor_one_hop_ms": {q: med(floors, "received_ms", q) for q in ("p50", "p99")},
+        "e2e_over_floor_p99": round(statistics.median(ratios), 2),
+        "cold_start_s": med(workers, "cold_start_s"),
+        "steady_rss_mb": med(workers, "rss_mb"),
+        "peak_rss_mb": med(workers, "peak_rss_mb"),
+    }
+    goals = {
+        "worker_added_p99_le_10ms": summary["worker_added_ms"]["p99"] <= GOALS["worker_added_p99_ms"],
+        "e2e_p99_le_2.2x_floor": summary["e2e_over_floor_p99"] <= GOALS["e2e_over_floor_p99"],
+        "cold_start_le_5s": summary["cold_start_s"] <= GOALS["cold_start_s"],
+        "steady_rss_le_250mb": summary["steady_rss_mb"] <= GOALS["steady_rss_mb"],
+    }
+    return ratios, summary, goals
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--rate", type=float, default=5000.0)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tick-ms", type=float, default=5.0)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file (other rates elsewhere)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.seconds = 1, 3.0
+    LOGS.mkdir(parents=True, exist_ok=True)
+    from devtools.harness import load_cache
+    from scoring.model import load_model
+
+    model_dir = bench_model(args.model)
+    features_dir = PROJECT_ROOT / "var" / "features"
+    model = load_model(model_dir)
+    ids, matrix, rows = event_rows(features_dir, model.schema)
+    from devtools.harness import application_payloads
+
+    payloads = application_payloads(model.schema, ids, matrix, rows[:5000], id_prefix="b")
+    docs = [orjson.loads(v) for _, v in payloads]
+    workers, floors = [], []
+    with RedisServer() as redis:
+        load_cache(redis.url, "bench", features_dir)
+        broker = TansuBroker().start()
+        try:
+            env = Env(model_dir, redis, broker, {})
+            for r in range(args.runs):
+                broker.restart()
+                workers.append(worker_run(env, docs, args.rate, args.seconds, args.tick_ms))
+                print(f"run {r + 1} worker: {workers[-1]}", flush=True)
+                broker.restart()
+                floors.append(broker_floor(env, docs, args.rate, args.seconds, args.tick_ms))
+                print(f"run {r + 1} floor: {floors[-1]['received_ms']}", flush=True)
+        finally:
+            broker.stop()
+    ratios, summary, goals = summarize(workers, floors)
+    print(json.dumps({"summary": summary, "goals": goals}, indent=2))
+    if not args.quick:
+        args.out.write_text(
+            json.dumps(
+                {
+                    "benchmark": "latency_budget",
+                    "machine": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+                    "model": {"version": model.model_version, "trees": model.booster.num_trees()},
+                    "args": vars(args) | {"model": str(model_dir)},
+                    "summary": summary,
+                    "goals_thresholds": GOALS,
+                    "goals": goals,
+                    "ratios_per_run": [round(x, 2) for x in ratios],
+                    "runs": {"worker": workers, "floor": floors},
+                    "measured_at": datetime.now(UTC).isoformat(),
+                },
+                indent=2,
+                default=str,
+            )
+            + "\n"
+        )
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
