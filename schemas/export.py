@@ -12,7 +12,14 @@ from typing import Any
 
 import orjson
 
-from schemas.events import APPLICATION_VERSION, SCHEMA_VERSION, DeadLetter, Decision, LoanApplication
+from schemas.events import (
+    APPLICATION_VERSION,
+    DEAD_LETTER_VERSION,
+    SCHEMA_VERSION,
+    DeadLetter,
+    Decision,
+    LoanApplication,
+)
 
 JSON_DIR = Path(__file__).resolve().parent / "json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -22,7 +29,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 EXPORTS: dict[str, tuple[Any, str, int]] = {
     "loan_application": (LoanApplication, "validation", APPLICATION_VERSION),
     "decision": (Decision, "serialization", SCHEMA_VERSION),
-    "dead_letter": (DeadLetter, "serialization", SCHEMA_VERSION),
+    "dead_letter": (DeadLetter, "serialization", DEAD_LETTER_VERSION),
 }
 
 

@@ -7,13 +7,17 @@ of the applications it could score plus, for each one it could not, the reason:
 2. assembly: cached vectors + the application fields + derived features (:mod:`scoring.vector`);
 3. scoring: the verified compiled forest (:mod:`scoring.forest`: bit-identical to ``booster.predict``
    on the float32 rows, i.e. to the offline path; one pass gives the probabilities and the leaves the
-   reasons need), else LightGBM's own predict; then the policy (REFUS when ``probability >= threshold``);
-4. reasons (fast path attribution, :mod:`scoring.reasons`) on every REFUS, every row, or none;
+   reasons need), else LightGBM's own predict; then the policy (:mod:`scoring.policy`: knock-out
+   rules → REFUS, REFER rules → REFER, else REFUS when ``probability >= threshold``), the model's
+   probability kept in every case;
+4. reason codes (:mod:`scoring.reason_codes`) from per-row contributions (:func:`contributions`, the
+   one attribution step) on every REFUS and REFER, every row, or none;
 5. isolation: an application carrying a field value the scorer cannot use is left out with the reason
    (:class:`Unscorable`), and the others are scored exactly as they would be without it.
 
 Encoding the decisions into records is :mod:`scoring.decision` (shared by the three adapters too).
-Pure: numpy, lightgbm, the feature schema and :mod:`schemas` only — no I/O, no clients.
+Pure: numpy, lightgbm, the feature schema and :mod:`schemas` only — no I/O, no clients (the policy
+and the catalogue come bound in the :class:`PreparedModel`).
 """
 
 from __future__ import annotations
@@ -28,10 +32,8 @@ import numpy as np
 from schemas.exceptions import ErrorKind
 from scoring.exceptions import InvalidInputError
 from scoring.features import CachedFeatures
-from scoring.policy import refused_mask
 from scoring.prepared import PreparedModel
-from scoring.reasons import top_reasons as rank_reasons
-from scoring.results import BatchScore, Reason, ScoreResult, build_results
+from scoring.results import BatchScore, CodeReason, ScoreResult, build_results
 
 ReasonsMode = Literal["refusals", "all", "none"]
 T = TypeVar("T")
@@ -61,8 +63,8 @@ class DecideOptions:
     """``num_threads``: scoring threads — 1 (default) suits one worker process per core and
     micro-batches; 0 (one per core) suits large offline batches. Results do not depend on it."""
 
-    reasons: ReasonsMode = "refusals"  # which decisions carry reasons
-    top_reasons: int = 3
+    reasons: ReasonsMode = "refusals"  # which decisions carry reason codes (refusals: REFUS and REFER)
+    top_reasons: int = 4  # reason codes per decision (at most the catalogue's max_codes)
     num_threads: int = 1
 
     def __post_init__(self) -> None:
@@ -142,34 +144,48 @@ def _score(
     options: DecideOptions,
     now: float | None,
 ) -> BatchScore:
-    """Assemble, score and explain a batch; raises InvalidInputError for an unusable field value."""
+    """Assemble, score, apply the policy and explain a batch; raises InvalidInputError for an unusable
+    field value."""
     found = np.asarray(features.found, dtype=bool)
-    t0 = time.perf_counter()
-    matrix = model.assembler.assemble(features.matrix, fields, found)
-    n = matrix.shape[0]
-    probabilities, leaves = _probabilities(model, matrix, options)
-    t1 = time.perf_counter()
-    threshold = model.threshold
-    refused = refused_mask(probabilities, threshold)
-    per_row = _reasons(model, matrix, leaves, refused, options) if n else {}
-    t2 = time.perf_counter()
-
     age: float | None = None
     if features.loaded_at is not None:
         age = max(0.0, (time.time() if now is None else now) - features.loaded_at)
+    t0 = time.perf_counter()
+    matrix = model.assembler.assemble(features.matrix, fields, found)
+    probabilities, leaves = _probabilities(model, matrix, options)
+    threshold = model.threshold
+    outcome = model.policy.evaluate(matrix, probabilities, threshold, found, age)
+    t1 = time.perf_counter()
+    explain = _rows_to_explain(outcome.labels, options)
+    contrib = contributions(model, matrix, leaves, explain, options) if explain.size else None
+    codes: dict[int, tuple[CodeReason, ...]] = {}
+    if contrib is not None:
+        towards_default = outcome.labels[explain] != 0  # REFUS and REFER: what pushed towards default
+        picked = model.codes.codes(contrib, matrix[explain], towards_default, options.top_reasons)
+        codes = dict(zip(explain.tolist(), picked, strict=True))
+    t2 = time.perf_counter()
     results = build_results(
         [a.sk_id_curr for a in applications],
         probabilities.tolist(),
-        refused.tolist(),
+        outcome.labels.tolist(),
         found.tolist(),
-        per_row,
-        (threshold, model.model_version, model.feature_version, age),
+        (codes, outcome.hits(model.policy)),
+        (threshold, model.model_version, model.feature_version, age, model.policy_version),
     )
-    return BatchScore(results, t1 - t0, t2 - t1, matrix, probabilities)
+    return BatchScore(results, t1 - t0, t2 - t1, matrix, probabilities, contrib)
 
 
 def _wants_reasons(options: DecideOptions) -> bool:
     return options.reasons != "none" and options.top_reasons > 0
+
+
+def _rows_to_explain(labels: np.ndarray, options: DecideOptions) -> np.ndarray:
+    """The rows the options ask reason codes for: every REFUS and REFER, every row, or none."""
+    if not _wants_reasons(options):
+        return np.zeros(0, dtype=np.int64)
+    if options.reasons == "all":
+        return np.arange(labels.shape[0])
+    return np.flatnonzero(labels != 0)
 
 
 def _probabilities(
@@ -189,27 +205,17 @@ def _probabilities(
     return np.asarray(predicted, dtype=np.float64), None
 
 
-def _reasons(
+def contributions(
     model: PreparedModel,
     matrix: np.ndarray,
     leaves: np.ndarray | None,
-    refused: np.ndarray,
+    rows: np.ndarray,
     options: DecideOptions,
-) -> dict[int, tuple[Reason, ...]]:
-    """Top reasons of the rows the options ask for, by row."""
-    if not _wants_reasons(options):
-        return {}
-    explain = np.arange(matrix.shape[0]) if options.reasons == "all" else np.flatnonzero(refused)
-    if not explain.size:
-        return {}
-    explainer, k = model.explainer, options.top_reasons
+) -> np.ndarray:
+    """Per-feature contributions (len(rows), F) float64 of the given rows: log-odds, positive = towards
+    default. THE one place the attribution method lives (today path attributions from the leaves the
+    scoring pass already found; exact TreeSHAP replaces it here)."""
+    explainer = model.explainer
     if leaves is not None:
-        picks = explainer.top_from_leaves(leaves, explain, refused[explain], k)
-    else:
-        contrib = explainer.contributions(model.booster, matrix[explain], num_threads=options.num_threads)
-        picks = rank_reasons(contrib, refused[explain], k)
-    fields = model.schema.fields
-    return {
-        row: tuple(Reason(fields[j].name, fields[j].decode(float(matrix[row, j])), c) for j, c in picked)
-        for row, picked in zip(explain.tolist(), picks, strict=True)
-    }
+        return explainer.contributions_from_leaves(leaves[rows])
+    return explainer.contributions(model.booster, matrix[rows], num_threads=options.num_threads)

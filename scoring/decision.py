@@ -23,7 +23,15 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel
 
-from schemas.events import SCHEMA_VERSION, Decision, DecisionLabel, LoanApplication, StageLatency
+from schemas.events import (
+    SCHEMA_VERSION,
+    Decision,
+    DecisionLabel,
+    LoanApplication,
+    ReasonCode,
+    RuleFired,
+    StageLatency,
+)
 from schemas.events import Reason as ReasonRecord
 from scoring.results import ScoreResult
 
@@ -61,7 +69,9 @@ def decision_document(
             f"of client {application.sk_id_curr}"
         )
     if result.decision not in _LABELS or (baseline_decision is not None and baseline_decision not in _LABELS):
-        raise ValueError(f"decision must be ACCORD or REFUS, got {result.decision!r} / {baseline_decision!r}")
+        raise ValueError(
+            f"decision must be ACCORD, REFUS or REFER, got {result.decision!r} / {baseline_decision!r}"
+        )
     decided_at = time.time() if timings.decided_at is None else timings.decided_at
     event_time = application.event_time
     event_ts = event_time.timestamp()
@@ -78,10 +88,11 @@ def decision_document(
         "feature_version": result.feature_version,
         "features_found": result.features_found,
         "features_age_s": result.features_age_s,
-        "reasons": [
-            {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution}
-            for r in result.reasons
-        ],
+        "reasons": [],
+        "reason_codes": _codes(result),
+        "rules": _rules(result),
+        "policy_version": result.policy_version,
+        "review": None,
         "latency": {
             "queue_s": max(0.0, timings.consumed_at - event_ts),
             "features_s": timings.features_s,
@@ -130,6 +141,7 @@ def decision_batch_bytes(
     template["schema_version"] = SCHEMA_VERSION
     template["consumed_at"] = datetime.fromtimestamp(consumed_at, UTC)
     template["is_replay"] = False
+    template["review"] = None
     dumps, opt, clock, stamp = orjson.dumps, orjson.OPT_UTC_Z, time.time, datetime.fromtimestamp
     out: list[bytes] = []
     append = out.append
@@ -155,14 +167,10 @@ def decision_batch_bytes(
         doc["feature_version"] = result.feature_version
         doc["features_found"] = result.features_found
         doc["features_age_s"] = result.features_age_s
-        doc["reasons"] = (
-            [
-                {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution}
-                for r in result.reasons
-            ]
-            if result.reasons
-            else []
-        )
+        doc["reasons"] = []
+        doc["reason_codes"] = _codes(result) if result.reasons else []
+        doc["rules"] = _rules(result) if result.rules else []
+        doc["policy_version"] = result.policy_version
         doc["latency"] = lat
         doc["event_time"] = event_time
         doc["decided_at"] = stamp(decided_at, UTC)
@@ -179,7 +187,11 @@ def build_decision(
     if doc["baseline_decision"] is not None:
         doc["baseline_decision"] = _LABELS[doc["baseline_decision"]]
     doc["latency"] = _trusted(StageLatency, doc["latency"])
-    doc["reasons"] = [_trusted(ReasonRecord, r) for r in doc["reasons"]]
+    doc["reason_codes"] = [
+        _trusted(ReasonCode, {**c, "features": [_trusted(ReasonRecord, r) for r in c["features"]]})
+        for c in doc["reason_codes"]
+    ]
+    doc["rules"] = [_trusted(RuleFired, {**r, "outcome": _LABELS[r["outcome"]]}) for r in doc["rules"]]
     return _trusted(Decision, doc)
 
 
@@ -195,6 +207,25 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
+
+
+def _codes(result: ScoreResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "code": c.code,
+            "text": c.text,
+            "contribution": c.contribution,
+            "features": [
+                {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution}
+                for r in c.features
+            ],
+        }
+        for c in result.reasons
+    ]
+
+
+def _rules(result: ScoreResult) -> list[dict[str, Any]]:
+    return [{"code": r.code, "text": r.text, "outcome": r.outcome} for r in result.rules]
 
 
 def _json_value(value: object) -> float | str | None:

@@ -7,7 +7,10 @@ tests and benchmarks). It owns what scoring needs besides the booster, each buil
 - the vector assembler of the model's feature schema (:mod:`scoring.vector`);
 - the compiled forest (:mod:`scoring.forest`), kept only when it reproduces LightGBM bit for bit on
   probe rows; otherwise ``forest`` is None, ``forest_fallback`` says why, and scoring uses LightGBM;
-- the reasons explainer (:mod:`scoring.reasons`).
+- the reasons explainer (:mod:`scoring.reasons`);
+- the decision policy bound to its features (:mod:`scoring.policy`; default: the threshold alone) and
+  the reason-code catalogue bound to its schema (:mod:`scoring.reason_codes`; default: the committed
+  one). Entry points pass the policy and catalogue the settings name (:mod:`scoring.policy_file`).
 
 There is no module-level cache: nothing is built lazily on a first batch, and two prepared models share
 nothing. Pure: numpy, numba, lightgbm and the feature schema.
@@ -19,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from scoring.exceptions import SchemaMismatchError
 from scoring.forest import CompiledForest, compile_forest
+from scoring.policy import THRESHOLD_ONLY, Policy, bind_policy
+from scoring.reason_codes import ReasonCatalogue, bind_catalogue
 from scoring.reasons import PathExplainer
 from scoring.vector import VectorAssembler
 
@@ -34,10 +39,27 @@ if TYPE_CHECKING:
 class PreparedModel:
     """A :class:`scoring.model.ScoringModel` with its assembler, verified forest and explainer."""
 
-    def __init__(self, model: ScoringModel, *, use_forest: bool = True) -> None:
-        """``use_forest=False`` keeps LightGBM's own routing (benchmarks compare the two)."""
+    def __init__(
+        self,
+        model: ScoringModel,
+        *,
+        use_forest: bool = True,
+        policy: Policy | None = None,
+        catalogue: ReasonCatalogue | None = None,
+    ) -> None:
+        """``use_forest=False`` keeps LightGBM's own routing (benchmarks compare the two). Raises
+        PolicyError when a rule names a field the model lacks or the catalogue misses a feature."""
+        from scoring.policy_file import load_catalogue  # the committed catalogue (read once per model)
+
         self.model = model
         self.use_forest = use_forest
+        self.policy_spec = policy or THRESHOLD_ONLY
+        self._given_catalogue = catalogue
+        self.catalogue = catalogue or load_catalogue()
+        self.policy = bind_policy(self.policy_spec, model.schema, getattr(model, "card", None))
+        # a catalogue given (the entry points) must cover every feature; the default one lets features
+        # it does not know (made-up test schemas) fall into one "other" code
+        self.codes = bind_catalogue(self.catalogue, model.schema, strict=catalogue is not None)
         self.assembler = VectorAssembler(model.schema)
         self.forest: CompiledForest | None
         self.forest_fallback: str | None  # why there is no compiled forest (None when there is one)
@@ -54,7 +76,7 @@ class PreparedModel:
     def __reduce__(self) -> tuple[Any, ...]:
         # A spawned replay worker receives the model pickled: it prepares it again (a compiled forest
         # holds a thread pool, which does not pickle). Forked workers inherit the object as it is.
-        return (_prepare, (self.model, self.use_forest))
+        return (_prepare, (self.model, self.use_forest, self.policy_spec, self._given_catalogue))
 
     @property
     def booster(self) -> lightgbm.Booster:
@@ -67,6 +89,10 @@ class PreparedModel:
     @property
     def threshold(self) -> float:
         return float(self.model.threshold)
+
+    @property
+    def policy_version(self) -> str:
+        return self.policy.version
 
     @property
     def model_version(self) -> str:
@@ -90,5 +116,7 @@ class PreparedModel:
             )
 
 
-def _prepare(model: ScoringModel, use_forest: bool) -> PreparedModel:
-    return PreparedModel(model, use_forest=use_forest)
+def _prepare(
+    model: ScoringModel, use_forest: bool, policy: Policy, catalogue: ReasonCatalogue | None
+) -> PreparedModel:
+    return PreparedModel(model, use_forest=use_forest, policy=policy, catalogue=catalogue)

@@ -1,0 +1,159 @@
+"""Reason codes: the model's contributions, grouped into the principal reasons a lender can send.
+
+A :class:`ReasonCatalogue` (the committed ``scoring/data/reason_codes.yaml``, read by
+:mod:`scoring.policy_file`) lists groups — external scores, debt burden, employment, age, late
+payments, bureau debt, previous refusals, … — each with a code, plain-language texts and the features
+it covers (exact names, then regular expressions; the first group that matches a feature takes it).
+:func:`bind_catalogue` maps every feature of a model's schema to one group, and refuses a schema with a
+feature no group covers.
+
+:meth:`BoundCatalogue.codes` takes per-row contributions (rows × features, log-odds, positive = towards
+default; today path attributions, exact TreeSHAP plugs in at the same place) and gives each row up to
+``k`` distinct codes, strongest first, each with its summed contribution and the features behind it.
+A refused or referred row is explained by what pushed it towards default, an approved one by what
+pushed it away. Pure: numpy and pydantic only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from scoring.exceptions import CatalogueBindError
+from scoring.results import CodeReason, Reason
+
+if TYPE_CHECKING:
+    from feature_loader.feature_schema import FeatureSchema
+
+MAX_CODES = 4  # Regulation B practice: up to four principal reasons
+
+
+class ReasonGroup(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{1,39}$")]
+    text: Annotated[str, Field(min_length=1, max_length=300)]
+    text_fr: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+    features: list[str] = Field(default_factory=list, description="Exact feature names.")
+    patterns: list[str] = Field(default_factory=list, description="Regular expressions (full match).")
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for p in patterns:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"pattern {p!r} is not a regular expression: {exc}") from None
+        return patterns
+
+
+class ReasonCatalogue(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str = Field(min_length=1, max_length=64)
+    max_codes: int = Field(MAX_CODES, ge=1, le=MAX_CODES)
+    features_per_code: int = Field(3, ge=1, le=10)
+    groups: list[ReasonGroup] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_codes(self) -> ReasonCatalogue:
+        codes = [g.code for g in self.groups]
+        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        if dupes:
+            raise ValueError(f"reason codes must be unique, repeated: {dupes}")
+        return self
+
+    def group_of(self, name: str) -> int | None:
+        """Index of the group covering a feature: an exact name anywhere first, then the first pattern."""
+        for i, g in enumerate(self.groups):
+            if name in g.features:
+                return i
+        for i, g in enumerate(self.groups):
+            if any(re.fullmatch(p, name) for p in g.patterns):
+                return i
+        return None
+
+
+OTHER = ReasonGroup(code="R99_OTHER", text="Other information about the application.")
+
+
+class BoundCatalogue:
+    """A catalogue bound to one feature schema: a (features × groups) membership matrix. ``strict``
+    (the entry points): a feature no group covers is an error; otherwise (tests and benchmarks on
+    made-up schemas) such features form one more group, :data:`OTHER`."""
+
+    def __init__(self, catalogue: ReasonCatalogue, schema: FeatureSchema, *, strict: bool = True) -> None:
+        groups = [catalogue.group_of(f.name) for f in schema.fields]
+        orphans = [f.name for f, g in zip(schema.fields, groups, strict=True) if g is None]
+        if orphans and strict:
+            raise CatalogueBindError(
+                f"reason catalogue {catalogue.version}: no group covers feature(s) {orphans[:10]}"
+                + (f" and {len(orphans) - 10} more" if len(orphans) > 10 else "")
+            )
+        if orphans:
+            catalogue = catalogue.model_copy(update={"groups": [*catalogue.groups, OTHER]})
+            groups = [len(catalogue.groups) - 1 if g is None else g for g in groups]
+        self.catalogue = catalogue
+        self.version = catalogue.version
+        self.group = np.asarray(groups, dtype=np.int64)  # feature → group
+        self.membership = np.zeros((len(groups), len(catalogue.groups)), dtype=np.float64)
+        self.membership[np.arange(len(groups)), self.group] = 1.0
+        self._fields = schema.fields
+        self._members = [np.flatnonzero(self.group == g) for g in range(len(catalogue.groups))]
+
+    def codes(
+        self, contributions: np.ndarray, values: np.ndarray, towards_default: np.ndarray, k: int
+    ) -> list[tuple[CodeReason, ...]]:
+        """Up to ``k`` codes per row (see the module docstring). ``values``: the rows' assembled vectors
+        (for the features' readable values); ``towards_default``: (m,) bool, True for REFUS/REFER."""
+        m = contributions.shape[0]
+        k = min(k, self.catalogue.max_codes, len(self._members))
+        if m == 0 or k <= 0:
+            return [() for _ in range(m)]
+        sign = np.where(np.asarray(towards_default, dtype=bool), 1.0, -1.0)
+        signed = contributions * sign[:, None]
+        sums = signed @ self.membership  # (m, G), in the explained direction
+        # a row no group pushes its way on balance (a refusal where the model's base rate alone is at
+        # the threshold): rank the groups by the features that did push its way
+        none = ~(sums > 0.0).any(axis=1)
+        if none.any():
+            sums[none] = np.maximum(signed[none], 0.0) @ self.membership
+        order = np.argsort(-sums, axis=1, kind="stable")[:, :k]
+        out: list[tuple[CodeReason, ...]] = []
+        for i in range(m):
+            picked = [int(g) for g in order[i] if sums[i, g] > 0.0]
+            out.append(tuple(self._code(g, i, contributions, signed, values) for g in picked))
+        return out
+
+    def _code(
+        self,
+        g: int,
+        i: int,
+        contributions: np.ndarray,
+        signed: np.ndarray,
+        values: np.ndarray,
+    ) -> CodeReason:
+        group = self.catalogue.groups[g]
+        members = self._members[g]
+        strength = signed[i, members]
+        top = members[np.argsort(-strength, kind="stable")][: self.catalogue.features_per_code]
+        feats = tuple(
+            Reason(
+                self._fields[j].name, self._fields[j].decode(float(values[i, j])), float(contributions[i, j])
+            )
+            for j in top.tolist()
+            if signed[i, j] > 0.0
+        )
+        total = float(contributions[i, members].sum())
+        return CodeReason(group.code, group.text, total, feats)
+
+
+def bind_catalogue(
+    catalogue: ReasonCatalogue, schema: FeatureSchema, *, strict: bool = True
+) -> BoundCatalogue:
+    """The catalogue bound to a model's schema (CatalogueBindError naming the uncovered features)."""
+    return BoundCatalogue(catalogue, schema, strict=strict)
