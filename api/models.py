@@ -67,22 +67,39 @@ class ReasonOut(BaseModel):
     contribution: float = Field(description="Contribution to the log-odds of default.")
 
 
+class ReasonCodeOut(BaseModel):
+    code: str
+    text: str = Field(description="Plain-language principal reason.")
+    contribution: float = Field(description="The code's features' summed contribution to the log-odds.")
+    features: list[ReasonOut] = Field(description="The strongest features behind the code.")
+
+
+class RuleOut(BaseModel):
+    code: str
+    text: str
+    outcome: Literal["REFUS", "REFER"] = Field(description="REFUS: a knock-out rule; REFER: to a human.")
+
+
 class PredictResponse(BaseModel):
-    """The original project's response, plus the decision's provenance and reasons."""
+    """The original project's response, plus the decision's provenance, policy rules and reason codes."""
 
     sk_id_curr: int
     score: float = Field(description="Probability of default (same as probability_refusal).")
-    decision: Literal["ACCORD", "REFUS"] = Field(description="REFUS when score >= threshold.")
+    decision: Literal["ACCORD", "REFUS", "REFER"] = Field(
+        description="Knock-out rule → REFUS, REFER rule → REFER, else REFUS when score >= threshold."
+    )
     probability_refusal: float
     probability_approval: float = Field(description="1 - probability_refusal.")
     threshold: float
     model_version: str
     feature_version: str
+    policy_version: str | None = Field(description="The decision policy's version.")
     features_found: bool = Field(
         description="False when the client is not cached (scored on the request's application fields)."
     )
     features_age_s: float | None = Field(description="Seconds since the cache load; null if not found.")
-    reasons: list[ReasonOut] = Field(description="Top reasons, largest contribution first.")
+    rules: list[RuleOut] = Field(description="The policy rules that fired.")
+    reason_codes: list[ReasonCodeOut] = Field(description="Up to 4 principal reasons, strongest first.")
 
 
 class HealthResponse(BaseModel):

@@ -107,12 +107,9 @@ class Env:
     def settings(self, **stream: Any) -> tuple[Settings, KafkaTopics]:
         self.n += 1
         sfx = f"{os.getpid()}-{self.n}"
-        topics = KafkaTopics(f"apps-{sfx}", f"dec-{sfx}", f"dlq-{sfx}", f"bench-{sfx}", 4)
-        asyncio.run(
-            create_topics(
-                self.broker.bootstrap_servers, [topics.applications, topics.decisions, topics.dead_letters], 4
-            )
-        )
+        topics = KafkaTopics(f"apps-{sfx}", f"dec-{sfx}", f"dlq-{sfx}", f"bench-{sfx}", 4, f"rev-{sfx}")
+        names = [topics.applications, topics.decisions, topics.dead_letters, f"rev-{sfx}"]
+        asyncio.run(create_topics(self.broker.bootstrap_servers, names, 4))
         s = settings_for(
             self.broker.bootstrap_servers, topics, metrics_port=free_port(), **{**self.overrides, **stream}
         )
@@ -175,9 +172,9 @@ async def _drain(bs: str, topic: str, n: int, pid: int, timeout_s: float = 900) 
                     stamps.append(m.timestamp)
                     if len(stamps) % 5 == 0:  # sample the decisions' content
                         d = orjson.loads(m.value)
-                        if d["decision"] == "REFUS":
+                        if d["decision"] in ("REFUS", "REFER"):  # both carry reason codes
                             refus += 1
-                            with_reasons += bool(d["reasons"])
+                            with_reasons += bool(d["reason_codes"])
         cpu1, t1 = cpu_seconds(pid), time.perf_counter()
     finally:
         await consumer.stop()
@@ -190,7 +187,7 @@ async def _drain(bs: str, topic: str, n: int, pid: int, timeout_s: float = 900) 
         "worker_cpu_s": round(cpu1 - cpu0, 3),
         "decisions_per_cpu_s": round(len(stamps) / max(1e-3, cpu1 - cpu0), 1),
         "collector_wall_s": round(t1 - t0, 3),
-        "refusal_share": round(refus / max(1, len(stamps) // 5), 4),
+        "refusal_or_refer_share": round(refus / max(1, len(stamps) // 5), 4),
         "refusals_with_reasons": round(with_reasons / max(1, refus), 4),
     }
 

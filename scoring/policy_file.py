@@ -2,13 +2,13 @@
 
 :func:`load_policy` / :func:`load_catalogue` raise :class:`PolicyFileError` with one line naming the
 file, the rule (its code when the file gives one) and the field at fault, so a bad file stops the start
-of the worker, the API or replay with that line. :func:`prepare_policy` binds both to a model.
+of the worker, the API or replay with that line. :func:`prepare_with_policy` binds both to a model.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -21,7 +21,22 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_POLICY_FILE = DATA_DIR / "policy.yaml"
 DEFAULT_CATALOGUE_FILE = DATA_DIR / "reason_codes.yaml"
 
+if TYPE_CHECKING:
+    from scoring.model import ScoringModel
+    from scoring.prepared import PreparedModel
+
 _M = TypeVar("_M", bound=BaseModel)
+
+
+def prepare_with_policy(
+    model: ScoringModel, policy_path: Path, catalogue_path: Path, *, use_forest: bool = True
+) -> PreparedModel:
+    """The model prepared with the policy and the catalogue of these files — what the worker, the API and
+    replay score with (PolicyError naming the file, rule and field: the caller stops its start)."""
+    from scoring.prepared import PreparedModel
+
+    policy, catalogue = load_policy(policy_path), load_catalogue(catalogue_path)
+    return PreparedModel(model, use_forest=use_forest, policy=policy, catalogue=catalogue)
 
 
 def load_policy(path: Path = DEFAULT_POLICY_FILE) -> Policy:

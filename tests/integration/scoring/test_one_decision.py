@@ -1,7 +1,8 @@
 """One decision use case behind the three entry points: for the same application and the same cached
 features, the stream worker, ``POST /predict`` and replay publish the same decision — probability (to
-the bit), label and reasons (features, values, contributions). Real Tansu, real redis-server, the real
-small model; every entry point asked for reasons on every decision."""
+the bit), outcome (ACCORD, REFUS or REFER), the policy rules that fired, the policy version and the
+reason codes (codes, texts, contributions, the features behind each). Real Tansu, real redis-server,
+the real small model and the committed policy; every entry point asked for codes on every decision."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from credit_scorer.metrics import ScorerMetrics
 from devtools.harness import application_payloads, collect, create_topics, produce_payloads
 from replay.runner import Replayer, ReplayOptions
 from schemas.codec import decode_decision
+from scoring.policy_file import prepare_with_policy
 from stream_app.runtime import BatchRuntime
 from stream_app.worker import build_pipeline
 from tests.fixtures.kafka import StreamEnv
@@ -26,17 +28,15 @@ from tests.fixtures.kafka import StreamEnv
 pytestmark = pytest.mark.integration
 
 
-def decision_of(record: Any) -> tuple[float, str, list[tuple[str, Any, float]]]:
+def decision_of(record: Any) -> tuple[Any, ...]:
     d = decode_decision(record)
-    return d.probability_default, d.decision.value, [(r.feature, r.value, r.contribution) for r in d.reasons]
+    codes = [c.model_dump() for c in d.reason_codes]
+    return d.probability_default, d.decision.value, [r.code for r in d.rules], d.policy_version, codes
 
 
-def answer_of(body: dict[str, Any]) -> tuple[float, str, list[tuple[str, Any, float]]]:
-    return (
-        body["score"],
-        body["decision"],
-        [(r["feature"], r["value"], r["contribution"]) for r in body["reasons"]],
-    )
+def answer_of(body: dict[str, Any]) -> tuple[Any, ...]:
+    rules = [r["code"] for r in body["rules"]]
+    return body["score"], body["decision"], rules, body["policy_version"], body["reason_codes"]
 
 
 async def test_the_worker_the_api_and_replay_make_the_same_decision(
@@ -44,13 +44,15 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
 ) -> None:
     env = make_stream_env(partitions=2)
     kafka = env.settings.kafka
+    policy = env.settings.policy  # the committed policy and catalogue: what POST /predict loads too
+    model = prepare_with_policy(env.model.model, policy.path, policy.reason_codes)
     replay_topic = f"replay-{env.topics.applications}"
     await create_topics(kafka.bootstrap_servers, [replay_topic], 2)
     settings = env.settings.model_copy(
         update={
             "kafka": kafka.model_copy(update={"replay_topic": replay_topic}),
-            "stream": env.settings.stream.model_copy(update={"reasons": "all", "top_reasons": 3}),
-            "api": env.settings.api.model_copy(update={"reasons": "all", "top_reasons": 3}),
+            "stream": env.settings.stream.model_copy(update={"reasons": "all", "top_reasons": 4}),
+            "api": env.settings.api.model_copy(update={"reasons": "all", "top_reasons": 4}),
         }
     )
     payloads = application_payloads(env.model.schema, env.ids, env.matrix, range(60), id_prefix="one")
@@ -62,11 +64,15 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
         # a client not in the cache: the application fields alone
         (b"one-unknown", orjson.dumps({"application_id": "one-unknown", "sk_id_curr": 9_999_999,
                                        "AMT_CREDIT": 500_000.0, "NAME_CONTRACT_TYPE": "Cash loans"})),
+        # knock-outs: annuity above 60 % of the income, credit above 1.5 x the goods price
+        (b"one-ko", orjson.dumps({"application_id": "one-ko", "sk_id_curr": known, "AMT_ANNUITY": 90_000.0,
+                                  "AMT_INCOME_TOTAL": 100_000.0, "AMT_CREDIT": 900_000.0,
+                                  "AMT_GOODS_PRICE": 300_000.0})),
     ]  # fmt: skip
     n = len(payloads)
 
     # the worker (batch engine)
-    service = BatchRuntime(settings, build_pipeline(settings, env.model, ScorerMetrics()))
+    service = BatchRuntime(settings, build_pipeline(settings, model, ScorerMetrics()))
     await service.start()
     try:
         await produce_payloads(kafka.bootstrap_servers, kafka.applications_topic, payloads)
@@ -80,8 +86,8 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
     assert len(live) == n and set(worker) == {k for k, _ in payloads}
 
     # replay, with the same model, reasons on every decision
-    options = ReplayOptions(out_dir=tmp_path / "replay", batch_size=25, reasons="all", top_reasons=3)
-    result = await asyncio.wait_for(Replayer(settings, env.model, options).run(), 60)
+    options = ReplayOptions(out_dir=tmp_path / "replay", batch_size=25, reasons="all", top_reasons=4)
+    result = await asyncio.wait_for(Replayer(settings, model, options).run(), 60)
     assert result.status == "complete" and result.rescored == n
     replayed = await collect(kafka.bootstrap_servers, replay_topic, to_end=True, timeout_s=60)  # replay done
     replay = {r.key: decision_of(r.value) for r in replayed}
@@ -96,8 +102,13 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
             api[key] = answer_of(response.json())
 
     for key, _ in payloads:
-        assert worker[key][2], f"{key!r}: every decision carries reasons here"
+        assert worker[key][4], f"{key!r}: every decision carries reason codes here"
+        assert worker[key][3] == model.policy_version
         assert replay[key] == worker[key], key
         assert api[key] == worker[key], key
-    assert len({decision for _, decision, _ in worker.values()}) == 2  # both labels were exercised
+    assert {decision for _, decision, *_ in worker.values()} == {"ACCORD", "REFUS", "REFER"}
     assert worker[b"one-override"] != worker[b"one-7"]  # the event's fields were used
+    assert worker[b"one-ko"][1] == "REFUS"  # the knock-outs decide, whatever the model says
+    assert worker[b"one-ko"][2][:2] == ["KO_ANNUITY_INCOME", "KO_CREDIT_GOODS"]
+    assert worker[b"one-unknown"][1] == "REFER"  # unknown client, income and age missing
+    assert {"RF_UNKNOWN_CLIENT", "RF_MISSING_FIELDS"} <= set(worker[b"one-unknown"][2])
