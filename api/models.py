@@ -113,6 +113,32 @@ class HealthResponse(BaseModel):
     feature_versions_match: bool
 
 
+class ReviewRequest(BaseModel):
+    """A reviewer's verdict on a referred application (POST /reviews, ``credit-scorer review submit``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    application_id: str = Field(min_length=1, max_length=128, description="The referred application.")
+    decision: Literal["ACCORD", "REFUS"] = Field(description="The final decision.")
+    reviewer: str = Field(min_length=1, max_length=128, description="Who decided.")
+    reason: str = Field(min_length=1, max_length=2000, description="Why, in words.")
+    original_decision: Literal["REFER", "ACCORD", "REFUS"] = Field(
+        "REFER", description="The decision reviewed (a REFER; ACCORD/REFUS: an override of the model)."
+    )
+    original_event_id: str | None = Field(
+        None, min_length=1, max_length=128, description="The reviewed decision's event id, if known."
+    )
+
+
+class ReviewAccepted(BaseModel):
+    application_id: str
+    event_id: str = Field(description="Event id of the final decision published.")
+    decision: Literal["ACCORD", "REFUS"]
+    topic: str
+    partition: int
+    offset: int
+
+
 class ApplicationAccepted(BaseModel):
     application_id: str
     event_id: str

@@ -83,6 +83,8 @@ class ScorerMetrics:
             ["from", "to"],
             registry=r,
         )
+        for to in ("ACCORD", "REFUS"):  # exported at 0 from the start: a dashboard sees every scorer
+            self.overrides.labels("REFER", to)
         self.default_probability = Histogram(
             "credit_scorer_default_probability",
             "Distribution of the predicted probability of default.",

@@ -24,6 +24,7 @@ import orjson
 from pydantic import BaseModel
 
 from schemas.events import (
+    MODEL_FIELDS,
     SCHEMA_VERSION,
     Decision,
     DecisionLabel,
@@ -207,6 +208,36 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
+
+
+def review_decision(
+    application_id: str,
+    decision: str,
+    review: dict[str, Any],
+    *,
+    event_id: str,
+    decided_at: float | None = None,
+) -> Decision:
+    """A reviewer's final decision on a referred application: same application id (the key that links
+    it to the original), ``decision`` ACCORD or REFUS, the ``review`` (reviewer, reason, optional
+    original_decision / original_event_id), the model's fields null. Validated (pydantic
+    ValidationError on a bad value: the adapters answer 422 / exit 2)."""
+    at = datetime.fromtimestamp(time.time() if decided_at is None else decided_at, UTC)
+    return Decision.model_validate(
+        {
+            "application_id": application_id,
+            "event_id": event_id,
+            "decision": decision,
+            "review": {**review, "reviewed_at": at},
+            "event_time": at,
+            "consumed_at": at,
+            "decided_at": at,
+            **dict.fromkeys(_MODEL_ONLY),
+        }
+    )
+
+
+_MODEL_ONLY = (*MODEL_FIELDS, "features_age_s")
 
 
 def _codes(result: ScoreResult) -> list[dict[str, Any]]:
