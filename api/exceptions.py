@@ -41,3 +41,11 @@ class FeatureCacheUnavailableError(ServiceUnavailableError):
 
 class BrokerUnavailableError(ServiceUnavailableError):
     pass
+
+
+class ReviewSubmitError(Exception):
+    """``credit-scorer review submit`` could not have its verdict accepted (``code``: the exit code)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code

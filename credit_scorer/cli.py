@@ -25,6 +25,7 @@ _SUBAPPS = (
     ("stream", "stream_app.cli", "app", "Stream worker, producer and the embedded demo."),
     ("replay", "replay.cli", "app", "Rescore a topic's history with another model."),
     ("api", "api.cli", "app", "The REST API."),
+    ("review", "api.review_cli", "app", "Human review of REFER decisions (through the API)."),
     ("dashboards", "dashboards.cli", "app", "Grafana dashboards as code."),
 )
 

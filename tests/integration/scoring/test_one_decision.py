@@ -91,6 +91,13 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
         await service.stop()
     worker = {r.key: decision_of(r.value) for r in live}
     assert len(live) == n and set(worker) == {k for k, _ in payloads}
+    # every REFER, and only them, also went to the review topic (the same records)
+    referred = {k for k, (_, decision, *_) in worker.items() if decision == "REFER"}
+    queue = await collect(
+        kafka.bootstrap_servers, kafka.review_topic, keys=referred, to_end=True, timeout_s=30
+    )
+    assert referred and {r.key for r in queue} == referred and len(queue) == len(referred)
+    assert all(r.value == next(x.value for x in live if x.key == r.key) for r in queue)
 
     # replay, with the same model, reasons on every decision
     options = ReplayOptions(out_dir=tmp_path / "replay", batch_size=25, reasons="all", top_reasons=4)
