@@ -217,5 +217,5 @@ def contributions(
     scoring pass already found; exact TreeSHAP replaces it here)."""
     explainer = model.explainer
     if leaves is not None:
-        return explainer.contributions_from_leaves(leaves[rows])
+        return explainer.contributions_of_rows(leaves, rows)
     return explainer.contributions(model.booster, matrix[rows], num_threads=options.num_threads)

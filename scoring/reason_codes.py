@@ -82,7 +82,7 @@ OTHER = ReasonGroup(code="R99_OTHER", text="Other information about the applicat
 
 
 class BoundCatalogue:
-    """A catalogue bound to one feature schema: a (features × groups) membership matrix. ``strict``
+    """A catalogue bound to one feature schema: each feature's group (``group``). ``strict``
     (the entry points): a feature no group covers is an error; otherwise (tests and benchmarks on
     made-up schemas) such features form one more group, :data:`OTHER`."""
 
@@ -100,10 +100,14 @@ class BoundCatalogue:
         self.catalogue = catalogue
         self.version = catalogue.version
         self.group = np.asarray(groups, dtype=np.int64)  # feature → group
-        self.membership = np.zeros((len(groups), len(catalogue.groups)), dtype=np.float64)
-        self.membership[np.arange(len(groups)), self.group] = 1.0
-        self._fields = schema.fields
         self._members = [np.flatnonzero(self.group == g) for g in range(len(catalogue.groups))]
+        self._perm = np.argsort(self.group, kind="stable")  # features grouped, in schema order within
+        self._present = [g for g, members in enumerate(self._members) if members.size]
+        self._starts = np.cumsum([0] + [self._members[g].size for g in self._present])[:-1]
+        self._names = [f.name for f in schema.fields]
+        self._decode = [f.decode for f in schema.fields]
+        self._codes = [g.code for g in catalogue.groups]
+        self._texts = [g.text for g in catalogue.groups]
 
     def codes(
         self, contributions: np.ndarray, values: np.ndarray, towards_default: np.ndarray, k: int
@@ -116,40 +120,53 @@ class BoundCatalogue:
             return [() for _ in range(m)]
         sign = np.where(np.asarray(towards_default, dtype=bool), 1.0, -1.0)
         signed = contributions * sign[:, None]
-        sums = signed @ self.membership  # (m, G), in the explained direction
+        sums = self.group_sums(signed)  # (m, G), in the explained direction
         # a row no group pushes its way on balance (a refusal where the model's base rate alone is at
         # the threshold): rank the groups by the features that did push its way
         none = ~(sums > 0.0).any(axis=1)
         if none.any():
-            sums[none] = np.maximum(signed[none], 0.0) @ self.membership
+            sums[none] = self.group_sums(np.maximum(signed[none], 0.0))
         order = np.argsort(-sums, axis=1, kind="stable")[:, :k]
+        keep = (np.take_along_axis(sums, order, axis=1) > 0.0).tolist()
+        net = np.take_along_axis(self.group_sums(contributions), order, axis=1).tolist()
+        top = self._top_features(signed, order)  # (m, k, per) feature indices, -1 = none
+        at = np.arange(m)[:, None, None], np.maximum(top, 0)
+        shown = ((top >= 0) & (signed[at] > 0.0)).tolist()  # only features pushing the row's way
+        feats, vals, contrib = top.tolist(), values[at].tolist(), contributions[at].tolist()
+        names, decode, codes, texts = self._names, self._decode, self._codes, self._texts
         out: list[tuple[CodeReason, ...]] = []
-        for i in range(m):
-            picked = [int(g) for g in order[i] if sums[i, g] > 0.0]
-            out.append(tuple(self._code(g, i, contributions, signed, values) for g in picked))
+        for i, groups in enumerate(order.tolist()):
+            row = []
+            for s, g in enumerate(groups):
+                if not keep[i][s]:
+                    break  # ranked: the rest are not positive either
+                behind = tuple(
+                    Reason(names[j], decode[j](v), c)
+                    for j, v, c, ok in zip(feats[i][s], vals[i][s], contrib[i][s], shown[i][s], strict=True)
+                    if ok
+                )
+                row.append(CodeReason(codes[g], texts[g], net[i][s], behind))
+            out.append(tuple(row))
         return out
 
-    def _code(
-        self,
-        g: int,
-        i: int,
-        contributions: np.ndarray,
-        signed: np.ndarray,
-        values: np.ndarray,
-    ) -> CodeReason:
-        group = self.catalogue.groups[g]
-        members = self._members[g]
-        strength = signed[i, members]
-        top = members[np.argsort(-strength, kind="stable")][: self.catalogue.features_per_code]
-        feats = tuple(
-            Reason(
-                self._fields[j].name, self._fields[j].decode(float(values[i, j])), float(contributions[i, j])
-            )
-            for j in top.tolist()
-            if signed[i, j] > 0.0
-        )
-        total = float(contributions[i, members].sum())
-        return CodeReason(group.code, group.text, total, feats)
+    def group_sums(self, x: np.ndarray) -> np.ndarray:
+        """(m, G): each group's sum of a row's values, summed the same way whatever the batch (not a
+        BLAS product, whose rounding depends on the batch's shape: a row's codes must not)."""
+        out = np.zeros((x.shape[0], len(self._members)), dtype=np.float64)
+        out[:, self._present] = np.add.reduceat(x[:, self._perm], self._starts, axis=1)
+        return out
+
+    def _top_features(self, signed: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """(m, k, per): for each row and each of its ranked groups, the group's strongest features
+        (indices into the schema, strongest first; -1 pads a group with fewer features)."""
+        per = self.catalogue.features_per_code
+        out = np.full((*order.shape, per), -1, dtype=np.int64)
+        for g in np.unique(order).tolist():
+            members = self._members[g]
+            ranked = members[np.argsort(-signed[:, members], axis=1, kind="stable")[:, :per]]
+            rows, slots = np.nonzero(order == g)
+            out[rows, slots, : ranked.shape[1]] = ranked[rows]
+        return out
 
 
 def bind_catalogue(
