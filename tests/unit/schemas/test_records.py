@@ -228,3 +228,27 @@ def test_invalid_event_pickles_with_its_kind() -> None:
 
     err = pickle.loads(pickle.dumps(InvalidEvent(ErrorKind.SCHEMA, "field 'x': bad")))
     assert err.kind is ErrorKind.SCHEMA and err.message == "field 'x': bad"
+
+
+# --- a reviewer's final decision ------------------------------------------------------------------
+def test_a_review_is_a_final_decision_linked_by_application_id() -> None:
+    from pydantic import ValidationError
+
+    from scoring.decision import review_decision
+
+    review = {"reviewer": "alice", "reason": "payslips checked", "original_event_id": "e-1"}
+    d = review_decision("app-1", "ACCORD", review, event_id="r-1", decided_at=EVENT_TIME.timestamp())
+    assert d.application_id == "app-1" and d.decision is DecisionLabel.ACCORD and d.schema_version == 2
+    assert d.review is not None and d.review.original_decision is DecisionLabel.REFER
+    assert d.review.reviewed_at == d.decided_at == EVENT_TIME
+    assert d.probability_default is None and d.latency is None and d.reason_codes == [] and d.rules == []
+    assert orjson.loads(encode_decision(d)) == orjson.loads(d.model_dump_json())
+    assert decode_decision(encode_decision(d)) == d
+    with pytest.raises(ValidationError, match="a review's decision must be ACCORD or REFUS"):
+        review_decision("app-1", "REFER", review, event_id="r-2")
+    with pytest.raises(ValidationError, match="reviewer"):
+        review_decision("app-1", "REFUS", {**review, "reviewer": ""}, event_id="r-3")
+    # a model's decision (no review) must carry the model's fields
+    doc = orjson.loads(encode_decision(build_decision(application(), result(), TIMINGS)))
+    with pytest.raises(InvalidRecord, match=r"needs \['probability_default'\]"):
+        decode_decision(orjson.dumps({**doc, "probability_default": None}))
