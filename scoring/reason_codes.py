@@ -17,16 +17,18 @@ pushed it away. Pure: numpy and pydantic only.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from feature_loader.feature_schema import FeatureKind
 from scoring.exceptions import CatalogueBindError
 from scoring.results import CodeReason, Reason
 
 if TYPE_CHECKING:
-    from feature_loader.feature_schema import FeatureSchema
+    from feature_loader.feature_schema import FeatureField, FeatureSchema
 
 MAX_CODES = 4  # Regulation B practice: up to four principal reasons
 
@@ -105,7 +107,7 @@ class BoundCatalogue:
         self._present = [g for g, members in enumerate(self._members) if members.size]
         self._starts = np.cumsum([0] + [self._members[g].size for g in self._present])[:-1]
         self._names = [f.name for f in schema.fields]
-        self._decode = [f.decode for f in schema.fields]
+        self._decode = [_decoder(f) for f in schema.fields]
         self._codes = [g.code for g in catalogue.groups]
         self._texts = [g.text for g in catalogue.groups]
 
@@ -163,10 +165,37 @@ class BoundCatalogue:
         out = np.full((*order.shape, per), -1, dtype=np.int64)
         for g in np.unique(order).tolist():
             members = self._members[g]
-            ranked = members[np.argsort(-signed[:, members], axis=1, kind="stable")[:, :per]]
+            block = -signed[:, members]
+            if members.size > per:  # the strongest `per` first (a partial sort), then in order
+                part = np.argpartition(block, per - 1, axis=1)[:, :per]
+                part = np.take_along_axis(
+                    part, np.argsort(np.take_along_axis(block, part, axis=1), axis=1), 1
+                )
+            else:
+                part = np.argsort(block, axis=1, kind="stable")
+            ranked = members[part]
             rows, slots = np.nonzero(order == g)
             out[rows, slots, : ranked.shape[1]] = ranked[rows]
         return out
+
+
+def _number(value: float) -> float | None:
+    return None if value != value else value
+
+
+def _decoder(field: FeatureField) -> Callable[[float], object]:
+    """``field.decode`` without its per-call attribute lookups (it runs for every feature shown)."""
+    if field.kind is not FeatureKind.CATEGORICAL:
+        return _number
+    levels = tuple(field.categories or ())
+
+    def level(value: float) -> str | None:
+        if value != value:
+            return None
+        i = int(value)
+        return levels[i] if 0 <= i < len(levels) else None
+
+    return level
 
 
 def bind_catalogue(
