@@ -6,7 +6,8 @@
   applications topic: the ``batch`` engine (default) vs the ``faust`` engine (a Faust agent with
   ``take_events``) vs a naive one-event-at-a-time worker (:mod:`bench.stream_naive`). Rate = decisions
   between the first and the last decision's broker timestamp.
-* The cost of reasons: the batch engine with reasons on every REFUS (default) vs none.
+* The cost of reasons: the batch engine with reason codes on every REFUS and REFER (default) vs none
+  (the worker decides with the committed policy: settings.policy).
 * The cost of the whole application form: the batch engine on full-form events (every application
   column of the row, what producers send since contract version 2: ``batch``) vs the 8-field events
   of version 1 (``batch_8_fields``), same clients, same cache (``--forms``).

@@ -9,7 +9,7 @@ features: the real sample's feature build (var/features) in a real redis-server.
 (:class:`replay.parallel.ParallelReplayer`) rescores the history with another model under the same
 policy and writes its report (:mod:`replay.report`). Models: ``--live`` (default: the stream
 benchmark's 500-tree model) and ``--replay`` (default: a 100-tree model trained once on var/features
-into var/bench/policy-replay-model). Writes bench/results/replay_policy/ (report.md, summary.json).
+into var/bench/policy-replay-model). Writes bench/results/replay_policy/ (report.md, summary.json, plots).
 """
 
 from __future__ import annotations
@@ -112,7 +112,10 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(OUT, ignore_errors=True)
             options = ReplayOptions(out_dir=OUT, publish=False, checkpoint_every_s=1e9, workers=0)
             result = asyncio.run(ParallelReplayer(settings, new_model, options).run())
-            comparison = build_report(OUT, plots=False)
+            comparison = build_report(OUT)
+            for bulky in ("rows.parquet", "checkpoint.json"):  # the report and its summary are kept
+                (OUT / bulky).unlink(missing_ok=True)
+            shutil.rmtree(OUT / "rows", ignore_errors=True)
         finally:
             broker.stop()
             shutil.rmtree(work, ignore_errors=True)
