@@ -79,13 +79,16 @@ def _json_safe(value: Any) -> Any:
 
 
 def _load_model(settings: Settings) -> tuple[Any, str | None]:
-    from scoring.exceptions import ScoringError
+    """(prepared model, None) or (None, why not); a bad policy file raises PolicyError (no start)."""
+    from scoring.exceptions import PolicyError, ScoringError
     from scoring.model import load_model, resolve_model_dir
-    from scoring.prepared import PreparedModel
+    from scoring.policy_file import prepare_with_policy
 
     try:
         loaded = load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path))
-        return PreparedModel(loaded), None
+        return prepare_with_policy(loaded, settings.policy.path, settings.policy.reason_codes), None
+    except PolicyError:
+        raise
     except ScoringError as exc:
         log.error("API started without a model: %s", exc)
         return None, str(exc)

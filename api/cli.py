@@ -1,7 +1,8 @@
 """``credit-scorer api serve``: the REST API under uvicorn (settings from CREDIT_SCORER_…).
 
 Exit codes: 0 stopped normally; 1 uvicorn failed (e.g. port in use, logged by uvicorn); 2 bad
-configuration (an invalid CREDIT_SCORER_* value, a bad Redis URL, a bad option), with one line naming it.
+configuration (an invalid CREDIT_SCORER_* value, a bad Redis URL, a bad option, a bad policy file), with one
+line naming it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def serve(
     from credit_scorer.settings import get_settings
     from feature_cache.exceptions import FeatureCacheError
     from feature_cache.store import create_redis_client
+    from scoring.exceptions import PolicyError
+    from scoring.policy_file import load_catalogue, load_policy
 
     if port is not None and not 0 <= port <= 65535:
         raise cli_error(f"option --port must be in 0..65535, got {port}")
@@ -39,7 +42,9 @@ def serve(
         raise cli_error(f"invalid setting CREDIT_SCORER_{field}: {first['msg']}") from None
     try:
         create_redis_client(settings.redis)  # validates the URL; connects only on first use
-    except FeatureCacheError as exc:
+        load_policy(settings.policy.path)  # a bad policy file stops the start (the rule and field named)
+        load_catalogue(settings.policy.reason_codes)
+    except (FeatureCacheError, PolicyError) as exc:
         raise cli_error(str(exc)) from None
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(

@@ -51,3 +51,11 @@ class BrokerUnavailableError(ServiceUnavailableError):
 
 class StoreUnavailableError(ServiceUnavailableError):
     pass
+
+
+class ReviewSubmitError(Exception):
+    """``credit-scorer review submit`` could not have its verdict accepted (``code``: the exit code)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code

@@ -73,15 +73,31 @@ class CounterOfferOut(BaseModel):
     probability_default: float = Field(description="The probability of default of the offered loan.")
 
 
+class ReasonCodeOut(BaseModel):
+    code: str
+    text: str = Field(description="Plain-language principal reason.")
+    contribution: float = Field(description="The code's features' summed contribution to the log-odds.")
+    features: list[ReasonOut] = Field(description="The strongest features behind the code.")
+
+
+class RuleOut(BaseModel):
+    code: str
+    text: str
+    outcome: Literal["REFUS", "REFER"] = Field(description="REFUS: a knock-out rule; REFER: to a human.")
+
+
 class PredictResponse(BaseModel):
-    """The original project's response, plus the decision's provenance and reasons."""
+    """The original project's response, plus the decision's provenance, policy rules and reason codes."""
 
     sk_id_curr: int
     score: float = Field(
         description="The original API's credit score: the probability of approval (same as "
         "probability_approval, 1 - probability_refusal); higher is better."
     )
-    decision: Literal["ACCORD", "REFUS"] = Field(description="REFUS when probability_refusal >= threshold.")
+    decision: Literal["ACCORD", "REFUS", "REFER"] = Field(
+        description="Knock-out rule → REFUS, REFER rule → REFER, else REFUS when "
+        "probability_refusal >= threshold."
+    )
     probability_refusal: float = Field(
         description="Calibrated probability of default (the model's probability through its calibration)."
     )
@@ -89,11 +105,13 @@ class PredictResponse(BaseModel):
     threshold: float = Field(description="Cut-off on probability_refusal.")
     model_version: str
     feature_version: str
+    policy_version: str | None = Field(description="The decision policy's version.")
     features_found: bool = Field(
         description="False when the client is not cached (scored on the request's application fields)."
     )
     features_age_s: float | None = Field(description="Seconds since the cache load; null if not found.")
-    reasons: list[ReasonOut] = Field(description="Top reasons, largest contribution first.")
+    rules: list[RuleOut] = Field(description="The policy rules that fired.")
+    reason_codes: list[ReasonCodeOut] = Field(description="Up to 4 principal reasons, strongest first.")
     counter_offer: CounterOfferOut | None = Field(
         None, description="REFUS by score: the largest credit accepted at the same term (null: none)."
     )
@@ -113,6 +131,32 @@ class HealthResponse(BaseModel):
     redis_reachable: bool
     cache_feature_version: str | None = Field(description="The live feature version in the cache.")
     feature_versions_match: bool
+
+
+class ReviewRequest(BaseModel):
+    """A reviewer's verdict on a referred application (POST /reviews, ``credit-scorer review submit``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    application_id: str = Field(min_length=1, max_length=128, description="The referred application.")
+    decision: Literal["ACCORD", "REFUS"] = Field(description="The final decision.")
+    reviewer: str = Field(min_length=1, max_length=128, description="Who decided.")
+    reason: str = Field(min_length=1, max_length=2000, description="Why, in words.")
+    original_decision: Literal["REFER", "ACCORD", "REFUS"] = Field(
+        "REFER", description="The decision reviewed (a REFER; ACCORD/REFUS: an override of the model)."
+    )
+    original_event_id: str | None = Field(
+        None, min_length=1, max_length=128, description="The reviewed decision's event id, if known."
+    )
+
+
+class ReviewAccepted(BaseModel):
+    application_id: str
+    event_id: str = Field(description="Event id of the final decision published.")
+    decision: Literal["ACCORD", "REFUS"]
+    topic: str
+    partition: int
+    offset: int
 
 
 class ApplicationAccepted(BaseModel):

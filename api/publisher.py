@@ -1,4 +1,5 @@
-"""POST /applications → the applications topic: one aiokafka producer per app, started on first use.
+"""POST /applications → the applications topic, POST /reviews → the decisions topic: one aiokafka
+producer per app, started on first use.
 
 The producer is created lazily (the REST API must serve /predict without a broker) under a lock, so
 concurrent first requests share one; a failed start leaves nothing behind and the next request
@@ -14,8 +15,8 @@ from typing import Any
 
 from api.exceptions import BrokerUnavailableError
 from credit_scorer.settings import KafkaSettings
-from schemas.codec import encode_application
-from schemas.events import LoanApplication
+from schemas.codec import encode_application, encode_decision
+from schemas.events import Decision, LoanApplication
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +67,24 @@ class ApplicationPublisher:
 
     async def publish(self, application: LoanApplication) -> Published:
         """Send ``application`` (key = application id) and wait for the broker's acknowledgement."""
+        key = application.key.encode()
+        return await self._send(self.topic, key, encode_application(application), "the application")
+
+    async def publish_decision(self, decision: Decision) -> Published:
+        """Send a decision (a reviewer's verdict) to the decisions topic, key = application id."""
+        topic, key = self.kafka.decisions_topic, decision.application_id.encode()
+        return await self._send(topic, key, encode_decision(decision), "the decision")
+
+    async def _send(self, topic: str, key: bytes, value: bytes, what: str) -> Published:
         producer = await self._ensure_started()
         try:
-            meta = await asyncio.wait_for(
-                producer.send_and_wait(
-                    self.topic, encode_application(application), key=application.key.encode()
-                ),
-                self.timeout_s,
-            )
+            meta = await asyncio.wait_for(producer.send_and_wait(topic, value, key=key), self.timeout_s)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise BrokerUnavailableError(
-                f"Kafka broker at {self.kafka.bootstrap_servers} did not accept the application on "
-                f"{self.topic}: {_describe(exc)}"
+                f"Kafka broker at {self.kafka.bootstrap_servers} did not accept {what} on "
+                f"{topic}: {_describe(exc)}"
             ) from exc
         return Published(meta.topic, meta.partition, meta.offset)
 

@@ -1,4 +1,4 @@
-"""The REST routes: POST /predict, GET /health, GET /metrics, POST /applications.
+"""The REST routes: POST /predict, GET /health, GET /metrics, POST /applications, POST /reviews.
 
 Handlers return :class:`OrjsonResponse` objects directly (FastAPI then skips re-validating the
 answer); the declared ``response_model``/``responses`` only document the contract in OpenAPI.
@@ -6,6 +6,7 @@ answer); the declared ``response_model``/``responses`` only document the contrac
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
@@ -21,10 +22,13 @@ from api.models import (
     HealthResponse,
     PredictRequest,
     PredictResponse,
+    ReviewAccepted,
+    ReviewRequest,
 )
 from api.publisher import ApplicationPublisher
 from api.scorer import ApiScorer
 from schemas.events import LoanApplication
+from scoring.decision import review_decision
 
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -90,6 +94,34 @@ async def health(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     registry = _scorer(request).metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post(
+    "/reviews",
+    status_code=202,
+    response_model=ReviewAccepted,
+    responses={**_UNREADABLE, **_UNAVAILABLE},
+    summary="A reviewer's verdict on a REFER: published to the decisions topic as the final decision.",
+)
+async def reviews(body: ReviewRequest, request: Request) -> Response:
+    publisher: ApplicationPublisher = request.app.state.publisher
+    review = {"reviewer": body.reviewer, "reason": body.reason, "original_decision": body.original_decision}
+    if body.original_event_id is not None:
+        review["original_event_id"] = body.original_event_id
+    decision = review_decision(
+        body.application_id, body.decision, review, event_id=f"review-{uuid.uuid4().hex}"
+    )
+    sent = await publisher.publish_decision(decision)
+    _scorer(request).metrics.overrides.labels(body.original_decision, body.decision).inc()
+    accepted = {
+        "application_id": decision.application_id,
+        "event_id": decision.event_id,
+        "decision": body.decision,
+        "topic": sent.topic,
+        "partition": sent.partition,
+        "offset": sent.offset,
+    }
+    return OrjsonResponse(accepted, status_code=202)
 
 
 @router.post(

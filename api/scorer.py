@@ -160,7 +160,8 @@ def _finite(value: object) -> object:
 
 def response_of(result: ScoreResult) -> dict[str, Any]:
     """The original API's answer (score = probability of approval, decision, both probabilities) plus
-    provenance and reasons."""
+    provenance, the policy rules that fired, the reason codes (codes and texts; the features behind
+    each code inside it) and the counter-offer."""
     p = float(result.probability)
     return {
         "sk_id_curr": result.sk_id_curr,
@@ -171,11 +172,21 @@ def response_of(result: ScoreResult) -> dict[str, Any]:
         "threshold": float(result.threshold),
         "model_version": result.model_version,
         "feature_version": result.feature_version,
+        "policy_version": result.policy_version,
         "features_found": result.features_found,
         "features_age_s": result.features_age_s,
-        "reasons": [
-            {"feature": r.feature, "value": _finite(r.value), "contribution": float(r.contribution)}
-            for r in result.reasons
+        "rules": [{"code": r.code, "text": r.text, "outcome": r.outcome} for r in result.rules],
+        "reason_codes": [
+            {
+                "code": c.code,
+                "text": c.text,
+                "contribution": float(c.contribution),
+                "features": [
+                    {"feature": r.feature, "value": _finite(r.value), "contribution": float(r.contribution)}
+                    for r in c.features
+                ],
+            }
+            for c in result.reasons
         ],
         "counter_offer": None if result.counter_offer is None else dataclasses.asdict(result.counter_offer),
     }

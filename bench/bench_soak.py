@@ -208,7 +208,7 @@ def soak(
 ) -> dict[str, Any]:
     kafka = settings.kafka
     load_cache(settings.redis.url, settings.redis.key_prefix, settings.paths.features_dir)
-    topics = [kafka.applications_topic, kafka.decisions_topic, kafka.dead_letter_topic]
+    topics = [kafka.applications_topic, kafka.decisions_topic, kafka.dead_letter_topic, kafka.review_topic]
     asyncio.run(create_topics(kafka.bootstrap_servers, topics, kafka.partitions))
     worker.start()
     sampler.pids["worker"] = worker.pid

@@ -8,9 +8,10 @@
   pipeline in quix-streams (:mod:`bench.stream_quix`, ``--engines …,quix``: run the bench with
   ``uv run --with quixstreams==3.28.1``). Rate = decisions
   between the first and the last decision's broker timestamp.
-* The cost of reasons: the batch engine with reasons on every REFUS (default: exact TreeSHAP) vs none,
-  vs the older path attribution (``batch_path_reasons``); of counter-offers: on every REFUS by score
-  (default) vs off (``batch_no_offers``).
+* The cost of reasons: the batch engine with reason codes on every REFUS and REFER (default: exact
+  TreeSHAP; the worker decides with the committed policy: settings.policy) vs none, vs the older path
+  attribution (``batch_path_reasons``); of counter-offers: on every REFUS by score (default) vs off
+  (``batch_no_offers``).
 * The cost of the whole application form: the batch engine on full-form events (every application
   column of the row, what producers send since contract version 2: ``batch``) vs the 8-field events
   of version 1 (``batch_8_fields``), same clients, same cache (``--forms``).
@@ -111,8 +112,10 @@ class Env:
     def settings(self, partitions: int = 4, **stream: Any) -> tuple[Settings, KafkaTopics]:
         self.n += 1
         sfx = f"{os.getpid()}-{self.n}"
-        topics = KafkaTopics(f"apps-{sfx}", f"dec-{sfx}", f"dlq-{sfx}", f"bench-{sfx}", partitions)
-        names = [topics.applications, topics.decisions, topics.dead_letters]
+        topics = KafkaTopics(
+            f"apps-{sfx}", f"dec-{sfx}", f"dlq-{sfx}", f"bench-{sfx}", partitions, f"rev-{sfx}"
+        )
+        names = [topics.applications, topics.decisions, topics.dead_letters, f"rev-{sfx}"]
         asyncio.run(create_topics(self.broker.bootstrap_servers, names, partitions))
         s = settings_for(
             self.broker.bootstrap_servers, topics, metrics_port=free_port(), **{**self.overrides, **stream}
@@ -176,9 +179,9 @@ async def _drain(bs: str, topic: str, n: int, pid: int, timeout_s: float = 900) 
                     stamps.append(m.timestamp)
                     if len(stamps) % 5 == 0:  # sample the decisions' content
                         d = orjson.loads(m.value)
-                        if d["decision"] == "REFUS":
+                        if d["decision"] in ("REFUS", "REFER"):  # both carry reason codes
                             refus += 1
-                            with_reasons += bool(d["reasons"])
+                            with_reasons += bool(d["reason_codes"])
                             with_offer += d.get("counter_offer") is not None
         cpu1, t1 = cpu_seconds(pid), time.perf_counter()
     finally:
@@ -192,7 +195,7 @@ async def _drain(bs: str, topic: str, n: int, pid: int, timeout_s: float = 900) 
         "worker_cpu_s": round(cpu1 - cpu0, 3),
         "decisions_per_cpu_s": round(len(stamps) / max(1e-3, cpu1 - cpu0), 1),
         "collector_wall_s": round(t1 - t0, 3),
-        "refusal_share": round(refus / max(1, len(stamps) // 5), 4),
+        "refusal_or_refer_share": round(refus / max(1, len(stamps) // 5), 4),
         "refusals_with_reasons": round(with_reasons / max(1, refus), 4),
         "refusals_with_counter_offer": round(with_offer / max(1, refus), 4),
     }

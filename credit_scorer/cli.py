@@ -27,6 +27,7 @@ _SUBAPPS = (
     ("api", "api.cli", "app", "The REST API."),
     ("store", "decision_store.cli", "app", "The decision store: sink, migrations, retention purge."),
     ("view", "officer_view.cli", "app", "The credit officer's view and the monitoring page (Streamlit)."),
+    ("review", "api.review_cli", "app", "Human review of REFER decisions (through the API)."),
     ("dashboards", "dashboards.cli", "app", "Grafana dashboards as code."),
 )
 

@@ -79,6 +79,20 @@ class ScorerMetrics:
             ["decision", "model_version"],
             registry=r,
         )
+        self.rule_hits = Counter(
+            "credit_scorer_policy_rule_hits_total",
+            "Policy rules that fired, by rule code (bounded: the policy file's codes).",
+            ["rule"],
+            registry=r,
+        )
+        self.overrides = Counter(
+            "credit_scorer_overrides_total",
+            "Reviewer verdicts, from the reviewed decision to the final one (REFER -> ACCORD/REFUS).",
+            ["from", "to"],
+            registry=r,
+        )
+        for to in ("ACCORD", "REFUS"):  # exported at 0 from the start: a dashboard sees every scorer
+            self.overrides.labels("REFER", to)
         self.default_probability = Histogram(
             "credit_scorer_default_probability",
             "Distribution of the predicted probability of default.",

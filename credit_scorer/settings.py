@@ -44,6 +44,10 @@ class KafkaSettings(BaseModel):
     decisions_topic: str = "loan-decisions"
     dead_letter_topic: str = "loan-applications-dlq"
     replay_topic: str = "loan-decisions-replay"
+    review_topic: str = Field(
+        "loan-decisions-review",
+        description="REFER decisions, for human review (also on the decisions topic).",
+    )
     consumer_group: str = "credit-scorer"
     partitions: int = Field(4, ge=1)
     replication_factor: int = Field(1, ge=1)
@@ -93,6 +97,19 @@ class ModelSettings(BaseModel):
     )
 
 
+class PolicySettings(BaseModel):
+    """The decision policy and the reason-code catalogue (scoring.policy, scoring.reason_codes): read and
+    checked against the model when the worker, the API or replay starts; a bad file stops the start."""
+
+    path: Path = Field(
+        PROJECT_ROOT / "scoring" / "data" / "policy.yaml", description="The versioned policy file (YAML)."
+    )
+    reason_codes: Path = Field(
+        PROJECT_ROOT / "scoring" / "data" / "reason_codes.yaml",
+        description="The reason-code catalogue (YAML).",
+    )
+
+
 class StreamSettings(BaseModel):
     engine: Literal["batch", "faust"] = Field(
         "batch", description="batch: aiokafka micro-batch loop behind the Faust app; faust: Faust agent."
@@ -104,9 +121,9 @@ class StreamSettings(BaseModel):
     retry_max_s: float = Field(5.0, gt=0)
     metrics_port: int = Field(9464, ge=0, le=65535)
     web_port: int = Field(6066, ge=0, le=65535)
-    top_reasons: int = Field(3, ge=1, le=20)
+    top_reasons: int = Field(4, ge=1, le=20, description="Reason codes per decision (at most 4 are given).")
     reasons: Literal["refusals", "all", "none"] = Field(
-        "refusals", description="Which decisions carry top reasons (every REFUS by default)."
+        "refusals", description="Which decisions carry reason codes (every REFUS and REFER by default)."
     )
     attribution: Literal["exact", "path"] = Field(
         "exact", description="Reasons from exact TreeSHAP (= LightGBM pred_contrib) or path attribution."
@@ -130,9 +147,11 @@ class StreamSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    top_reasons: int = Field(3, ge=0, le=20, description="Reasons returned by POST /predict.")
+    top_reasons: int = Field(
+        4, ge=0, le=20, description="Reason codes returned by POST /predict (at most 4)."
+    )
     reasons: Literal["refusals", "all", "none"] = Field(
-        "all", description="Which /predict answers carry top reasons (all, like the original API)."
+        "all", description="Which /predict answers carry reason codes (all, like the original API)."
     )
     counter_offers: bool = Field(True, description="A counter-offer on every REFUS by score.")
     publish_timeout_s: float = Field(
@@ -210,6 +229,7 @@ class Settings(BaseSettings):
     drift: DriftSettings = DriftSettings()
     store: StoreSettings = StoreSettings()
     view: ViewSettings = ViewSettings()
+    policy: PolicySettings = PolicySettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

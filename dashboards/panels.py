@@ -1,6 +1,7 @@
 """The Grafana dashboards, as grafana-foundation-sdk builders.
 
-Two dashboards: ``credit-scorer-overview`` (latency, throughput, decisions, score distribution, health)
+Two dashboards: ``credit-scorer-overview`` (latency, throughput, decisions, score distribution, policy
+and review, health)
 and ``credit-scorer-drift`` (PSI per feature and of the score). Queries use Grafana's
 ``$__rate_interval`` and the panel legend templates (``{{label}}``) name the labels each series must
 carry — the integration test checks both against a live Prometheus.
@@ -155,6 +156,29 @@ def _decision_panels() -> list[PanelBuilder]:
     return [decisions, approval, score]
 
 
+def _policy_panels() -> list[PanelBuilder]:
+    """The decision policy and the human review: REFER share, rule hits, reviewer overrides."""
+    total = f"sum(rate(credit_scorer_decisions_total[{RATE}]))"
+    refer = f'sum(rate(credit_scorer_decisions_total{{decision="REFER"}}[{RATE}]))'
+    share = (
+        _timeseries("REFER share", "Share of decisions referred to a human reviewer.", "percentunit", w=8)
+        .min(0)
+        .with_target(_query(f"({refer} or 0 * {total}) / {total}", "REFER"))
+    )
+    rules = _timeseries(
+        "Policy rule hits / s", "Knock-out (REFUS) and REFER rules that fired, by rule code.", "reqps", w=8
+    ).with_target(_query(f"sum by (rule) (rate(credit_scorer_policy_rule_hits_total[{RATE}]))", "{{rule}}"))
+    overrides = _timeseries(
+        "Reviewer verdicts",
+        "Final decisions by human reviewers (POST /reviews), from the reviewed decision to the verdict.",
+        "short",
+        w=8,
+    ).with_target(
+        _query(f"sum by (from, to) (increase(credit_scorer_overrides_total[{RATE}]))", "{{from}} → {{to}}")
+    )
+    return [share, rules, overrides]
+
+
 def _health_panels() -> list[PanelBuilder]:
     # Two lines of three 8-wide panels: what happens to the events, then the state of the workers.
     return [*_event_health_panels(), *_worker_health_panels()]
@@ -267,6 +291,9 @@ def overview_dashboard() -> dash.Dashboard:
         board = board.with_panel(p)
     board = board.with_row(dash.Row("Decisions"))
     for p in _decision_panels():
+        board = board.with_panel(p)
+    board = board.with_row(dash.Row("Policy and review"))
+    for p in _policy_panels():
         board = board.with_panel(p)
     board = board.with_row(dash.Row("Health"))
     for p in _health_panels():

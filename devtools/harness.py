@@ -39,6 +39,7 @@ class KafkaTopics:
     dead_letters: str
     group: str
     partitions: int
+    reviews: str | None = None  # REFER decisions for human review (None: the settings' default name)
 
 
 async def create_topics(bootstrap_servers: str, names: list[str], partitions: int) -> None:
@@ -61,6 +62,7 @@ def settings_for(bootstrap_servers: str, topics: KafkaTopics, **stream: Any) -> 
             "applications_topic": topics.applications,
             "decisions_topic": topics.decisions,
             "dead_letter_topic": topics.dead_letters,
+            **({"review_topic": topics.reviews} if topics.reviews else {}),
             "consumer_group": topics.group,
             "partitions": topics.partitions,
             "session_timeout_s": LOW_SESSION_TIMEOUT_S,

@@ -23,9 +23,11 @@ from replay.reader import ReadRange, TopicReader
 
 @dataclass(frozen=True, slots=True)
 class LiveDecision:
-    refused: bool
+    refused: bool  # not approved automatically: REFUS or REFER
     probability: float
     model_version: str
+    decision: str  # ACCORD, REFUS or REFER
+    rules: str = ""  # the policy rules that fired, codes joined by ","
 
 
 @dataclass
@@ -47,17 +49,21 @@ def parse_live_decision(raw: bytes | None) -> tuple[str, LiveDecision] | None:
         return None
     try:
         doc = orjson.loads(raw)
-        if not isinstance(doc, dict) or doc.get("is_replay"):
-            return None
+        if not isinstance(doc, dict) or doc.get("is_replay") or doc.get("review"):
+            return None  # a replay's record, or a reviewer's verdict (not the model's decision)
         label = doc["decision"]
         prob = doc["probability_default"]
         app_id = doc["application_id"]
         version = doc["model_version"]
+        rules = ",".join(str(r["code"]) for r in doc.get("rules") or ())
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
-    if label not in ("ACCORD", "REFUS") or not isinstance(prob, int | float) or not isinstance(app_id, str):
+    if label not in _LABELS or not isinstance(prob, int | float) or not isinstance(app_id, str):
         return None
-    return app_id, LiveDecision(label == "REFUS", float(prob), str(version))
+    return app_id, LiveDecision(label != "ACCORD", float(prob), str(version), label, rules)
+
+
+_LABELS = frozenset({"ACCORD", "REFUS", "REFER"})
 
 
 async def read_baseline(

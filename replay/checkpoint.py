@@ -32,10 +32,14 @@ ROW_SCHEMA: dict[str, Any] = {
     "contract_type": pl.String,
     "income": pl.Float64,
     "prob_new": pl.Float64,
-    "refused_new": pl.Boolean,
+    "refused_new": pl.Boolean,  # not approved automatically (REFUS or REFER)
     "prob_old": pl.Float64,
     "refused_old": pl.Boolean,
     "baseline_model": pl.String,
+    "decision_new": pl.String,  # ACCORD, REFUS or REFER
+    "rules_new": pl.String,  # the policy rules that fired, codes joined by ","
+    "decision_old": pl.String,
+    "rules_old": pl.String,
 }
 
 

@@ -153,7 +153,8 @@ def run_command(
     from replay.compare import CostMatrix
     from replay.report import REPORT_FILE, build_report
     from replay.runner import ReplayOptions
-    from scoring.prepared import PreparedModel
+    from scoring.exceptions import PolicyError
+    from scoring.policy_file import prepare_with_policy
 
     failures = _dependency_errors()
     settings = get_settings()
@@ -172,11 +173,12 @@ def run_command(
             checkpoint_every_s=checkpoint_every,
             workers=workers,
         )
-        prepared = PreparedModel(loaded)  # once, before any worker process is forked
+        # once, before any worker process is forked; a bad policy file stops here (exit 2)
+        prepared = prepare_with_policy(loaded, settings.policy.path, settings.policy.reason_codes)
         result = asyncio.run(_run_with_signals(_replayer(settings, prepared, options, progress)))
         _exit_if_interrupted(result, out_dir)
         comparison = build_report(out_dir, labels, CostMatrix(**loaded.card.cost_matrix), plots=plots)
-    except (ReplayInputError, CheckpointError) as exc:
+    except (ReplayInputError, CheckpointError, PolicyError) as exc:
         raise cli_error(str(exc), 2) from None
     except failures as exc:
         raise cli_error(str(exc) or type(exc).__name__, 1) from None

@@ -2,9 +2,12 @@
 
 Input: the replay rows (:data:`replay.checkpoint.ROW_SCHEMA`) and optional labels (``sk_id_curr`` →
 ``label`` 0/1). "Before/after" figures are computed on the rows that have both a live and a rescored
-decision (*joined*); rows without a live decision are counted apart. Expected business cost under the
-cost matrix: ``fn · FN + fp · FP`` where FN = an ACCORD for a client who defaulted (label 1) and FP = a
-REFUS for a client who repaid (label 0), over the joined rows that have a label.
+decision (*joined*); rows without a live decision are counted apart. "Refused" means not approved
+automatically: a REFUS or a REFER (a human decides). The policy's outcomes (ACCORD / REFUS / REFER) and
+rule hits are given per model: the replay model on every rescored row, each live model on its joined
+rows. Expected business cost under the cost matrix: ``fn · FN + fp · FP`` where FN = an ACCORD for a
+client who defaulted (label 1) and FP = a REFUS (or REFER) for a client who repaid (label 0), over the
+joined rows that have a label.
 """
 
 from __future__ import annotations
@@ -53,6 +56,42 @@ class GroupStats:
     cost_after: float
 
 
+@dataclass(frozen=True)
+class PolicyStats:
+    """The policy's outcomes for one model: decisions by outcome and how often each rule fired."""
+
+    model: str
+    side: str  # "replay" (the rescored rows) or "live" (the joined live decisions)
+    decisions: int
+    outcomes: dict[str, int]  # ACCORD / REFUS / REFER → count
+    rule_hits: dict[str, int]  # rule code → count, most frequent first
+
+    @property
+    def refer(self) -> int:
+        return self.outcomes.get("REFER", 0)
+
+
+def policy_stats(frame: pl.DataFrame, model: str, side: str, decision: str, rules: str) -> PolicyStats:
+    """The :class:`PolicyStats` of rows whose outcome is column ``decision`` and fired rules ``rules``."""
+    outcomes = {str(k): int(n) for k, n in frame.group_by(decision).len().sort(decision).iter_rows()}
+    codes = frame.select(pl.col(rules).fill_null("").str.split(",").explode().alias("rule"))
+    hits = (
+        codes.filter(pl.col("rule") != "")
+        .group_by("rule")
+        .len()
+        .sort(["len", "rule"], descending=[True, False])
+    )
+    return PolicyStats(model, side, frame.height, outcomes, {str(k): int(n) for k, n in hits.iter_rows()})
+
+
+def _policy(frame: pl.DataFrame, joined: pl.DataFrame, new_model: str) -> list[PolicyStats]:
+    out = [policy_stats(frame, new_model, "replay", "decision_new", "rules_new")]
+    for version in sorted({str(v) for v in joined["baseline_model"].to_list()}):
+        live = joined.filter(pl.col("baseline_model") == version)
+        out.append(policy_stats(live, version, "live", "decision_old", "rules_old"))
+    return out
+
+
 @dataclass
 class Comparison:
     new_model: str
@@ -67,6 +106,7 @@ class Comparison:
     by_income: list[GroupStats]
     shift: dict[str, float | None]
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    policy: list[PolicyStats] = field(default_factory=list)  # the replay model first, then the live ones
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -216,4 +256,5 @@ def compare(
             "accord_to_refus": _examples(joined, False, True),
             "refus_to_accord": _examples(joined, True, False),
         },
+        policy=_policy(frame, joined, new_model),
     )

@@ -13,7 +13,15 @@ import orjson
 import polars as pl
 
 from replay.checkpoint import CheckpointStore
-from replay.compare import Comparison, CostMatrix, GroupStats, compare, load_labels, score_shift
+from replay.compare import (
+    Comparison,
+    CostMatrix,
+    GroupStats,
+    PolicyStats,
+    compare,
+    load_labels,
+    score_shift,
+)
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -136,7 +144,27 @@ def render_markdown(c: Comparison, meta: dict[str, Any]) -> str:
     lines += _segment_table("Contract type", c.by_contract)
     lines += _segment_table("Income band (AMT_INCOME_TOTAL)", c.by_income)
     lines += [f"![approval by segment]({PLOTS_DIR}/approval_by_segment.png)", ""]
+    lines += _policy_table(c.policy)
     return "\n".join(lines)
+
+
+def _policy_table(stats: list[PolicyStats]) -> list[str]:
+    """Outcomes (ACCORD / REFUS / REFER) and rule hits per model: the replay model on every rescored
+    application, each live model on its joined applications."""
+    out = [
+        "## Decision policy: outcomes and rule hits per model",
+        "",
+        "| model | side | decisions | ACCORD | REFUS | REFER | REFER share | rule hits |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in stats:
+        hits = ", ".join(f"{code} {n}" for code, n in s.rule_hits.items()) or "none"
+        get = s.outcomes.get
+        out.append(
+            f"| {s.model} | {s.side} | {s.decisions} | {get('ACCORD', 0)} | {get('REFUS', 0)} | {s.refer} "
+            f"| {_pct(s.refer / s.decisions if s.decisions else None)} | {hits} |"
+        )
+    return [*out, ""]
 
 
 def write_plots(c: Comparison, shift: pl.Series, plots_dir: Path) -> list[Path]:

@@ -72,6 +72,8 @@ def replay_outputs(
     old_prob: list[float | None] = []
     old_refused: list[bool | None] = []
     old_model: list[str | None] = []
+    old_decision: list[str | None] = []
+    old_rules: list[str | None] = []
     for app, res in zip(apps, score.results, strict=True):
         live = baseline.get(app.key)
         extra: dict[str, Any] = {}
@@ -79,13 +81,17 @@ def replay_outputs(
             old_prob.append(None)
             old_refused.append(None)
             old_model.append(None)
+            old_decision.append(None)
+            old_rules.append(None)
         else:
             old_prob.append(live.probability)
             old_refused.append(live.refused)
             old_model.append(live.model_version)
+            old_decision.append(live.decision)
+            old_rules.append(live.rules)
             extra = {
                 "baseline_model_version": live.model_version,
-                "baseline_decision": "REFUS" if live.refused else "ACCORD",
+                "baseline_decision": live.decision,
                 "baseline_probability": live.probability,
             }
         records.append((app.key.encode(), decision_bytes(app, res, timings, is_replay=True, **extra)))
@@ -98,9 +104,13 @@ def replay_outputs(
         "contract_type": contract,
         "income": income,
         "prob_new": [r.probability for r in score.results],
-        "refused_new": [r.decision == "REFUS" for r in score.results],
+        "refused_new": [r.decision != "ACCORD" for r in score.results],
         "prob_old": old_prob,
         "refused_old": old_refused,
         "baseline_model": old_model,
+        "decision_new": [r.decision for r in score.results],
+        "rules_new": [",".join(h.code for h in r.rules) for r in score.results],
+        "decision_old": old_decision,
+        "rules_old": old_rules,
     }
     return records, columns

@@ -49,7 +49,7 @@ class ReplayOptions:
     read_range: ReadRange = field(default_factory=ReadRange)
     batch_size: int = 5_000
     reasons: ReasonsMode = "none"
-    top_reasons: int = 3
+    top_reasons: int = 4
     resume: bool = False
     publish: bool = True
     checkpoint_every_s: float = 5.0

@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.events import (
-    SCHEMA_VERSION,
+    DEAD_LETTER_VERSION,
     DeadLetter,
     Decision,
     LoanApplication,
@@ -202,10 +202,22 @@ def decision_to_dict(d: Decision) -> dict[str, Any]:
         "feature_version": d.feature_version,
         "features_found": d.features_found,
         "features_age_s": d.features_age_s,
-        "reasons": [
-            {"feature": r.feature, "value": r.value, "contribution": r.contribution} for r in d.reasons
+        "reasons": [_reason(r) for r in d.reasons],
+        "reason_codes": [
+            {
+                "code": c.code,
+                "text": c.text,
+                "contribution": c.contribution,
+                "features": [_reason(r) for r in c.features],
+            }
+            for c in d.reason_codes
         ],
-        "latency": {
+        "rules": [{"code": r.code, "text": r.text, "outcome": r.outcome.value} for r in d.rules],
+        "policy_version": d.policy_version,
+        "review": None if d.review is None else d.review.model_dump(),
+        "latency": None
+        if lat is None
+        else {
             "queue_s": lat.queue_s,
             "features_s": lat.features_s,
             "inference_s": lat.inference_s,
@@ -222,6 +234,10 @@ def decision_to_dict(d: Decision) -> dict[str, Any]:
         "baseline_probability_default": d.baseline_probability_default,
         "counter_offer": None if d.counter_offer is None else d.counter_offer.model_dump(),
     }
+
+
+def _reason(r: Any) -> dict[str, Any]:
+    return {"feature": r.feature, "value": r.value, "contribution": r.contribution}
 
 
 def encode_decision(d: Decision) -> bytes:
@@ -251,7 +267,7 @@ def make_dead_letter(
     body = payload or b""
     kept = body[:max_payload_bytes]
     return DeadLetter.model_construct(
-        schema_version=SCHEMA_VERSION,
+        schema_version=DEAD_LETTER_VERSION,
         error_kind=error.kind,
         message=error.message,
         payload_b64=base64.b64encode(kept).decode("ascii"),

@@ -41,12 +41,12 @@ from pydantic_core import PydanticCustomError
 from schemas.application_form import FORM_COLUMNS, WholeNumber, pydantic_fields
 from schemas.exceptions import ErrorKind
 
-# The DeadLetter record's version (unchanged by the application form).
-SCHEMA_VERSION: Final = 1
 # The Decision contract: 2 = ``score`` is the probability of approval (1 − probability_default), the
-# original API's credit score, and optional fields (counter_offer, …) are added; 1 = ``score`` was the
-# probability of default.
+# original API's credit score; the policy (REFER, rules fired, policy version), reason codes, review
+# and counter-offer are added; 1 = ``score`` was the probability of default.
 DECISION_VERSION: Final = 2
+# The DeadLetter record's version (unchanged by the application form).
+DEAD_LETTER_VERSION: Final = 1
 # The LoanApplication contract: 2 = the whole application form; 1 = the first 8 fields (still read).
 APPLICATION_VERSION: Final = 2
 SUPPORTED_VERSIONS = frozenset({1, APPLICATION_VERSION})
@@ -174,10 +174,11 @@ class LoanApplication(_Form):
 class DecisionLabel(StrEnum):
     ACCORD = "ACCORD"
     REFUS = "REFUS"
+    REFER = "REFER"
 
 
 class Reason(BaseModel):
-    """One reason of a decision: a feature, its human-readable value, its contribution to the log-odds."""
+    """One feature behind a reason: its name, human-readable value and contribution to the log-odds."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
@@ -199,6 +200,44 @@ class CounterOffer(BaseModel):
     """The model's probability of default for the offered loan (below the threshold)."""
 
 
+class ReasonCode(BaseModel):
+    """One principal reason of a decision, from the committed reason-code catalogue."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, use_attribute_docstrings=True)
+
+    code: str
+    text: str
+    """Plain-language text a lender can send."""
+    contribution: float
+    """The group's features' summed contribution to the log-odds (positive = towards default)."""
+    features: list[Reason] = Field(default_factory=list)
+    """The strongest features behind this code."""
+
+
+class RuleFired(BaseModel):
+    """A policy rule that fired: a knock-out (outcome REFUS) or a REFER rule."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    text: str
+    outcome: DecisionLabel
+
+
+class Review(BaseModel):
+    """A human reviewer's verdict: present on the final decision that follows a REFER."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    reviewer: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_ID_LEN)]
+    reason: Annotated[str, Field(strict=True, min_length=1, max_length=2000)]
+    reviewed_at: datetime
+    original_decision: DecisionLabel = DecisionLabel.REFER
+    """The decision reviewed (a REFER)."""
+    original_event_id: str | None = None
+    """The reviewed decision's event id, when the reviewer knows it."""
+
+
 class StageLatency(BaseModel):
     """Seconds spent in each stage. ``produce_s`` is unknown when the record is built (it is measured
     into the ``credit_scorer_stage_seconds`` metric) and then ``null``."""
@@ -213,8 +252,17 @@ class StageLatency(BaseModel):
     total_s: Seconds
 
 
+# What only a model's decision has: null on a reviewer's verdict (``review`` set), required otherwise.
+MODEL_FIELDS: Final = (
+    "sk_id_curr", "probability_default", "score", "threshold", "model_version", "feature_version",
+    "features_found", "latency",
+)  # fmt: skip
+
+
 class Decision(BaseModel):
-    """A scoring decision (topic ``loan-decisions``, key = application id, for deduplication)."""
+    """A decision (topic ``loan-decisions``, key = application id, for deduplication): the model's and
+    the policy's (``review`` null), or a reviewer's final verdict on a REFER (``review`` set, same
+    application id, ACCORD or REFUS; the model's fields are then null)."""
 
     model_config = ConfigDict(
         frozen=True, allow_inf_nan=False, title="Decision", use_attribute_docstrings=True
@@ -224,26 +272,36 @@ class Decision(BaseModel):
     """Contract version: 2 = ``score`` is the probability of approval (1 − probability_default)."""
     application_id: str
     event_id: str
-    sk_id_curr: int
+    sk_id_curr: int | None
     decision: DecisionLabel
-    """REFUS when probability_default >= threshold, else ACCORD."""
-    probability_default: ProbabilityValue
+    """The policy's outcome: REFUS when a knock-out rule fired, else REFER when a REFER rule fired,
+    else REFUS when probability_default >= threshold, else ACCORD (a review: the reviewer's)."""
+    probability_default: ProbabilityValue | None
     """Calibrated probability of default (PD): the model's probability through the model card's
-    calibration, a probability a lender can price and provision on."""
-    score: ProbabilityValue
+    calibration, a probability a lender can price and provision on; the model's also when a rule
+    decided (null only on a review)."""
+    score: ProbabilityValue | None
     """The original API's credit score: the probability of approval, 1 − probability_default (higher is
     better)."""
-    threshold: ProbabilityValue
+    threshold: ProbabilityValue | None
     """Cut-off on probability_default (the business-cost optimum on the calibrated scale)."""
-    model_version: str
-    feature_version: str
-    features_found: bool
+    model_version: str | None
+    feature_version: str | None
+    features_found: bool | None
     """False when the client is not in the feature cache (scored on the application fields alone)."""
     features_age_s: float | None
     """Age of the cached client features (seconds since the cache load), null when not found."""
-    reasons: list[Reason]
-    """Top reasons, largest contributions first (for every REFUS at least)."""
-    latency: StageLatency
+    reasons: list[Reason] = Field(default_factory=list)
+    """Version 1 only (top raw features); version 2 records carry ``reason_codes``."""
+    reason_codes: list[ReasonCode] = Field(default_factory=list)
+    """Up to 4 principal reasons, strongest first (every REFUS and REFER at least)."""
+    rules: list[RuleFired] = Field(default_factory=list)
+    """The policy rules that fired."""
+    policy_version: str | None = None
+    """The version of the decision policy applied."""
+    review: Review | None = None
+    """Set on a reviewer's final verdict (the model's fields are then null)."""
+    latency: StageLatency | None
     event_time: datetime
     consumed_at: datetime
     decided_at: datetime
@@ -256,13 +314,23 @@ class Decision(BaseModel):
     """REFUS by score: the largest credit the model would accept at the same term; null when none is
     (or for an ACCORD, or when counter-offers are off)."""
 
+    @model_validator(mode="after")
+    def _model_fields(self) -> Decision:
+        if self.review is None:
+            missing = [name for name in MODEL_FIELDS if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"a model decision needs {missing} (null only on a review)")
+        elif self.decision is DecisionLabel.REFER:
+            raise ValueError("a review's decision must be ACCORD or REFUS")
+        return self
+
 
 class DeadLetter(BaseModel):
     """An event that could not be scored (topic ``loan-applications-dlq``)."""
 
     model_config = ConfigDict(frozen=True, title="DeadLetter", use_attribute_docstrings=True)
 
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1] = DEAD_LETTER_VERSION
     error_kind: ErrorKind
     message: str
     """Human-readable reason, naming the field at fault."""

@@ -14,8 +14,8 @@ import orjson
 
 from schemas.events import (
     APPLICATION_VERSION,
+    DEAD_LETTER_VERSION,
     DECISION_VERSION,
-    SCHEMA_VERSION,
     DeadLetter,
     Decision,
     LoanApplication,
@@ -29,7 +29,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 EXPORTS: dict[str, tuple[Any, str, int]] = {
     "loan_application": (LoanApplication, "validation", APPLICATION_VERSION),
     "decision": (Decision, "serialization", DECISION_VERSION),
-    "dead_letter": (DeadLetter, "serialization", SCHEMA_VERSION),
+    "dead_letter": (DeadLetter, "serialization", DEAD_LETTER_VERSION),
 }
 
 

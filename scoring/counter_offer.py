@@ -35,6 +35,11 @@ class Candidates(Mapping[str, np.ndarray]):
     def __init__(self, matrix: np.ndarray, schema: FeatureSchema, exact: dict[str, np.ndarray]) -> None:
         self._matrix, self._schema, self._exact = matrix, schema, exact
 
+    @property
+    def matrix(self) -> np.ndarray:
+        """The candidates as assembled rows (n_candidates, F) of the model's features."""
+        return self._matrix
+
     def __getitem__(self, name: str) -> np.ndarray:
         if name in self._exact:
             return self._exact[name]

@@ -9,17 +9,21 @@ of the applications it could score plus, for each one it could not, the reason:
    on the float32 rows, i.e. to the offline path; one pass gives the probabilities and the leaves the
    reasons need), else LightGBM's own predict; then the model card's calibration
    (:mod:`scoring.calibration`) turns it into the served probability of default, on which the policy
-   decides (REFUS when ``probability >= threshold``, a threshold on the same calibrated scale);
-4. reasons on every REFUS, every row, or none: the features with the largest exact TreeSHAP
-   contributions (:func:`contributions`: :mod:`scoring.treeshap`, equal to LightGBM's
-   ``pred_contrib``), or — ``attribution="path"`` — the older path attribution (:mod:`scoring.reasons`);
+   decides (:mod:`scoring.policy`: knock-out rules → REFUS, REFER rules → REFER, else REFUS when
+   ``probability >= threshold``, a threshold on the same calibrated scale), the model's probability
+   kept in every case;
+4. reason codes (:mod:`scoring.reason_codes`) from per-row contributions on every REFUS and REFER,
+   every row, or none: exact TreeSHAP (:func:`contributions`: :mod:`scoring.treeshap`, equal to
+   LightGBM's ``pred_contrib``), or — ``attribution="path"`` — the older path attribution;
 5. counter-offers (:mod:`scoring.counter_offer`) on every REFUS by score, when asked (the worker and
-   ``/predict`` ask by default: settings ``stream.counter_offers`` / ``api.counter_offers``);
+   ``/predict`` ask by default: settings ``stream.counter_offers`` / ``api.counter_offers``): the
+   largest amount the model and the policy accept (no knock-out, below the REFER band);
 6. isolation: an application carrying a field value the scorer cannot use is left out with the reason
    (:class:`Unscorable`), and the others are scored exactly as they would be without it.
 
 Encoding the decisions into records is :mod:`scoring.decision` (shared by the three adapters too).
-Pure: numpy, lightgbm, the feature schema and :mod:`schemas` only — no I/O, no clients.
+Pure: numpy, lightgbm, the feature schema and :mod:`schemas` only — no I/O, no clients (the policy
+and the catalogue come bound in the :class:`PreparedModel`).
 """
 
 from __future__ import annotations
@@ -32,13 +36,12 @@ from typing import Literal, Protocol, TypeVar
 import numpy as np
 
 from schemas.exceptions import ErrorKind
-from scoring.counter_offer import Accept, counter_offers
+from scoring.counter_offer import Accept, Candidates, counter_offers
 from scoring.exceptions import InvalidInputError
 from scoring.features import CachedFeatures
-from scoring.policy import refused_mask
+from scoring.policy import PolicyOutcome
 from scoring.prepared import PreparedModel
-from scoring.reasons import top_reasons as rank_reasons
-from scoring.results import BatchScore, CounterOffer, Reason, ScoreResult, build_results
+from scoring.results import BatchScore, CodeReason, CounterOffer, ScoreResult, build_results
 
 ReasonsMode = Literal["refusals", "all", "none"]
 Attribution = Literal["exact", "path"]
@@ -69,12 +72,12 @@ class DecideOptions:
     """``num_threads``: scoring threads — 1 (default) suits one worker process per core and
     micro-batches; 0 (one per core) suits large offline batches. Results do not depend on it."""
 
-    reasons: ReasonsMode = "refusals"  # which decisions carry reasons
-    top_reasons: int = 3
+    reasons: ReasonsMode = "refusals"  # which decisions carry reason codes (refusals: REFUS and REFER)
+    top_reasons: int = 4  # reason codes per decision (at most the catalogue's max_codes)
     num_threads: int = 1
     attribution: Attribution = "exact"  # exact TreeSHAP, or the older path attribution (benchmarks)
     counter_offers: bool = False  # a counter-offer on every REFUS by score (scoring.counter_offer)
-    offer_accept: Accept | None = None  # what else a counter-offer must pass (the policy's rules)
+    offer_accept: Accept | None = None  # what else a counter-offer must pass, beyond the policy's rules
 
     def __post_init__(self) -> None:
         if self.reasons not in ("refusals", "all", "none"):
@@ -155,40 +158,45 @@ def _score(
     options: DecideOptions,
     now: float | None,
 ) -> BatchScore:
-    """Assemble, score and explain a batch; raises InvalidInputError for an unusable field value."""
+    """Assemble, score, apply the policy and explain a batch; raises InvalidInputError for an unusable
+    field value."""
     found = np.asarray(features.found, dtype=bool)
-    t0 = time.perf_counter()
-    matrix = model.assembler.assemble(features.matrix, fields, found)
-    n = matrix.shape[0]
-    raw, leaves = _probabilities(model, matrix, options)
-    probabilities = _calibrated(model, raw, found)
-    t1 = time.perf_counter()
-    threshold = model.threshold
-    refused = refused_mask(probabilities, threshold)
-    per_row = _reasons(model, matrix, leaves, refused, options) if n else {}
-    t2 = time.perf_counter()
-    offers = _counter_offers(model, matrix, leaves, refused, found, options) if options.counter_offers else {}
-    t3 = time.perf_counter()
-
     age: float | None = None
     if features.loaded_at is not None:
         age = max(0.0, (time.time() if now is None else now) - features.loaded_at)
+    t0 = time.perf_counter()
+    matrix = model.assembler.assemble(features.matrix, fields, found)
+    raw, leaves = _probabilities(model, matrix, options)
+    probabilities = _calibrated(model, raw, found)
+    threshold = model.threshold
+    outcome = model.policy.evaluate(matrix, probabilities, threshold, found, age)
+    t1 = time.perf_counter()
+    explain = _rows_to_explain(outcome.labels, options)
+    contrib = _attributions(model, matrix, leaves, explain, options) if explain.size else None
+    codes: dict[int, tuple[CodeReason, ...]] = {}
+    if contrib is not None:
+        towards_default = outcome.labels[explain] != 0  # REFUS and REFER: what pushed towards default
+        picked = model.codes.codes(contrib, matrix[explain], towards_default, options.top_reasons)
+        codes = dict(zip(explain.tolist(), picked, strict=True))
+    t2 = time.perf_counter()
+    offers = _counter_offers(model, matrix, leaves, outcome, found, options) if options.counter_offers else {}
+    t3 = time.perf_counter()
     results = build_results(
         [a.sk_id_curr for a in applications],
         probabilities.tolist(),
-        refused.tolist(),
+        outcome.labels.tolist(),
         found.tolist(),
-        per_row,
-        (threshold, model.model_version, model.feature_version, age),
+        (codes, outcome.hits(model.policy)),
+        (threshold, model.model_version, model.feature_version, age, model.policy_version),
         offers,
     )
-    return BatchScore(results, t1 - t0, t2 - t1, matrix, probabilities, t3 - t2)
+    return BatchScore(results, t1 - t0, t2 - t1, matrix, probabilities, contrib, t3 - t2)
 
 
 def _calibrated(model: PreparedModel, probabilities: np.ndarray, found: np.ndarray) -> np.ndarray:
-    """The probabilities the threshold is compared with — of the batch and of counter-offer candidates
-    alike: the one place the model card's calibration applies (after the forest: its bit-identical
-    check is on the raw scores)."""
+    """The probabilities the policy compares with the threshold — of the batch and of counter-offer
+    candidates alike: the one place the model card's calibration applies (after the forest: its
+    bit-identical check is on the raw scores)."""
     return model.calibrator.apply(probabilities)
 
 
@@ -196,17 +204,20 @@ def _counter_offers(
     model: PreparedModel,
     matrix: np.ndarray,
     leaves: np.ndarray | None,
-    refused: np.ndarray,
+    outcome: PolicyOutcome,
     found: np.ndarray,
     options: DecideOptions,
 ) -> dict[int, CounterOffer]:
-    """Counter-offers of the refused rows, by row (:mod:`scoring.counter_offer`). With the compiled
-    forest, candidates are routed again only through the trees that split on what they change."""
-    rows = np.flatnonzero(refused)
+    """Counter-offers of the rows refused by score (not by a knock-out), by row
+    (:mod:`scoring.counter_offer`): the largest amount the policy would ACCEPT — no knock-out fires and
+    the probability is below the REFER band. With the compiled forest, candidates are routed again only
+    through the trees that split on what they change."""
+    rows = np.flatnonzero(model.policy.refused_by_score(outcome))
     if not rows.size:
         return {}
     plain = replace(options, reasons="none")  # candidates need no leaves for reasons
     partial = model.offer_forest if model.forest is not None and leaves is not None else None
+    policy, extra = model.policy, options.offer_accept
 
     def score(candidates: np.ndarray, source: np.ndarray) -> np.ndarray:
         if partial is not None and leaves is not None:
@@ -215,14 +226,26 @@ def _counter_offers(
             raw = _probabilities(model, candidates, plain)[0]
         return _calibrated(model, raw, found[source])
 
-    offers = counter_offers(
-        matrix, rows, model.schema, model.assembler.derive, score, model.threshold, options.offer_accept
-    )
+    def accept(candidates: Candidates) -> np.ndarray:
+        ok = ~policy.knocked_out(candidates.matrix)
+        return ok if extra is None else ok & np.asarray(extra(candidates), dtype=bool)
+
+    cut = policy.accept_below(model.threshold)
+    offers = counter_offers(matrix, rows, model.schema, model.assembler.derive, score, cut, accept)
     return {int(r): o for r, o in zip(rows.tolist(), offers, strict=True) if o is not None}
 
 
 def _wants_reasons(options: DecideOptions) -> bool:
     return options.reasons != "none" and options.top_reasons > 0
+
+
+def _rows_to_explain(labels: np.ndarray, options: DecideOptions) -> np.ndarray:
+    """The rows the options ask reason codes for: every REFUS and REFER, every row, or none."""
+    if not _wants_reasons(options):
+        return np.zeros(0, dtype=np.int64)
+    if options.reasons == "all":
+        return np.arange(labels.shape[0])
+    return np.flatnonzero(labels != 0)
 
 
 def _probabilities(
@@ -234,7 +257,7 @@ def _probabilities(
     if model.forest is not None:
         return model.forest.score(matrix, options.num_threads)
     booster, explainer = model.booster, model.explainer
-    if options.attribution == "path" and _wants_reasons(options) and explainer.exact_probabilities:
+    if _wants_reasons(options) and explainer.exact_probabilities:
         # one routing pass serves both: probabilities from the leaves are bit-identical to predict
         leaves = explainer.leaves(booster, matrix, options.num_threads)
         return explainer.probabilities_from_leaves(leaves), leaves
@@ -242,39 +265,28 @@ def _probabilities(
     return np.asarray(predicted, dtype=np.float64), None
 
 
-def _reasons(
+def _attributions(
     model: PreparedModel,
     matrix: np.ndarray,
     leaves: np.ndarray | None,
-    refused: np.ndarray,
+    rows: np.ndarray,
     options: DecideOptions,
-) -> dict[int, tuple[Reason, ...]]:
-    """Top reasons of the rows the options ask for, by row."""
-    if not _wants_reasons(options):
-        return {}
-    explain = np.arange(matrix.shape[0]) if options.reasons == "all" else np.flatnonzero(refused)
-    if not explain.size:
-        return {}
-    explainer, k = model.explainer, options.top_reasons
+) -> np.ndarray:
+    """Per-feature contributions (len(rows), F) float64 of the given rows: log-odds, positive = towards
+    default — THE one attribution step the reason codes rank: exact TreeSHAP by default, the older path
+    attribution (from the leaves the scoring pass already found) when asked."""
     if options.attribution == "exact":
-        contrib = contributions(model, matrix[explain], options.num_threads)
-        picks = rank_reasons(contrib, refused[explain], k)
-    elif leaves is not None:
-        picks = explainer.top_from_leaves(leaves, explain, refused[explain], k)
-    else:
-        contrib = explainer.contributions(model.booster, matrix[explain], num_threads=options.num_threads)
-        picks = rank_reasons(contrib, refused[explain], k)
-    fields = model.schema.fields
-    return {
-        row: tuple(Reason(fields[j].name, fields[j].decode(float(matrix[row, j])), c) for j, c in picked)
-        for row, picked in zip(explain.tolist(), picks, strict=True)
-    }
+        return contributions(model, matrix[rows], options.num_threads)
+    explainer = model.explainer
+    if leaves is not None:
+        return explainer.contributions_of_rows(leaves, rows)
+    return explainer.contributions(model.booster, matrix[rows], num_threads=options.num_threads)
 
 
 def contributions(model: PreparedModel, matrix: np.ndarray, num_threads: int = 1) -> np.ndarray:
     """Exact TreeSHAP contributions (n, n_features) of assembled rows, in log-odds, positive = towards
     default: the compiled TreeSHAP when the model has it (verified equal to ``pred_contrib`` at load),
-    else LightGBM's ``pred_contrib`` itself. What reasons (and reason codes) rank."""
+    else LightGBM's ``pred_contrib`` itself."""
     if model.shap is not None:
         return model.shap.contributions(matrix)[:, :-1]
     out = model.booster.predict(matrix, pred_contrib=True, num_threads=num_threads)

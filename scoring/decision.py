@@ -23,10 +23,19 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel
 
-from schemas.events import DECISION_VERSION, Decision, DecisionLabel, LoanApplication, StageLatency
+from schemas.events import (
+    DECISION_VERSION,
+    MODEL_FIELDS,
+    Decision,
+    DecisionLabel,
+    LoanApplication,
+    ReasonCode,
+    RuleFired,
+    StageLatency,
+)
 from schemas.events import CounterOffer as CounterOfferRecord
 from schemas.events import Reason as ReasonRecord
-from scoring.results import Reason, ScoreResult
+from scoring.results import ScoreResult
 
 _M = TypeVar("_M", bound=BaseModel)
 _LABELS = {label.value: label for label in DecisionLabel}
@@ -62,7 +71,9 @@ def decision_document(
             f"of client {application.sk_id_curr}"
         )
     if result.decision not in _LABELS or (baseline_decision is not None and baseline_decision not in _LABELS):
-        raise ValueError(f"decision must be ACCORD or REFUS, got {result.decision!r} / {baseline_decision!r}")
+        raise ValueError(
+            f"decision must be ACCORD, REFUS or REFER, got {result.decision!r} / {baseline_decision!r}"
+        )
     decided_at = time.time() if timings.decided_at is None else timings.decided_at
     event_time = application.event_time
     event_ts = event_time.timestamp()
@@ -79,7 +90,11 @@ def decision_document(
         "feature_version": result.feature_version,
         "features_found": result.features_found,
         "features_age_s": result.features_age_s,
-        "reasons": _reason_docs(result.reasons),
+        "reasons": [],
+        "reason_codes": _codes(result),
+        "rules": _rules(result),
+        "policy_version": result.policy_version,
+        "review": None,
         "latency": {
             "queue_s": max(0.0, timings.consumed_at - event_ts),
             "features_s": timings.features_s,
@@ -129,6 +144,7 @@ def decision_batch_bytes(
     template["schema_version"] = DECISION_VERSION
     template["consumed_at"] = datetime.fromtimestamp(consumed_at, UTC)
     template["is_replay"] = False
+    template["review"] = None
     dumps, opt, clock, stamp = orjson.dumps, orjson.OPT_UTC_Z, time.time, datetime.fromtimestamp
     out: list[bytes] = []
     append = out.append
@@ -155,7 +171,10 @@ def decision_batch_bytes(
         doc["feature_version"] = result.feature_version
         doc["features_found"] = result.features_found
         doc["features_age_s"] = result.features_age_s
-        doc["reasons"] = _reason_docs(result.reasons) if result.reasons else []
+        doc["reasons"] = []
+        doc["reason_codes"] = _codes(result) if result.reasons else []
+        doc["rules"] = _rules(result) if result.rules else []
+        doc["policy_version"] = result.policy_version
         doc["latency"] = lat
         doc["event_time"] = event_time
         doc["decided_at"] = stamp(decided_at, UTC)
@@ -173,7 +192,11 @@ def build_decision(
     if doc["baseline_decision"] is not None:
         doc["baseline_decision"] = _LABELS[doc["baseline_decision"]]
     doc["latency"] = _trusted(StageLatency, doc["latency"])
-    doc["reasons"] = [_trusted(ReasonRecord, r) for r in doc["reasons"]]
+    doc["reason_codes"] = [
+        _trusted(ReasonCode, {**c, "features": [_trusted(ReasonRecord, r) for r in c["features"]]})
+        for c in doc["reason_codes"]
+    ]
+    doc["rules"] = [_trusted(RuleFired, {**r, "outcome": _LABELS[r["outcome"]]}) for r in doc["rules"]]
     if doc["counter_offer"] is not None:
         doc["counter_offer"] = _trusted(CounterOfferRecord, doc["counter_offer"])
     return _trusted(Decision, doc)
@@ -193,10 +216,53 @@ def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
     return obj
 
 
-def _reason_docs(reasons: Sequence[Reason]) -> list[dict[str, Any]]:
+def review_decision(
+    application_id: str,
+    decision: str,
+    review: dict[str, Any],
+    *,
+    event_id: str,
+    decided_at: float | None = None,
+) -> Decision:
+    """A reviewer's final decision on a referred application: same application id (the key that links
+    it to the original), ``decision`` ACCORD or REFUS, the ``review`` (reviewer, reason, optional
+    original_decision / original_event_id), the model's fields null. Validated (pydantic
+    ValidationError on a bad value: the adapters answer 422 / exit 2)."""
+    at = datetime.fromtimestamp(time.time() if decided_at is None else decided_at, UTC)
+    return Decision.model_validate(
+        {
+            "application_id": application_id,
+            "event_id": event_id,
+            "decision": decision,
+            "review": {**review, "reviewed_at": at},
+            "event_time": at,
+            "consumed_at": at,
+            "decided_at": at,
+            **dict.fromkeys(_MODEL_ONLY),
+        }
+    )
+
+
+_MODEL_ONLY = (*MODEL_FIELDS, "features_age_s")
+
+
+def _codes(result: ScoreResult) -> list[dict[str, Any]]:
     return [
-        {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution} for r in reasons
+        {
+            "code": c.code,
+            "text": c.text,
+            "contribution": c.contribution,
+            "features": [
+                {"feature": r.feature, "value": _json_value(r.value), "contribution": r.contribution}
+                for r in c.features
+            ],
+        }
+        for c in result.reasons
     ]
+
+
+def _rules(result: ScoreResult) -> list[dict[str, Any]]:
+    return [{"code": r.code, "text": r.text, "outcome": r.outcome} for r in result.rules]
 
 
 def _offer(result: ScoreResult) -> dict[str, float] | None:

@@ -25,3 +25,19 @@ class InvalidInputError(ScoringError):
 
 class DriftReferenceError(ScoringError):
     """The model card's drift reference is malformed (names the histogram and the field)."""
+
+
+class PolicyError(ScoringError):
+    """The decision policy or the reason catalogue cannot be used (names the file, rule and field)."""
+
+
+class PolicyFileError(PolicyError):
+    """A policy or reason-catalogue file is unreadable or invalid."""
+
+
+class PolicyBindError(PolicyError):
+    """A policy rule names a field the model does not have."""
+
+
+class CatalogueBindError(PolicyError):
+    """Some features of the model's schema are covered by no reason group."""

@@ -11,8 +11,11 @@ tests and benchmarks). It owns what scoring needs besides the booster, each buil
   1e-9 on probe rows; otherwise ``shap`` is None, ``shap_fallback`` says why, and attributions come
   from ``pred_contrib`` itself;
 - the part of the forest counter-offer candidates are routed through again (:class:`PartialForest`);
-- the path-attribution explainer (:mod:`scoring.reasons`: the approximate, older reasons).
-- the calibrator of the model card (:mod:`scoring.calibration`), applied after the forest.
+- the path-attribution explainer (:mod:`scoring.reasons`: the approximate, older reasons);
+- the calibrator of the model card (:mod:`scoring.calibration`), applied after the forest;
+- the decision policy bound to its features (:mod:`scoring.policy`; default: the threshold alone) and
+  the reason-code catalogue bound to its schema (:mod:`scoring.reason_codes`; default: the committed
+  one). Entry points pass the policy and catalogue the settings name (:mod:`scoring.policy_file`).
 
 There is no module-level cache: nothing is built lazily on a first batch, and two prepared models share
 nothing. Pure: numpy, numba, lightgbm and the feature schema.
@@ -26,6 +29,8 @@ from scoring.calibration import Calibrator, calibrator_for
 from scoring.counter_offer import changed_columns
 from scoring.exceptions import SchemaMismatchError
 from scoring.forest import CompiledForest, PartialForest, compile_forest, probe_rows, verify_partial
+from scoring.policy import THRESHOLD_ONLY, Policy, bind_policy
+from scoring.reason_codes import ReasonCatalogue, bind_catalogue
 from scoring.reasons import PathExplainer
 from scoring.treeshap import TreeShap, compile_treeshap
 from scoring.vector import VectorAssembler
@@ -42,10 +47,27 @@ if TYPE_CHECKING:
 class PreparedModel:
     """A :class:`scoring.model.ScoringModel` with its assembler, verified forest and explainer."""
 
-    def __init__(self, model: ScoringModel, *, use_forest: bool = True) -> None:
-        """``use_forest=False`` keeps LightGBM's own routing (benchmarks compare the two)."""
+    def __init__(
+        self,
+        model: ScoringModel,
+        *,
+        use_forest: bool = True,
+        policy: Policy | None = None,
+        catalogue: ReasonCatalogue | None = None,
+    ) -> None:
+        """``use_forest=False`` keeps LightGBM's own routing (benchmarks compare the two). Raises
+        PolicyError when a rule names a field the model lacks or the catalogue misses a feature."""
+        from scoring.policy_file import load_catalogue  # the committed catalogue (read once per model)
+
         self.model = model
         self.use_forest = use_forest
+        self.policy_spec = policy or THRESHOLD_ONLY
+        self._given_catalogue = catalogue
+        self.catalogue = catalogue or load_catalogue()
+        self.policy = bind_policy(self.policy_spec, model.schema, getattr(model, "card", None))
+        # a catalogue given (the entry points) must cover every feature; the default one lets features
+        # it does not know (made-up test schemas) fall into one "other" code
+        self.codes = bind_catalogue(self.catalogue, model.schema, strict=catalogue is not None)
         self.assembler = VectorAssembler(model.schema)
         self.forest: CompiledForest | None
         self.forest_fallback: str | None  # why there is no compiled forest (None when there is one)
@@ -71,7 +93,7 @@ class PreparedModel:
     def __reduce__(self) -> tuple[Any, ...]:
         # A spawned replay worker receives the model pickled: it prepares it again (a compiled forest
         # holds a thread pool, which does not pickle). Forked workers inherit the object as it is.
-        return (_prepare, (self.model, self.use_forest))
+        return (_prepare, (self.model, self.use_forest, self.policy_spec, self._given_catalogue))
 
     @property
     def booster(self) -> lightgbm.Booster:
@@ -84,6 +106,10 @@ class PreparedModel:
     @property
     def threshold(self) -> float:
         return float(self.model.threshold)
+
+    @property
+    def policy_version(self) -> str:
+        return self.policy.version
 
     @property
     def model_version(self) -> str:
@@ -119,5 +145,7 @@ def _offer_forest(
     return None if verify_partial(forest, partial, probe_rows(booster, 256), columns) else partial
 
 
-def _prepare(model: ScoringModel, use_forest: bool) -> PreparedModel:
-    return PreparedModel(model, use_forest=use_forest)
+def _prepare(
+    model: ScoringModel, use_forest: bool, policy: Policy, catalogue: ReasonCatalogue | None
+) -> PreparedModel:
+    return PreparedModel(model, use_forest=use_forest, policy=policy, catalogue=catalogue)

@@ -155,6 +155,22 @@ class PathExplainer:
             for i, v, c in zip(idx.tolist(), val.tolist(), count.tolist(), strict=True)
         ]
 
+    def contributions_of_rows(self, leaves: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """:meth:`contributions_from_leaves` of ``leaves[rows]`` in one compiled pass (the same sums, in
+        the same tree order as :meth:`top_from_leaves`): the reason codes' input on the hot path."""
+        leaves = np.asarray(leaves)
+        if leaves.ndim != 2 or leaves.shape[1] != self.n_trees:
+            raise ScoringError(
+                f"reasons: expected leaf indices of shape (n, {self.n_trees}), got {leaves.shape}"
+            )
+        out = np.zeros((len(rows), self.n_features), dtype=np.float64)
+        if len(rows):
+            _contrib_kernel(
+                leaves, np.asarray(rows, dtype=np.int64), self.offsets, self._indptr, self._indices,
+                self.deltas.data, out,
+            )  # fmt: skip
+        return out
+
     def contributions(
         self, booster: lightgbm.Booster, matrix: np.ndarray, num_threads: int = 0
     ) -> np.ndarray:
@@ -204,6 +220,24 @@ def _top_kernel(  # pragma: no cover - compiled; covered through PathExplainer.t
                 val_out[j, filled] = contrib[best]
                 filled += 1
         count_out[j] = filled
+
+
+@njit(nogil=True, cache=True)
+def _contrib_kernel(  # pragma: no cover - compiled; covered through PathExplainer.contributions_of_rows
+    leaves: np.ndarray,  # (n, T) leaf index of each row in each tree
+    rows: np.ndarray,  # (m,) the rows wanted
+    offsets: np.ndarray,  # (T,) first global leaf of each tree
+    indptr: np.ndarray,  # CSR of the per-leaf path deltas (global leaf × feature)
+    indices: np.ndarray,
+    data: np.ndarray,
+    out: np.ndarray,  # (m, F) zeros in, contributions out
+) -> None:
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        for t in range(offsets.shape[0]):
+            g = offsets[t] + leaves[i, t]
+            for p in range(indptr[g], indptr[g + 1]):
+                out[j, indices[p]] += data[p]
 
 
 def _walk(root: dict[str, Any], base: int, rows: list[int], cols: list[int], vals: list[float]) -> None:

@@ -6,12 +6,14 @@
 1. parse every record (:func:`schemas.codec.parse_application`); unusable ones become dead letters;
 2. one feature-cache round trip for the batch (``features.fetch``: the feature source retries an
    outage with backoff);
-3. decide in-process (:func:`scoring.decide.decide`, reasons on every REFUS) on the pipeline's
-   one scorer thread (LightGBM releases the GIL: the loop stages the next batch meanwhile); a row
+3. decide in-process (:func:`scoring.decide.decide`: policy, reason codes on every REFUS and REFER) on
+   the pipeline's one scorer thread (LightGBM releases the GIL: the loop stages the next batch
+   meanwhile); a row
    whose field the scorer cannot use is dead-lettered (``unscorable``) and the rest is decided; the
    decisions are encoded in one pass (:func:`scoring.decision.decision_batch_bytes`);
-4. publish decisions (key = application id) and dead letters, and return only when the broker has
-   acknowledged every record (broker faults retried with backoff) — the caller then commits;
+4. publish decisions (key = application id), dead letters and the REFER decisions again on the review
+   topic, and return only when the broker has acknowledged every record (broker faults retried with
+   backoff) — the caller then commits;
 5. metrics, then the per-batch observers (e.g. live drift histograms).
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,7 +56,9 @@ class Sink(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def publish(self, decisions: list[Record], dead: list[Record]) -> None: ...
+    async def publish(
+        self, decisions: list[Record], dead: list[Record], reviews: Sequence[Record] = ()
+    ) -> None: ...
 
 
 @dataclass
@@ -76,6 +81,7 @@ class PreparedBatch:
     consumed_at: float
     decisions: list[Record] = field(default_factory=list)
     dead: list[Record] = field(default_factory=list)
+    reviews: list[Record] = field(default_factory=list)  # the REFER decisions, for the review topic
     kinds: dict[str, int] = field(default_factory=dict)
     event_ts: list[float] = field(default_factory=list)
     score: BatchScore | None = None
@@ -198,6 +204,9 @@ class MicroBatchPipeline:
             timings = StageTimings(batch.consumed_at, batch.features_s, score.inference_s, score.reasons_s)
             encoded = decision_batch_bytes(apps, score.results, timings)
             batch.decisions = [(app.key.encode(), value) for app, value in zip(apps, encoded, strict=True)]
+            batch.reviews = [
+                rec for rec, r in zip(batch.decisions, score.results, strict=True) if r.decision == "REFER"
+            ]
             batch.score = score
             batch.report.refusals = self._observe_scoring(cached, batch.features_s, score)
         return batch
@@ -205,7 +214,7 @@ class MicroBatchPipeline:
     async def deliver(self, batch: PreparedBatch) -> BatchReport:
         """Publish a prepared batch and wait for every ack; then metrics and observers."""
         t_pub = time.perf_counter()
-        await self.sink.publish(batch.decisions, batch.dead)
+        await self.sink.publish(batch.decisions, batch.dead, batch.reviews)
         produced_at = time.time()
         self.progress.handled(len(batch.decisions) + len(batch.dead))
         self.handled_records += len(batch.decisions) + len(batch.dead)
@@ -263,11 +272,13 @@ class MicroBatchPipeline:
         stage.labels("inference").observe(score.inference_s)
         stage.labels("reasons").observe(score.reasons_s)
         version = self.model.model_version
-        refusals = sum(1 for r in score.results if r.decision == "REFUS")
-        if refusals:
-            m.decisions.labels("REFUS", version).inc(refusals)
-        if n - refusals:
-            m.decisions.labels("ACCORD", version).inc(n - refusals)
+        labels = Counter(r.decision for r in score.results)
+        for label, count in labels.items():
+            m.decisions.labels(label, version).inc(count)
+        refusals = labels.get("REFUS", 0)
+        if refusals or "REFER" in labels:  # a rule fires only on a REFUS or a REFER
+            for rule, count in Counter(h.code for r in score.results for h in r.rules).items():
+                m.rule_hits.labels(rule).inc(count)
         probs = (
             score.probabilities
             if score.probabilities is not None

@@ -13,3 +13,8 @@ class ModelNotFoundError(StreamError):
 
 class MetricsPortError(StreamError):
     """The /metrics HTTP server cannot listen on settings.stream.metrics_port."""
+
+
+class PolicyConfigError(StreamError):
+    """The decision policy or the reason catalogue is invalid or does not fit the model (names the rule
+    and the field)."""

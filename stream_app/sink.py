@@ -4,7 +4,7 @@ every record (transient broker faults retried with backoff until the worker stop
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -44,9 +44,12 @@ class DecisionSink:
         if producer is not None:
             await producer.stop()
 
-    async def publish(self, decisions: list[Record], dead: list[Record]) -> None:
-        """Decisions (key = application id) and dead letters; returns when every one is acknowledged
-        (raises StoppedError if the worker stops first)."""
+    async def publish(
+        self, decisions: list[Record], dead: list[Record], reviews: Sequence[Record] = ()
+    ) -> None:
+        """Decisions (key = application id), dead letters and the REFER decisions again on the review
+        topic (the same records: a reviewer's queue); returns when every one is acknowledged (raises
+        StoppedError if the worker stops first)."""
         publisher = self._publisher
         assert publisher is not None, "sink not started"
         kafka = self.settings.kafka
@@ -55,6 +58,7 @@ class DecisionSink:
             return [
                 *await publisher.plan(kafka.decisions_topic, decisions),
                 *await publisher.plan(kafka.dead_letter_topic, dead),
+                *await publisher.plan(kafka.review_topic, reviews),
             ]
 
         pending = await self._retry(plan, (KafkaError,))

@@ -20,7 +20,7 @@ from kafka_io.config import producer_kwargs
 from scoring.decide import ReasonsMode
 from scoring.prepared import PreparedModel
 from stream_app.engine import BatchObserver, MicroBatchPipeline
-from stream_app.exceptions import MetricsPortError, ModelNotFoundError
+from stream_app.exceptions import MetricsPortError, ModelNotFoundError, PolicyConfigError
 from stream_app.sink import DecisionSink
 
 log = logging.getLogger(__name__)
@@ -28,14 +28,19 @@ log = logging.getLogger(__name__)
 
 def load_worker_model(settings: Settings) -> PreparedModel:
     """The model of settings.model.path, or the newest under the models dir, loaded, verified and
-    prepared once (ModelNotFoundError)."""
-    from scoring.exceptions import ModelLoadError
+    prepared once with the settings' policy and reason codes (ModelNotFoundError, PolicyConfigError)."""
+    from scoring.exceptions import ModelLoadError, PolicyError
     from scoring.model import load_model, resolve_model_dir
+    from scoring.policy_file import prepare_with_policy
 
     try:
-        return PreparedModel(load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path)))
+        loaded = load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path))
     except ModelLoadError as exc:
         raise ModelNotFoundError(str(exc)) from exc
+    try:
+        return prepare_with_policy(loaded, settings.policy.path, settings.policy.reason_codes)
+    except PolicyError as exc:
+        raise PolicyConfigError(str(exc)) from exc
 
 
 def build_pipeline(

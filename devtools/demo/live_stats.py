@@ -222,7 +222,11 @@ def fold_decision(stats: LiveStats, now: float, raw: bytes) -> bool:
             total = doc.get("latency_total_s", math.nan)
         queue = latency.get("queue_s") if isinstance(latency, dict) else None
         worker = float(total) - float(queue) if total is not None and queue is not None else math.nan
-        reasons = [r["feature"] for r in doc.get("reasons") or () if isinstance(r, dict) and "feature" in r]
+        # version 2: reason codes and their texts; version 1: raw feature names
+        codes = doc.get("reason_codes") or ()
+        reasons = [f"{c['code']}: {c['text']}" for c in codes if isinstance(c, dict) and "code" in c] or [
+            r["feature"] for r in doc.get("reasons") or () if isinstance(r, dict) and "feature" in r
+        ]
         stats.observe_decision(
             now,
             approved=decision == "ACCORD",

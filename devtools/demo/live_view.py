@@ -64,11 +64,11 @@ def render_table(s: LiveSnapshot, title: str = "credit-scorer — live") -> Any:
     main.add_row("latency p50 / p95 / p99", f"{_ms(s.p50_s)} / {_ms(s.p95_s)} / {_ms(s.p99_s)}")
     main.add_row("worker's own p50 / p99", f"{_ms(s.worker_p50_s)} / {_ms(s.worker_p99_s)}")
     approval = "—" if math.isnan(s.approval_rate) else f"{100 * s.approval_rate:.1f} %"
-    main.add_row("decisions (ACCORD / REFUS)", f"{s.decisions:,} ({s.approvals:,} / {s.refusals:,})")
+    main.add_row("decisions (ACCORD / REFUS or REFER)", f"{s.decisions:,} ({s.approvals:,} / {s.refusals:,})")
     main.add_row("approval rate", approval)
     main.add_row("dead letters", f"{s.dead_letters:,}", style="red" if s.dead_letters else None)
-    reasons = Table(title="top refusal reasons", show_header=True, expand=False, min_width=60)
-    reasons.add_column("feature")
+    reasons = Table(title="top reasons not to approve", show_header=True, expand=False, min_width=60)
+    reasons.add_column("principal reason (REFUS and REFER)")
     reasons.add_column("refusals", justify="right")
     for name, n in s.top_refusal_reasons:
         reasons.add_row(name, f"{n:,}")

@@ -161,7 +161,7 @@ def start_worker(
 
 # --- topics ------------------------------------------------------------------------------------------
 def create_topics(bootstrap: str, kafka: Any) -> None:
-    """The applications, decisions and dead-letter topics (idempotent)."""
+    """The applications, decisions, dead-letter and review topics (idempotent)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -169,7 +169,9 @@ def create_topics(bootstrap: str, kafka: Any) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:
-            for name in (kafka.applications_topic, kafka.decisions_topic, kafka.dead_letter_topic):
+            for name in (
+                kafka.applications_topic, kafka.decisions_topic, kafka.dead_letter_topic, kafka.review_topic
+            ):  # fmt: skip
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics([NewTopic(name, kafka.partitions, 1)])
         finally:

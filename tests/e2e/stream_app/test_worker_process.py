@@ -53,6 +53,12 @@ def _get_json(url: str) -> tuple[int, dict[str, object]]:
         return exc.code, json.loads(exc.read())
 
 
+def settings_policy_version() -> str:
+    from scoring.policy_file import load_policy
+
+    return load_policy(Settings().policy.path).version
+
+
 def log_tail(path: Path, n: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
 
@@ -88,6 +94,21 @@ async def test_worker_process_scores_serves_metrics_and_stops_on_sigterm(
         page = worker.metrics_text()
         assert "credit_scorer_model_info{" in page and env.model.model_version in page
         assert sample_total(page, "credit_scorer_stage_seconds_count") > 0
+        # the committed policy decides; every REFER also goes to the review topic (both engines)
+        unknown_key = f"{engine}-unknown".encode()  # a client the cache does not know: referred
+        unknown = {"application_id": unknown_key.decode(), "sk_id_curr": 9_999_999, "AMT_CREDIT": 5e5}
+        await produce_payloads(
+            kafka.bootstrap_servers, kafka.applications_topic, [(unknown_key, json.dumps(unknown).encode())]
+        )
+        read = await collect(kafka.bootstrap_servers, kafka.decisions_topic, keys={unknown_key}, timeout_s=60)
+        late = [r for r in read if r.key == unknown_key]
+        assert len(late) == 1, log_tail(log)
+        decisions = [decode_decision(r.value) for r in [*records, *late]]
+        assert {d.policy_version for d in decisions} == {settings_policy_version()}
+        referred = {d.application_id.encode() for d in decisions if d.decision.value == "REFER"}
+        assert unknown_key in referred
+        queue = await collect(kafka.bootstrap_servers, kafka.review_topic, keys=referred, timeout_s=60)
+        assert {r.key for r in queue} == referred, log_tail(log)
         status, health = _get_json(f"http://127.0.0.1:{web_port}/health")
         assert (status, health["status"], health["engine"]) == (200, "healthy", engine), health
         assert health["model_version"] == env.model.model_version

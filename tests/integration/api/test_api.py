@@ -22,6 +22,7 @@ from devtools.launchers import RedisServer, free_port
 from scoring.decide import DecideOptions, ScoringInput, decide
 from scoring.features import CachedFeatures
 from scoring.model import load_model
+from scoring.policy_file import prepare_with_policy
 from scoring.prepared import PreparedModel
 from tests.fixtures.redis import small_schema as other_schema
 from tests.integration.api.conftest import api_settings
@@ -40,7 +41,8 @@ class ApiEnv:
 
 @pytest.fixture(scope="module")
 def prepared_small(small_model_dir: Path) -> PreparedModel:
-    return PreparedModel(load_model(small_model_dir))
+    policy = Settings().policy  # the committed policy and catalogue, as the API loads them
+    return prepare_with_policy(load_model(small_model_dir), policy.path, policy.reason_codes)
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ def expected(env: ApiEnv, row: int | None, sk_id: int, fields: dict[str, object]
         cached = CachedFeatures(
             env.matrix[row : row + 1].copy(), np.ones(1, dtype=bool), env.model.feature_version, None
         )
-    decided = decide(env.model, [ScoringInput(sk_id, fields)], cached, options=DecideOptions("all", 3))
+    decided = decide(env.model, [ScoringInput(sk_id, fields)], cached, options=DecideOptions("all", 4))
     return decided.results[0]
 
 
@@ -81,10 +83,16 @@ def assert_same(answer: dict[str, Any], want: Any) -> None:
     assert answer["threshold"] == want.threshold
     assert answer["model_version"] == want.model_version
     assert answer["feature_version"] == want.feature_version
-    assert [r["feature"] for r in answer["reasons"]] == [r.feature for r in want.reasons]
-    assert [r["contribution"] for r in answer["reasons"]] == pytest.approx(
-        [r.contribution for r in want.reasons]
+    assert answer["policy_version"] == want.policy_version
+    assert [(r["code"], r["outcome"]) for r in answer["rules"]] == [(r.code, r.outcome) for r in want.rules]
+    assert [(c["code"], c["text"]) for c in answer["reason_codes"]] == [
+        (c.code, c.text) for c in want.reasons
+    ]
+    assert [c["contribution"] for c in answer["reason_codes"]] == pytest.approx(
+        [c.contribution for c in want.reasons]
     )
+    got = [[r["feature"] for r in c["features"]] for c in answer["reason_codes"]]
+    assert got == [[r.feature for r in c.features] for c in want.reasons]
 
 
 # --- /predict ----------------------------------------------------------------------------------------
@@ -100,9 +108,9 @@ def test_predict_equals_decide_on_the_cached_vector(client: TestClient, api_env:
         assert_same(answer, want)
         assert answer["features_found"] is True
         assert answer["features_age_s"] is not None and answer["features_age_s"] >= 0
-        assert len(answer["reasons"]) == 3
+        assert 1 <= len(answer["reason_codes"]) <= 4
         decisions.add(answer["decision"])
-    assert decisions <= {"ACCORD", "REFUS"}
+    assert decisions <= {"ACCORD", "REFUS", "REFER"}
 
 
 def test_application_fields_override_the_cached_values(client: TestClient, api_env: ApiEnv) -> None:

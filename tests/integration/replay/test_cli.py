@@ -26,8 +26,18 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "from credit_scorer.cli import main; main()", "replay", *args]
 
 
-def env_of(history: History) -> dict[str, str]:
-    return {**os.environ, **settings_env(history.settings)}
+def env_of(history: History, policy: Path | None = None) -> dict[str, str]:
+    env = {**os.environ, **settings_env(history.settings)}
+    if policy is not None:
+        env["CREDIT_SCORER_POLICY__PATH"] = str(policy)
+    return env
+
+
+def threshold_only_policy(folder: Path) -> Path:
+    """The live history was decided by the model's threshold alone: replay with that same policy."""
+    path = folder / "policy.yaml"
+    path.write_text("version: threshold-only\n", encoding="utf-8")
+    return path
 
 
 @pytest.mark.slow  # ~20 s: three CLI processes and a one-record-per-batch replay
@@ -36,11 +46,15 @@ async def test_ctrl_c_checkpoints_and_resume_completes_the_report(
     tmp_path: Path,
 ) -> None:
     history: History = await make_history(600)
+    policy = threshold_only_policy(tmp_path)
     out = tmp_path / "replay"
     model_dir = str(history.env.model.model.path)
     args = ["run", "--model", model_dir, "--out", str(out), "--batch-size", "1", "--checkpoint-every", "0"]
     proc = subprocess.Popen(
-        cli(*args, "--no-progress"), env=env_of(history), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cli(*args, "--no-progress"),
+        env=env_of(history, policy),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 60
@@ -60,12 +74,14 @@ async def test_ctrl_c_checkpoints_and_resume_completes_the_report(
     done = sum(checkpoint["next_offsets"].values())
     assert not checkpoint["complete"] and 0 < done < 600
 
-    again = subprocess.run(cli(*args), env=env_of(history), capture_output=True, timeout=60)
+    again = subprocess.run(cli(*args), env=env_of(history, policy), capture_output=True, timeout=60)
     assert again.returncode == 2 and b"--resume" in again.stderr and len(again.stderr.splitlines()) == 1
 
     faster = [a if a != "1" else "200" for a in args]  # the batch size is not part of the checkpoint
     # with the progress bar this time (rich, without a terminal)
-    resumed = subprocess.run(cli(*faster, "--resume"), env=env_of(history), capture_output=True, timeout=120)
+    resumed = subprocess.run(
+        cli(*faster, "--resume"), env=env_of(history, policy), capture_output=True, timeout=120
+    )
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert b"replayed 600 applications" in resumed.stdout
     summary = orjson.loads((out / SUMMARY_FILE).read_bytes())

@@ -70,7 +70,7 @@ async def test_n_events_give_exactly_n_decisions_with_offline_scores(
         assert d.feature_version == env.model.feature_version
         assert d.features_found is True and d.features_age_s is not None
         if d.decision.value == "REFUS":
-            assert d.reasons, "every REFUS carries its reasons"
+            assert d.reason_codes, "every REFUS carries its reason codes"
         lat = d.latency
         assert lat.total_s >= lat.queue_s >= 0 and lat.inference_s > 0 and lat.features_s > 0
     assert sum(observed) == n

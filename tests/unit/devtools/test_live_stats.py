@@ -147,15 +147,18 @@ def test_fold_decision_reads_the_decision_record() -> None:
         "reasons": [{"feature": "EXT_SOURCE_3", "value": 0.1, "contribution": 0.8}],
         "latency": {"total_s": 0.004, "queue_s": 0.003},
     }
-    assert fold_decision(stats, 1.0, orjson.dumps(refus))
+    assert fold_decision(stats, 1.0, orjson.dumps(refus))  # a version 1 record: feature names
+    code = {"code": "R01_EXTERNAL_SCORES", "text": "Scores are low.", "contribution": 0.8, "features": []}
+    refer = {"application_id": "x3", "decision": "REFER", "reason_codes": [code], "latency": {"total_s": 0.0}}
+    assert fold_decision(stats, 1.0, orjson.dumps(refer))  # version 2: the code and its text
     assert fold_decision(stats, 1.0, orjson.dumps({"application_id": "x2", "decision": "ACCORD"}))
     assert not fold_decision(stats, 1.0, b"{not json")
     assert not fold_decision(stats, 1.0, b"[1, 2]")
     fold_dead_letter(stats, 1.0, orjson.dumps({"error_kind": "bad_json"}))
     fold_dead_letter(stats, 1.0, b"\xff")
     snap = stats.snapshot(2.0)
-    assert (snap.decisions, snap.approvals, snap.dead_letters) == (2, 1, 2)
-    assert snap.top_refusal_reasons == (("EXT_SOURCE_3", 1),)
+    assert (snap.decisions, snap.approvals, snap.dead_letters) == (3, 1, 2)
+    assert snap.top_refusal_reasons == (("EXT_SOURCE_3", 1), ("R01_EXTERNAL_SCORES: Scores are low.", 1))
     assert dict(snap.dead_letter_kinds) == {"bad_json": 1, "unreadable": 1}
     assert snap.p99_s == pytest.approx(0.004)
     # the worker's own part: event → built minus the wait in the topic (only where both are known)

@@ -42,6 +42,14 @@ def hand_rows(rows: list[tuple[Any, ...]] = HAND) -> pl.DataFrame:
             "prob_old": [r[4] for r in rows],
             "refused_old": [r[5] for r in rows],
             "baseline_model": [None if r[5] is None else "m-live" for r in rows],
+            # outcomes and rules: given as r[8:12], else the model's label and no rule
+            "decision_new": [r[8] if len(r) > 8 else ("REFUS" if r[7] else "ACCORD") for r in rows],
+            "rules_new": [r[9] if len(r) > 8 else "" for r in rows],
+            "decision_old": [
+                r[10] if len(r) > 8 else (None if r[5] is None else "REFUS" if r[5] else "ACCORD")
+                for r in rows
+            ],
+            "rules_old": [r[11] if len(r) > 8 else (None if r[5] is None else "") for r in rows],
         },
         schema=ROW_SCHEMA,
     )
@@ -187,3 +195,28 @@ def test_cli_range_arguments() -> None:
     assert parse_time("2023-11-14T23:13:20+01:00", "--to-time") == 1_700_000_000_000
     with pytest.raises(ReplayInputError, match="--to-time 'yesterday'"):
         parse_time("yesterday", "--to-time")
+
+
+POLICY_ROWS = [  # ... decision_new, rules_new, decision_old, rules_old
+    ("p1", 1, "Cash loans", 1e5, 0.1, False, 0.6, True, "REFUS", "KO_AGE_MAX", "ACCORD", ""),
+    ("p2", 2, "Cash loans", 1e5, 0.5, True, 0.5, True, "REFER", "RF_BAND", "REFER", "RF_BAND"),
+    ("p3", 3, "Cash loans", 1e5, 0.5, True, 0.4, True, "REFER", "RF_BAND,RF_MISSING_FIELDS", "REFUS", ""),
+    ("p4", 4, "Cash loans", 1e5, 0.1, False, 0.1, False, "ACCORD", "", "ACCORD", ""),
+    ("p5", 5, None, 1e5, None, None, 0.9, True, "REFUS", "KO_AGE_MAX,RF_BAND", None, None),  # not joined
+]
+
+
+def test_policy_outcomes_and_rule_hits_per_model(tmp_path: Path) -> None:
+    c = compare(hand_rows(POLICY_ROWS), "m-new")
+    replay, live = c.policy
+    assert (replay.model, replay.side, replay.decisions) == ("m-new", "replay", 5)
+    assert replay.outcomes == {"ACCORD": 1, "REFER": 2, "REFUS": 2} and replay.refer == 2
+    assert replay.rule_hits == {"RF_BAND": 3, "KO_AGE_MAX": 2, "RF_MISSING_FIELDS": 1}
+    assert (live.model, live.side, live.decisions) == ("m-live", "live", 4)  # its joined rows only
+    assert live.outcomes == {"ACCORD": 2, "REFER": 1, "REFUS": 1} and live.rule_hits == {"RF_BAND": 1}
+    assert c.overall.approval_before == pytest.approx(2 / 4)  # a REFER is not an approval
+    text = render_markdown(c, {})
+    assert (
+        "| m-new | replay | 5 | 1 | 2 | 2 | 40.00 % | RF_BAND 3, KO_AGE_MAX 2, RF_MISSING_FIELDS 1 |" in text
+    )
+    assert "| m-live | live | 4 | 2 | 1 | 1 | 25.00 % | RF_BAND 1 |" in text

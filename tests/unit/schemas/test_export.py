@@ -34,10 +34,13 @@ def test_schemas_describe_the_contract() -> None:
     assert app["properties"]["EXT_SOURCE_1"]["anyOf"][0] == {"maximum": 1.0, "minimum": 0.0, "type": "number"}
     assert "Maternity leave" in app["properties"]["NAME_INCOME_TYPE"]["description"]
     decision = docs["decision.schema.json"]
-    assert {"decision", "probability_default", "score", "reasons", "latency", "model_version"} <= set(
+    assert decision["$id"].endswith("/v2") and decision["properties"]["schema_version"]["const"] == 2
+    assert {"decision", "probability_default", "score", "latency", "model_version"} <= set(
         decision["required"]
     )
-    assert set(decision["$defs"]["DecisionLabel"]["enum"]) == {"ACCORD", "REFUS"}
+    assert {"reason_codes", "rules", "policy_version", "review"} <= set(decision["properties"])
+    assert set(decision["$defs"]["DecisionLabel"]["enum"]) == {"ACCORD", "REFUS", "REFER"}
+    assert {"reviewer", "reason", "reviewed_at"} <= set(decision["$defs"]["Review"]["required"])
     dead = docs["dead_letter.schema.json"]
     assert "non_finite" in dead["$defs"]["ErrorKind"]["enum"]
 

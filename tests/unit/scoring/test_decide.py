@@ -165,23 +165,31 @@ def test_policy_and_reasons_on_every_refusal(model: PreparedModel) -> None:
     batch = decide(model, inputs, cached, options=options(top_reasons=4)).score
     decisions = {r.decision for r in batch.results}
     assert decisions == {"ACCORD", "REFUS"}
-    # the reasons are exact TreeSHAP: LightGBM's own pred_contrib
+    # the contributions behind the codes are exact TreeSHAP: LightGBM's own pred_contrib
     contrib = np.asarray(model.booster.predict(batch.matrix, pred_contrib=True, num_threads=1))[:, :-1]
+    groups = [g.code for g in model.codes.catalogue.groups]
     for i, r in enumerate(batch.results):
         assert r.decision == ("REFUS" if r.probability >= model.threshold else "ACCORD")
         assert r.threshold == model.threshold and r.model_version == "tiny-1"
+        assert r.policy_version == "threshold-only" and r.rules == ()
         if r.decision == "ACCORD":
             assert r.reasons == ()
             continue
-        assert 1 <= len(r.reasons) <= 4
-        got = [x.contribution for x in r.reasons]
+        assert 1 <= len(r.reasons) <= 4 and len({c.code for c in r.reasons}) == len(r.reasons)
+        sums = model.codes.group_sums(contrib[i : i + 1])[0]  # each code's contribution: its features' sum
+        got = [c.contribution for c in r.reasons]
         assert got == sorted(got, reverse=True)
         # the strongest push towards default comes first
-        assert got[0] == pytest.approx(contrib[i].max(), rel=0, abs=1e-9)
-        for reason in r.reasons:
-            j = schema.index[reason.feature]
-            assert reason.contribution == pytest.approx(contrib[i, j], rel=0, abs=1e-9)
-            assert reason.value == schema.fields[j].decode(float(batch.matrix[i, j]))
+        assert got[0] == pytest.approx(sums.max(), rel=0, abs=1e-9)
+        for code in r.reasons:
+            g = groups.index(code.code)
+            assert code.contribution == pytest.approx(sums[g]) and code.text
+            assert code.features and all(x.contribution > 0 for x in code.features)
+            for reason in code.features:
+                j = schema.index[reason.feature]
+                assert model.codes.group[j] == g
+                assert reason.contribution == pytest.approx(contrib[i, j], rel=0, abs=1e-9)
+                assert reason.value == schema.fields[j].decode(float(batch.matrix[i, j]))
     assert batch.inference_s > 0 and batch.reasons_s > 0
 
 
@@ -196,8 +204,9 @@ def test_path_attribution_on_request(model: PreparedModel) -> None:
     exact = decide(model, inputs, cached, options=DecideOptions("all", 2)).score
     assert [r.probability for r in batch.results] == [r.probability for r in exact.results]
     for i, r in enumerate(batch.results):
-        for reason in r.reasons:
-            assert reason.contribution == pytest.approx(contrib[i, schema.index[reason.feature]])
+        for code in r.reasons:
+            for reason in code.features:
+                assert reason.contribution == pytest.approx(contrib[i, schema.index[reason.feature]])
     assert [r.reasons for r in batch.results] != [r.reasons for r in exact.results]  # they do differ
     with pytest.raises(ValueError, match="attribution"):
         DecideOptions(attribution="saabas")  # type: ignore[arg-type]
@@ -210,12 +219,13 @@ def test_categorical_reason_values_are_level_names(model: PreparedModel) -> None
         model,
         [ScoringInput(i + 1, {}) for i in range(300)],
         CachedFeatures(table, np.ones(300, bool), schema.version, None),
-        options=options("all", top_reasons=len(schema)),
+        options=options("all", top_reasons=4),
     )
     values = [
         r.value
         for res in batch.results
-        for r in res.reasons
+        for code in res.reasons
+        for r in code.features
         if r.feature in CATEGORICAL_EVENT and r.value is not None
     ]
     assert values and all(isinstance(v, str) and v in CATEGORICAL_EVENT_LEVELS for v in values)

@@ -85,7 +85,12 @@ def test_a_model_the_forest_cannot_reproduce_keeps_lightgbm_and_says_why() -> No
     inputs, cached = batch(30)
     decided = decide(model, inputs, cached, options=ALL_REASONS)
     assert [r.probability for r in decided.results] == big.booster.predict(cached.matrix).tolist()
-    assert all(r.reasons for r in decided.results)
+    # one reason group here (made-up features: "other"): a row has a code iff some feature pushes its
+    # way (towards default for a refusal, away from it for an approval)
+    contrib = model.explainer.contributions(big.booster, cached.matrix)
+    sign = np.array([1.0 if r.decision == "REFUS" else -1.0 for r in decided.results])
+    assert [bool(r.reasons) for r in decided.results] == ((contrib * sign[:, None]) > 0).any(axis=1).tolist()
+    assert any(r.reasons for r in decided.results)
 
 
 def test_the_model_facts_come_from_the_loaded_model(small: BoosterModel) -> None:
