@@ -76,17 +76,38 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _load_model(settings: Settings) -> tuple[Any, str | None]:
+def _load_model(settings: Settings) -> tuple[Any, str | None, str]:
+    """(prepared model or None, why not, its registry version or "")."""
+    from credit_scorer.model_source import load_served_model
     from scoring.exceptions import ScoringError
-    from scoring.model import load_model, resolve_model_dir
     from scoring.prepared import PreparedModel
+    from training.exceptions import RegistryError
 
     try:
-        loaded = load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path))
-        return PreparedModel(loaded), None
-    except ScoringError as exc:
+        served = load_served_model(settings)
+        return PreparedModel(served.loaded), None, served.registry_version or ""
+    except (ScoringError, RegistryError) as exc:
         log.error("API started without a model: %s", exc)
-        return None, str(exc)
+        return None, str(exc), ""
+
+
+def _watch_model(settings: Settings, scorer: ApiScorer, version: str, metrics: ScorerMetrics) -> Any:
+    """The registry alias watcher of the API (None when not wanted): swaps ``scorer.model`` on the loop."""
+    import asyncio
+
+    from credit_scorer.model_watch import ModelWatcher
+
+    if scorer.model is None or not ModelWatcher.wanted(settings):
+        return None
+    watcher = ModelWatcher(settings, version or None, scorer.model.feature_version, metrics)
+    loop = asyncio.get_running_loop()
+
+    def swap(model: Any, new_version: str) -> None:
+        scorer.model = model  # requests read it once each: one model per answer
+        metrics.set_model(model.model_version, model.feature_version, model.threshold, new_version)
+
+    watcher.start(lambda m, v: loop.call_soon_threadsafe(swap, m, v))
+    return watcher
 
 
 def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> FastAPI:
@@ -98,7 +119,7 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
         from credit_scorer.retry import Backoff
         from feature_cache.source import RedisFeatureSource
 
-        model, model_error = _load_model(settings)
+        model, model_error, registry_version = _load_model(settings)
         # without a model the source serves /health only (/predict answers 503 before reading)
         features = RedisFeatureSource(
             settings.redis,
@@ -109,7 +130,9 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
         )
         await features.start()  # warns when the cache is not ready: /health reports it, /predict 503s
         if model is not None:
-            app_metrics.set_model(model.model_version, model.feature_version, model.threshold)
+            app_metrics.set_model(
+                model.model_version, model.feature_version, model.threshold, registry_version
+            )
         app.state.scorer = ApiScorer(
             model,
             features,
@@ -119,9 +142,12 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
             reasons=settings.api.reasons,
         )
         app.state.publisher = ApplicationPublisher(settings.kafka, settings.api.publish_timeout_s)
+        watcher = _watch_model(settings, app.state.scorer, registry_version, app_metrics)
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             await app.state.publisher.stop()
             await features.stop()
 

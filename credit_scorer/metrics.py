@@ -138,6 +138,13 @@ class ScorerMetrics:
             "Identity of the model in use (exported as credit_scorer_model_info).",
             registry=r,
         )
+        self.model_swaps = Counter(
+            "credit_scorer_model_swaps_total",
+            "Registry versions met by the model watch, by result (swapped, schema_mismatch, refused, "
+            "registry_error).",
+            ["result"],
+            registry=r,
+        )
         self.psi = Gauge(
             "credit_scorer_psi",
             "Population stability index of the live stream against the training reference, per feature "
@@ -158,12 +165,16 @@ class ScorerMetrics:
             registry=r,
         )
 
-    def set_model(self, model_version: str, feature_version: str, threshold: float) -> None:
+    def set_model(
+        self, model_version: str, feature_version: str, threshold: float, registry_version: str = ""
+    ) -> None:
+        """The model in use; ``registry_version`` is empty for a model served from a folder."""
         self.model_info.info(
             {
                 "model_version": model_version,
                 "feature_version": feature_version,
                 "threshold": f"{threshold:.6f}",
+                "registry_version": registry_version,
             }
         )
 

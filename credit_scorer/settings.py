@@ -76,11 +76,24 @@ class MlflowSettings(BaseModel):
 
 
 class ModelSettings(BaseModel):
+    source: Literal["folder", "registry"] = Field(
+        "folder", description="folder: model.path (or the newest under models_dir); registry: MLflow."
+    )
     path: Path | None = Field(
         None, description="Model directory (model.txt + model_card.json); None = newest under models_dir."
     )
+    registry_alias: str = Field(
+        "champion", min_length=1, description="registry source: serve the version this alias points at."
+    )
     registry_version: str | None = Field(
-        None, description="Load this version from the MLflow registry instead of a path."
+        None,
+        description="registry source: serve this version (pinned: the alias is neither read nor watched).",
+    )
+    watch_interval_s: float = Field(
+        10.0,
+        ge=0,
+        description="registry source: poll the alias every N s and move to a new version without a "
+        "restart (0 = never).",
     )
 
 

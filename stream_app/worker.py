@@ -27,15 +27,23 @@ log = logging.getLogger(__name__)
 
 
 def load_worker_model(settings: Settings) -> PreparedModel:
-    """The model of settings.model.path, or the newest under the models dir, loaded, verified and
-    prepared once (ModelNotFoundError)."""
-    from scoring.exceptions import ModelLoadError
-    from scoring.model import load_model, resolve_model_dir
+    """The model settings.model selects, loaded, verified and prepared once (ModelNotFoundError)."""
+    model, _version = load_worker_served(settings)
+    return model
+
+
+def load_worker_served(settings: Settings) -> tuple[PreparedModel, str]:
+    """(prepared model, its registry version or "" from a folder) of settings.model (ModelNotFoundError)."""
+    from credit_scorer.model_source import load_served_model
+    from scoring.exceptions import ScoringError
+    from training.exceptions import RegistryError
 
     try:
-        return PreparedModel(load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path)))
-    except ModelLoadError as exc:
+        served = load_served_model(settings)
+    except (ScoringError, RegistryError) as exc:
         raise ModelNotFoundError(str(exc)) from exc
+    log.info("model %s", served.describe())
+    return PreparedModel(served.loaded), served.registry_version or ""
 
 
 def build_pipeline(
@@ -44,15 +52,19 @@ def build_pipeline(
     metrics: ScorerMetrics | None = None,
     observers: Sequence[BatchObserver] = (),
     reasons: ReasonsMode | None = None,
+    registry_version: str = "",
 ) -> MicroBatchPipeline:
-    """The micro-batch pipeline on Redis features and the decision sink (clients made in start())."""
+    """The micro-batch pipeline on Redis features and the decision sink (clients made in start()); with
+    a registry alias to serve (settings.model), it watches the alias and swaps models without a restart."""
     from aiokafka import AIOKafkaProducer
+
+    from credit_scorer.model_watch import ModelWatcher
 
     metrics = metrics or default_metrics()
     sink = DecisionSink(settings, metrics, lambda: AIOKafkaProducer(**producer_kwargs(settings.kafka)))
     backoff = Backoff.from_settings(settings.stream)
     features = RedisFeatureSource(settings.redis, model.feature_version, backoff, metrics=metrics)
-    return MicroBatchPipeline(
+    pipeline = MicroBatchPipeline(
         settings,
         model,
         features,
@@ -61,6 +73,10 @@ def build_pipeline(
         observers=observers,
         reasons=reasons or settings.stream.reasons,
     )
+    pipeline.registry_version = registry_version
+    if ModelWatcher.wanted(settings):
+        pipeline.watcher = ModelWatcher(settings, registry_version or None, model.feature_version, metrics)
+    return pipeline
 
 
 def start_metrics_server(metrics: ScorerMetrics, port: int) -> Any:
@@ -88,6 +104,7 @@ def run_worker(
     engine: str | None = None,
     observers: Sequence[BatchObserver] = (),
     model: PreparedModel | None = None,
+    registry_version: str = "",
 ) -> None:
     """Run one worker until SIGTERM/SIGINT (blocks; raises SystemExit like any Faust worker)."""
     import faust
@@ -96,10 +113,15 @@ def run_worker(
 
     engine = engine or settings.stream.engine
     keep_freed_memory()
-    model = model if model is not None else load_worker_model(settings)
+    if model is None:
+        model, registry_version = load_worker_served(settings)
     metrics = default_metrics()
     pipeline = build_pipeline(
-        settings, model, metrics, [*observers, *_drift_observers(settings, model, metrics)]
+        settings,
+        model,
+        metrics,
+        [*observers, *_drift_observers(settings, model, metrics)],
+        registry_version=registry_version,
     )
     app = create_app(settings, pipeline, engine)
     server = start_metrics_server(metrics, settings.stream.metrics_port)

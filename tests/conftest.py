@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.kafka",
     "tests.fixtures.postgres",
     "tests.fixtures.models",
+    "tests.fixtures.registry",
     "tests.fixtures.prometheus",
     "tests.fixtures.coverage_summary",
 ]
