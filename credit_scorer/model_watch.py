@@ -60,6 +60,12 @@ class ModelWatcher:
         return m.source == "registry" and not m.registry_version and m.watch_interval_s > 0
 
     def start(self, on_ready: OnReady) -> None:
+        log.info(
+            "model watch: polling alias %s every %.1f s (serving version %s)",
+            self.settings.model.registry_alias,
+            self.settings.model.watch_interval_s,
+            self.current_version,
+        )
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, args=(on_ready,), name="model-watch", daemon=True)
         self._thread.start()
