@@ -15,7 +15,7 @@ version 2 (``Registry.set_alias``, what ``credit-scorer model promote`` does). R
 
 Models: two LightGBM models (seeds 0 and 1, 100 trees) trained once on var/features (the real sample's
 feature build, ``credit-scorer features build --out var/features``) into var/bench/swap-models, registered
-into a fresh sqlite registry under var/bench/swap-registry. Writes bench/results/swap.json.
+into a fresh sqlite registry per run under var/bench/swap-registry/. Writes bench/results/swap.json.
 """
 
 from __future__ import annotations
@@ -69,11 +69,11 @@ def two_models() -> list[Path]:
     return out
 
 
-def fresh_registry(model_dirs: list[Path]) -> Path:
+def fresh_registry(model_dirs: list[Path], run: int) -> Path:
     from training.registry import MlflowTarget, register_model_dir
 
-    root = BENCH_DIR / "swap-registry"
-    shutil.rmtree(root, ignore_errors=True)
+    # one store per run: MLflow caches its engine per URI, a deleted and re-created file is read-only to it
+    root = BENCH_DIR / "swap-registry" / f"run-{run}"
     target = MlflowTarget.from_settings(root, None, "bench-swap", NAME)
     for model_dir in model_dirs:
         register_model_dir(model_dir, target)
@@ -148,7 +148,7 @@ def audit(records: list[ConsumedRecord], keys: set[bytes], versions: dict[str, s
 
 
 def one_run(args: argparse.Namespace, env: dict[str, Any], run: int) -> dict[str, Any]:
-    settings = worker_settings(env["broker"], env["redis"], fresh_registry(env["models"]), args.watch)
+    settings = worker_settings(env["broker"], env["redis"], fresh_registry(env["models"], run), args.watch)
     from credit_scorer.model_source import open_registry
 
     open_registry(settings).set_alias("champion", "1")
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     from scoring.model import load_model
 
     models = two_models()
+    shutil.rmtree(BENCH_DIR / "swap-registry", ignore_errors=True)
     loaded = [load_model(m) for m in models]
     ids, matrix, rows = event_rows(FEATURES, loaded[0].schema)
     env: dict[str, Any] = {

@@ -145,6 +145,30 @@ class ScorerMetrics:
             ["result"],
             registry=r,
         )
+        self.segment_decisions = Counter(
+            "credit_scorer_segment_decisions_total",
+            "Decisions by segment (gender, age_band, contract_type, income_band), group and outcome.",
+            ["segment", "group", "decision"],
+            registry=r,
+        )
+        self.segment_approval_rate = Gauge(
+            "credit_scorer_segment_approval_rate",
+            "Share of ACCORD decisions by segment and group since the worker started.",
+            ["segment", "group"],
+            registry=r,
+        )
+        self.segment_mean_pd = Gauge(
+            "credit_scorer_segment_default_probability_mean",
+            "Mean predicted probability of default by segment and group since the worker started.",
+            ["segment", "group"],
+            registry=r,
+        )
+        self.disparate_impact = Gauge(
+            "credit_scorer_disparate_impact_ratio",
+            "Lowest / highest approval rate among a segment's groups (enough decisions each); < 0.8 flags.",
+            ["segment"],
+            registry=r,
+        )
         self.psi = Gauge(
             "credit_scorer_psi",
             "Population stability index of the live stream against the training reference, per feature "

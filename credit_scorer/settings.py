@@ -157,6 +157,16 @@ class DriftSettings(BaseModel):
     publish_every_s: float = Field(1.0, ge=0, description="Recompute and export the PSI at most this often.")
 
 
+class FairnessSettings(BaseModel):
+    """Approval rates by segment and disparate impact (scoring.fairness, stream_app.fairness_observer)."""
+
+    enabled: bool = True
+    min_group_decisions: int = Field(
+        100, ge=1, description="Decisions a group needs before it counts in the disparate-impact ratio."
+    )
+    publish_every_s: float = Field(1.0, ge=0, description="Recompute the gauges at most this often.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREDIT_SCORER_",
@@ -173,6 +183,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     api: ApiSettings = ApiSettings()
     drift: DriftSettings = DriftSettings()
+    fairness: FairnessSettings = FairnessSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

@@ -99,6 +99,15 @@ def _drift_observers(settings: Settings, model: PreparedModel, metrics: ScorerMe
     return list(drift_observers(settings.drift, model, metrics))
 
 
+def _fairness_observers(
+    settings: Settings, model: PreparedModel, metrics: ScorerMetrics
+) -> list[BatchObserver]:
+    """Approval rates by segment and disparate impact (stream_app.fairness_observer) when enabled."""
+    from stream_app.fairness_observer import fairness_observers
+
+    return list(fairness_observers(settings.fairness, model, metrics))
+
+
 def run_worker(
     settings: Settings,
     engine: str | None = None,
@@ -120,7 +129,11 @@ def run_worker(
         settings,
         model,
         metrics,
-        [*observers, *_drift_observers(settings, model, metrics)],
+        [
+            *observers,
+            *_drift_observers(settings, model, metrics),
+            *_fairness_observers(settings, model, metrics),
+        ],
         registry_version=registry_version,
     )
     app = create_app(settings, pipeline, engine)
