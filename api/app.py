@@ -9,6 +9,7 @@ Kafka producer starts on the first POST /applications. Metrics go to a registry 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -93,8 +94,6 @@ def _load_model(settings: Settings) -> tuple[Any, str | None, str]:
 
 def _watch_model(settings: Settings, scorer: ApiScorer, version: str, metrics: ScorerMetrics) -> Any:
     """The registry alias watcher of the API (None when not wanted): swaps ``scorer.model`` on the loop."""
-    import asyncio
-
     from credit_scorer.model_watch import ModelWatcher
 
     if scorer.model is None or not ModelWatcher.wanted(settings):
@@ -147,7 +146,7 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
             yield
         finally:
             if watcher is not None:
-                watcher.stop()
+                await asyncio.to_thread(watcher.stop)  # joins a preparation in progress, off the loop
             await app.state.publisher.stop()
             await features.stop()
 
