@@ -9,6 +9,7 @@ Kafka producer starts on the first POST /applications. Metrics go to a registry 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -78,20 +79,40 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _load_model(settings: Settings) -> tuple[Any, str | None]:
-    """(prepared model, None) or (None, why not); a bad policy file raises PolicyError (no start)."""
+def _load_model(settings: Settings) -> tuple[Any, str | None, str]:
+    """(prepared model or None, why not, its registry version or ""); a bad policy file raises
+    PolicyError (no start)."""
+    from credit_scorer.model_source import load_served_model
     from scoring.exceptions import PolicyError, ScoringError
-    from scoring.model import load_model, resolve_model_dir
     from scoring.policy_file import prepare_with_policy
+    from training.exceptions import RegistryError
 
     try:
-        loaded = load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path))
-        return prepare_with_policy(loaded, settings.policy.path, settings.policy.reason_codes), None
+        served = load_served_model(settings)
+        prepared = prepare_with_policy(served.loaded, settings.policy.path, settings.policy.reason_codes)
+        return prepared, None, served.registry_version or ""
     except PolicyError:
         raise
-    except ScoringError as exc:
+    except (ScoringError, RegistryError) as exc:
         log.error("API started without a model: %s", exc)
-        return None, str(exc)
+        return None, str(exc), ""
+
+
+def _watch_model(settings: Settings, scorer: ApiScorer, version: str, metrics: ScorerMetrics) -> Any:
+    """The registry alias watcher of the API (None when not wanted): swaps ``scorer.model`` on the loop."""
+    from credit_scorer.model_watch import ModelWatcher
+
+    if scorer.model is None or not ModelWatcher.wanted(settings):
+        return None
+    watcher = ModelWatcher(settings, version or None, scorer.model.feature_version, metrics)
+    loop = asyncio.get_running_loop()
+
+    def swap(model: Any, new_version: str) -> None:
+        scorer.model = model  # requests read it once each: one model per answer
+        metrics.set_model(model.model_version, model.feature_version, model.threshold, new_version)
+
+    watcher.start(lambda m, v: loop.call_soon_threadsafe(swap, m, v))
+    return watcher
 
 
 def _open_store(settings: Settings) -> tuple[Any, str | None]:
@@ -116,7 +137,7 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
         from credit_scorer.retry import Backoff
         from feature_cache.source import RedisFeatureSource
 
-        model, model_error = _load_model(settings)
+        model, model_error, registry_version = _load_model(settings)
         # without a model the source serves /health only (/predict answers 503 before reading)
         features = RedisFeatureSource(
             settings.redis,
@@ -127,7 +148,9 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
         )
         await features.start()  # warns when the cache is not ready: /health reports it, /predict 503s
         if model is not None:
-            app_metrics.set_model(model.model_version, model.feature_version, model.threshold)
+            app_metrics.set_model(
+                model.model_version, model.feature_version, model.threshold, registry_version
+            )
         decision_log = DecisionLog(settings.kafka, settings.api.publish_timeout_s)
         app.state.store, app.state.store_error = _open_store(settings)
         app.state.scorer = ApiScorer(
@@ -141,12 +164,15 @@ def create_app(settings: Settings, *, metrics: ScorerMetrics | None = None) -> F
             recorder=decision_log if settings.api.publish_decisions else None,
         )
         app.state.publisher = ApplicationPublisher(settings.kafka, settings.api.publish_timeout_s)
+        watcher = _watch_model(settings, app.state.scorer, registry_version, app_metrics)
         try:
             yield
         finally:
             await decision_log.stop()
             if app.state.store is not None:
                 app.state.store.close()
+            if watcher is not None:
+                await asyncio.to_thread(watcher.stop)  # joins a preparation in progress, off the loop
             await app.state.publisher.stop()
             await features.stop()
 

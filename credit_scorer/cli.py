@@ -22,6 +22,7 @@ _SUBAPPS = (
     ("features", "feature_loader.cli", "app", "Build client features from the raw tables."),
     ("cache", "feature_cache.cli", "app", "Client-feature cache in Redis."),
     ("train", "training.cli", "app", "Train, evaluate and register the LightGBM model."),
+    ("model", "training.model_cli", "app", "Registered model versions and aliases (MLflow)."),
     ("stream", "stream_app.cli", "app", "Stream worker, producer and the embedded demo."),
     ("replay", "replay.cli", "app", "Rescore a topic's history with another model."),
     ("api", "api.cli", "app", "The REST API."),

@@ -160,6 +160,37 @@ class ScorerMetrics:
             "Identity of the model in use (exported as credit_scorer_model_info).",
             registry=r,
         )
+        self.model_swaps = Counter(
+            "credit_scorer_model_swaps_total",
+            "Registry versions met by the model watch, by result (swapped, schema_mismatch, refused, "
+            "registry_error).",
+            ["result"],
+            registry=r,
+        )
+        self.segment_decisions = Counter(
+            "credit_scorer_segment_decisions_total",
+            "Decisions by segment (gender, age_band, contract_type, income_band), group and outcome.",
+            ["segment", "group", "decision"],
+            registry=r,
+        )
+        self.segment_approval_rate = Gauge(
+            "credit_scorer_segment_approval_rate",
+            "Share of ACCORD decisions by segment and group since the worker started.",
+            ["segment", "group"],
+            registry=r,
+        )
+        self.segment_mean_pd = Gauge(
+            "credit_scorer_segment_default_probability_mean",
+            "Mean predicted probability of default by segment and group since the worker started.",
+            ["segment", "group"],
+            registry=r,
+        )
+        self.disparate_impact = Gauge(
+            "credit_scorer_disparate_impact_ratio",
+            "Lowest / highest approval rate among a segment's groups (enough decisions each); < 0.8 flags.",
+            ["segment"],
+            registry=r,
+        )
         self.psi = Gauge(
             "credit_scorer_psi",
             "Population stability index of the live stream against the training reference, per feature "
@@ -180,12 +211,16 @@ class ScorerMetrics:
             registry=r,
         )
 
-    def set_model(self, model_version: str, feature_version: str, threshold: float) -> None:
+    def set_model(
+        self, model_version: str, feature_version: str, threshold: float, registry_version: str = ""
+    ) -> None:
+        """The model in use; ``registry_version`` is empty for a model served from a folder."""
         self.model_info.info(
             {
                 "model_version": model_version,
                 "feature_version": feature_version,
                 "threshold": f"{threshold:.6f}",
+                "registry_version": registry_version,
             }
         )
 

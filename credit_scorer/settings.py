@@ -89,11 +89,24 @@ class MlflowSettings(BaseModel):
 
 
 class ModelSettings(BaseModel):
+    source: Literal["folder", "registry"] = Field(
+        "folder", description="folder: model.path (or the newest under models_dir); registry: MLflow."
+    )
     path: Path | None = Field(
         None, description="Model directory (model.txt + model_card.json); None = newest under models_dir."
     )
+    registry_alias: str = Field(
+        "champion", min_length=1, description="registry source: serve the version this alias points at."
+    )
     registry_version: str | None = Field(
-        None, description="Load this version from the MLflow registry instead of a path."
+        None,
+        description="registry source: serve this version (pinned: the alias is neither read nor watched).",
+    )
+    watch_interval_s: float = Field(
+        10.0,
+        ge=0,
+        description="registry source: poll the alias every N s and move to a new version without a "
+        "restart (0 = never).",
     )
 
 
@@ -211,6 +224,16 @@ class ViewSettings(BaseModel):
     refresh_s: float = Field(2.0, gt=0, description="The monitoring page scrapes this often.")
 
 
+class FairnessSettings(BaseModel):
+    """Approval rates by segment and disparate impact (scoring.fairness, stream_app.fairness_observer)."""
+
+    enabled: bool = True
+    min_group_decisions: int = Field(
+        100, ge=1, description="Decisions a group needs before it counts in the disparate-impact ratio."
+    )
+    publish_every_s: float = Field(1.0, ge=0, description="Recompute the gauges at most this often.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREDIT_SCORER_",
@@ -230,6 +253,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     view: ViewSettings = ViewSettings()
     policy: PolicySettings = PolicySettings()
+    fairness: FairnessSettings = FairnessSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

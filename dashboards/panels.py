@@ -353,6 +353,29 @@ def drift_dashboard() -> dash.Dashboard:
         w=8,
         h=9,
     ).with_target(_query(f"sum(rate(credit_scorer_drift_observations_total[{RATE}]))", "events/s"))
+    fairness = (
+        _timeseries(
+            "Disparate impact by segment",
+            "Lowest / highest approval rate among the groups of each segment (gender, age band, contract "
+            f"type, income band) since the workers started; below {slo.DISPARATE_IMPACT_MIN} the "
+            "four-fifths rule flags it (alert DisparateImpactBelowFourFifths).",
+            "percentunit",
+            w=12,
+            h=9,
+        )
+        .thresholds(_thresholds((None, "red"), (slo.DISPARATE_IMPACT_MIN, "green")))
+        .thresholds_style(line)
+        .with_target(_query("min by (segment) (credit_scorer_disparate_impact_ratio)", "{{segment}}"))
+    )
+    approval = _timeseries(
+        "Approval rate by segment group",
+        "Share of ACCORD decisions in each group of each segment since the workers started.",
+        "percentunit",
+        w=12,
+        h=9,
+    ).with_target(
+        _query("avg by (segment, group) (credit_scorer_segment_approval_rate)", "{{segment}} {{group}}")
+    )
     board = (
         dash.Dashboard("credit-scorer — drift")
         .uid("credit-scorer-drift")
@@ -363,7 +386,7 @@ def drift_dashboard() -> dash.Dashboard:
         .timezone("utc")
         .editable()
     )
-    for p in (features, score, current, observed):
+    for p in (features, score, current, observed, fairness, approval):
         board = board.with_panel(p)
     return board
 

@@ -139,6 +139,17 @@ def alerting_rules() -> list[dict[str, Any]]:
             },
         },
         {
+            "alert": "DisparateImpactBelowFourFifths",
+            "expr": f"min by (segment) (credit_scorer_disparate_impact_ratio) < {slo.DISPARATE_IMPACT_MIN}",
+            "for": "30m",
+            "labels": {"severity": "ticket"},
+            "annotations": {
+                "summary": "Approval rates by {{ $labels.segment }} differ beyond the four-fifths rule",
+                "description": "Lowest / highest approval rate among the {{ $labels.segment }} groups is "
+                '{{ $value | printf "%.2f" }} (< 0.8): a legal and a model risk; see the fairness panels.',
+            },
+        },
+        {
             "alert": "ScorerInstanceDown",
             "expr": f'up{{job=~"{slo.WORKER_JOB}|{slo.API_JOB}"}} == 0',
             "for": "1m",

@@ -32,6 +32,9 @@ STALL_SECONDS = 30
 DRIFT_PSI_WARN = PSI_WARN
 DRIFT_PSI_ALERT = PSI_ALERT
 
+# Disparate impact (lowest / highest approval rate of a segment's groups): the four-fifths rule.
+DISPARATE_IMPACT_MIN = 0.8
+
 # Decision labels (schemas.Decision.decision).
 APPROVED = "ACCORD"
 REFUSED = "REFUS"

@@ -236,7 +236,7 @@ def load_cache(redis_url: str, prefix: str, feature_dir: Path) -> str:
 def settings_env(settings: Any) -> dict[str, str]:
     """``CREDIT_SCORER_<GROUP>__<FIELD>`` variables reproducing ``settings`` in a child process."""
     env: dict[str, str] = {}
-    for group_name in ("paths", "kafka", "redis", "model", "stream", "store", "api", "view"):
+    for group_name in ("paths", "kafka", "redis", "mlflow", "model", "stream", "store", "api", "view"):
         group = getattr(settings, group_name)
         for name in type(group).model_fields:
             value = getattr(group, name)

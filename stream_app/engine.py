@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from scoring.prepared import PreparedModel
 from scoring.results import BatchScore
 from stream_app.metric_batch import observe_many
 from stream_app.stall import ProgressWatch
+
+if TYPE_CHECKING:
+    from credit_scorer.model_watch import ModelWatcher
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +127,46 @@ class MicroBatchPipeline:
         self.progress = ProgressWatch()  # its engine reports what is pending; deliver() what was handled
         metrics.stalled.set_function(self.progress.stalled_seconds)
         self._scorer: ThreadPoolExecutor | None = None
+        self.registry_version = ""  # the registry version of self.model ("" from a folder)
+        self.watcher: ModelWatcher | None = None  # set by the worker when it serves a registry alias
 
     async def start(self) -> None:
         self.metrics.set_model(
-            self.model.model_version, self.model.feature_version, float(self.model.threshold)
+            self.model.model_version,
+            self.model.feature_version,
+            float(self.model.threshold),
+            self.registry_version,
         )
         self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
         await self.sink.start()
         await self.features.start()
+        if self.watcher is not None:
+            loop = asyncio.get_running_loop()
+            self.watcher.start(lambda m, v: loop.call_soon_threadsafe(self.swap_model, m, v))
         self.ready.set()
 
+    def swap_model(self, model: PreparedModel, registry_version: str = "") -> bool:
+        """Serve ``model`` from the next batch scored (on the event loop: a batch already on the scorer
+        thread keeps the model it started with). Refused (False) when its feature version is not the
+        one the feature source reads: that needs the cache switched and a restart."""
+        if model.feature_version != self.features.feature_version:
+            log.warning(
+                "model %s needs features %s, the cache serves %s: not swapped",
+                model.model_version,
+                model.feature_version,
+                self.features.feature_version,
+            )
+            self.metrics.model_swaps.labels("schema_mismatch").inc()
+            return False
+        self.model, self.registry_version = model, registry_version
+        self.metrics.set_model(
+            model.model_version, model.feature_version, float(model.threshold), registry_version
+        )
+        return True
+
     async def stop(self) -> None:
+        if self.watcher is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.watcher.stop)
         try:
             try:
                 await self.sink.stop()
@@ -189,12 +221,13 @@ class MicroBatchPipeline:
         then encode the decisions and observe the scoring metrics."""
         if batch.cached is None:
             return batch
+        model = self.model  # one model per batch, whatever a swap does meanwhile
         if self._scorer is None:  # not started (unit tests): inline
-            scored = self._score(batch.apps, batch.cached, batch.app_records)
+            scored = self._score(model, batch.apps, batch.cached, batch.app_records)
         else:
             loop = asyncio.get_running_loop()
             scored = await loop.run_in_executor(
-                self._scorer, self._score, batch.apps, batch.cached, batch.app_records
+                self._scorer, self._score, model, batch.apps, batch.cached, batch.app_records
             )
         apps, cached, unscorable, score = scored
         max_bytes = self.settings.stream.max_payload_bytes
@@ -208,7 +241,9 @@ class MicroBatchPipeline:
                 rec for rec, r in zip(batch.decisions, score.results, strict=True) if r.decision == "REFER"
             ]
             batch.score = score
-            batch.report.refusals = self._observe_scoring(cached, batch.features_s, score)
+            batch.report.refusals = self._observe_scoring(
+                model.model_version, cached, batch.features_s, score
+            )
         return batch
 
     async def deliver(self, batch: PreparedBatch) -> BatchReport:
@@ -243,7 +278,11 @@ class MicroBatchPipeline:
         return await self.features.fetch(sk_ids, stopping=self.stopping)
 
     def _score(
-        self, apps: list[LoanApplication], cached: CachedFeatures, app_records: Sequence[InboundRecord]
+        self,
+        model: PreparedModel,
+        apps: list[LoanApplication],
+        cached: CachedFeatures,
+        app_records: Sequence[InboundRecord],
     ) -> tuple[
         list[LoanApplication], CachedFeatures, list[tuple[InboundRecord, InvalidEvent]], BatchScore | None
     ]:
@@ -254,13 +293,15 @@ class MicroBatchPipeline:
             attribution=stream.attribution,
             counter_offers=stream.counter_offers,
         )
-        decided = decide(self.model, apps, cached, options=options)
+        decided = decide(model, apps, cached, options=options)
         bad = [(app_records[u.index], InvalidEvent(u.kind, u.message)) for u in decided.unscorable]
         score = decided.score if decided.scored else None
         return decided.pick(apps), decided.features, bad, score
 
     # --- metrics and observers ------------------------------------------------------------------------
-    def _observe_scoring(self, cached: CachedFeatures, features_s: float, score: BatchScore) -> int:
+    def _observe_scoring(
+        self, version: str, cached: CachedFeatures, features_s: float, score: BatchScore
+    ) -> int:
         m = self.metrics
         n = len(score.results)
         found = int(np.count_nonzero(cached.found))
@@ -271,7 +312,6 @@ class MicroBatchPipeline:
         stage.labels("features").observe(features_s)
         stage.labels("inference").observe(score.inference_s)
         stage.labels("reasons").observe(score.reasons_s)
-        version = self.model.model_version
         labels = Counter(r.decision for r in score.results)
         for label, count in labels.items():
             m.decisions.labels(label, version).inc(count)

@@ -27,20 +27,31 @@ log = logging.getLogger(__name__)
 
 
 def load_worker_model(settings: Settings) -> PreparedModel:
-    """The model of settings.model.path, or the newest under the models dir, loaded, verified and
-    prepared once with the settings' policy and reason codes (ModelNotFoundError, PolicyConfigError)."""
-    from scoring.exceptions import ModelLoadError, PolicyError
-    from scoring.model import load_model, resolve_model_dir
+    """The model settings.model selects (a folder, or the registry's alias or version), loaded,
+    verified and prepared once with the settings' policy and reason codes (ModelNotFoundError,
+    PolicyConfigError)."""
+    model, _version = load_worker_served(settings)
+    return model
+
+
+def load_worker_served(settings: Settings) -> tuple[PreparedModel, str]:
+    """(prepared model, its registry version or "" from a folder) of settings.model (ModelNotFoundError,
+    PolicyConfigError)."""
+    from credit_scorer.model_source import load_served_model
+    from scoring.exceptions import PolicyError, ScoringError
     from scoring.policy_file import prepare_with_policy
+    from training.exceptions import RegistryError
 
     try:
-        loaded = load_model(resolve_model_dir(settings.paths.models_dir, settings.model.path))
-    except ModelLoadError as exc:
+        served = load_served_model(settings)
+    except (ScoringError, RegistryError) as exc:
         raise ModelNotFoundError(str(exc)) from exc
+    log.info("model %s", served.describe())
     try:
-        return prepare_with_policy(loaded, settings.policy.path, settings.policy.reason_codes)
+        prepared = prepare_with_policy(served.loaded, settings.policy.path, settings.policy.reason_codes)
     except PolicyError as exc:
         raise PolicyConfigError(str(exc)) from exc
+    return prepared, served.registry_version or ""
 
 
 def build_pipeline(
@@ -49,15 +60,19 @@ def build_pipeline(
     metrics: ScorerMetrics | None = None,
     observers: Sequence[BatchObserver] = (),
     reasons: ReasonsMode | None = None,
+    registry_version: str = "",
 ) -> MicroBatchPipeline:
-    """The micro-batch pipeline on Redis features and the decision sink (clients made in start())."""
+    """The micro-batch pipeline on Redis features and the decision sink (clients made in start()); with
+    a registry alias to serve (settings.model), it watches the alias and swaps models without a restart."""
     from aiokafka import AIOKafkaProducer
+
+    from credit_scorer.model_watch import ModelWatcher
 
     metrics = metrics or default_metrics()
     sink = DecisionSink(settings, metrics, lambda: AIOKafkaProducer(**producer_kwargs(settings.kafka)))
     backoff = Backoff.from_settings(settings.stream)
     features = RedisFeatureSource(settings.redis, model.feature_version, backoff, metrics=metrics)
-    return MicroBatchPipeline(
+    pipeline = MicroBatchPipeline(
         settings,
         model,
         features,
@@ -66,6 +81,10 @@ def build_pipeline(
         observers=observers,
         reasons=reasons or settings.stream.reasons,
     )
+    pipeline.registry_version = registry_version
+    if ModelWatcher.wanted(settings):
+        pipeline.watcher = ModelWatcher(settings, registry_version or None, model.feature_version, metrics)
+    return pipeline
 
 
 def start_metrics_server(metrics: ScorerMetrics, port: int) -> Any:
@@ -88,11 +107,21 @@ def _drift_observers(settings: Settings, model: PreparedModel, metrics: ScorerMe
     return list(drift_observers(settings.drift, model, metrics))
 
 
+def _fairness_observers(
+    settings: Settings, model: PreparedModel, metrics: ScorerMetrics
+) -> list[BatchObserver]:
+    """Approval rates by segment and disparate impact (stream_app.fairness_observer) when enabled."""
+    from stream_app.fairness_observer import fairness_observers
+
+    return list(fairness_observers(settings.fairness, model, metrics))
+
+
 def run_worker(
     settings: Settings,
     engine: str | None = None,
     observers: Sequence[BatchObserver] = (),
     model: PreparedModel | None = None,
+    registry_version: str = "",
 ) -> None:
     """Run one worker until SIGTERM/SIGINT (blocks; raises SystemExit like any Faust worker)."""
     import faust
@@ -101,10 +130,19 @@ def run_worker(
 
     engine = engine or settings.stream.engine
     keep_freed_memory()
-    model = model if model is not None else load_worker_model(settings)
+    if model is None:
+        model, registry_version = load_worker_served(settings)
     metrics = default_metrics()
     pipeline = build_pipeline(
-        settings, model, metrics, [*observers, *_drift_observers(settings, model, metrics)]
+        settings,
+        model,
+        metrics,
+        [
+            *observers,
+            *_drift_observers(settings, model, metrics),
+            *_fairness_observers(settings, model, metrics),
+        ],
+        registry_version=registry_version,
     )
     app = create_app(settings, pipeline, engine)
     server = start_metrics_server(metrics, settings.stream.metrics_port)

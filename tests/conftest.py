@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.view",
     "tests.fixtures.chromium",
     "tests.fixtures.models",
+    "tests.fixtures.registry",
     "tests.fixtures.prometheus",
     "tests.fixtures.coverage_summary",
 ]

@@ -203,3 +203,82 @@ def _download(mv: Any, client: Any, dst: str) -> str:
     import mlflow.artifacts
 
     return str(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=dst))
+
+
+# --- aliases: what the serving side reads and the `model` CLI moves ------------------------------------
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    aliases: tuple[str, ...]
+    model_version: str  # the model card's version, stamped on every decision
+    feature_schema_version: str
+
+
+class Registry:
+    """One MLflow client on ``target``'s registered model: versions, aliases, verified downloads.
+
+    Aliases, not stages (deprecated in MLflow): ``champion`` is served, ``challenger`` shadows it.
+    Every MLflow failure becomes a one-line :class:`RegistryError` naming the store.
+    """
+
+    def __init__(self, target: MlflowTarget) -> None:
+        self.target = target
+        self.name = target.registered_model_name
+        self.client = _client(target)
+
+    def _fail(self, what: str, exc: BaseException) -> RegistryError:
+        return RegistryError(f"{self.name} {what} in {self.target.tracking_uri}: {_first_line(exc)}")
+
+    def versions(self) -> list[VersionInfo]:
+        """Every version, newest first, with the aliases pointing at it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            aliases: dict[str, list[str]] = {}
+            for alias, version in self.client.get_registered_model(self.name).aliases.items():
+                aliases.setdefault(str(version), []).append(alias)
+            found = self.client.search_model_versions(f"name='{self.name}'")
+        except MlflowException as exc:
+            raise self._fail("versions", exc) from exc
+        return [
+            VersionInfo(
+                version=str(v.version),
+                aliases=tuple(sorted(aliases.get(str(v.version), []))),
+                model_version=(v.tags or {}).get("model_version", ""),
+                feature_schema_version=(v.tags or {}).get("feature_schema_version", ""),
+            )
+            for v in sorted(found, key=lambda v: int(v.version), reverse=True)
+        ]
+
+    def alias_version(self, alias: str) -> str:
+        """The version ``alias`` points at (RegistryError when it points nowhere)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(self.name, alias).version)
+        except MlflowException as exc:
+            raise self._fail(f"alias {alias!r}", exc) from exc
+
+    def set_alias(self, alias: str, version: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_model_version(self.name, str(version))  # a clear error for a missing version
+            self.client.set_registered_model_alias(self.name, alias, str(version))
+        except MlflowException as exc:
+            raise self._fail(f"version {version}", exc) from exc
+
+    def delete_alias(self, alias: str) -> str:
+        """Remove ``alias``; returns the version it pointed at."""
+        from mlflow.exceptions import MlflowException
+
+        version = self.alias_version(alias)
+        try:
+            self.client.delete_registered_model_alias(self.name, alias)
+        except MlflowException as exc:
+            raise self._fail(f"alias {alias!r}", exc) from exc
+        return version
+
+    def fetch(self, version: str, dest: Path) -> Path:
+        """Download ``version`` into ``dest`` and verify it (sha256, schema): :func:`fetch_model_version`."""
+        return fetch_model_version(self.name, version, dest, self.target)

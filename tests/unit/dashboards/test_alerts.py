@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="Debian's promtool is n
 
 JOB = slo.WORKER_JOB
 W = f'instance="w1:9464", job="{JOB}"'
+W2 = f'instance="w2:9464", job="{JOB}"'
 
 
 def _alert(labels: dict[str, str], summary: str, description: str) -> dict[str, Any]:
@@ -159,6 +160,30 @@ CASES = [
                         {"severity": "info", "feature": "AMT_CREDIT"},
                         "Moderate drift of AMT_CREDIT (PSI > 0.1)",
                         "PSI of AMT_CREDIT is 0.300.",
+                    )
+                ],
+            ),
+        ],
+    ),
+    # approval rates by gender 0.7 apart for 40 minutes (age bands fine: 0.9): the four-fifths rule
+    # fires after 30 minutes, for gender only; two workers, the lower ratio counts
+    _case(
+        {
+            f'credit_scorer_disparate_impact_ratio{{segment="gender", {W}}}': "0.75x50",
+            f'credit_scorer_disparate_impact_ratio{{segment="gender", {W2}}}': "0.7x50",
+            f'credit_scorer_disparate_impact_ratio{{segment="age_band", {W}}}': "0.9x50",
+        },
+        [
+            ("DisparateImpactBelowFourFifths", "20m", []),
+            (
+                "DisparateImpactBelowFourFifths",
+                "40m",
+                [
+                    _alert(
+                        {"severity": "ticket", "segment": "gender"},
+                        "Approval rates by gender differ beyond the four-fifths rule",
+                        "Lowest / highest approval rate among the gender groups is 0.70 (< 0.8): a legal "
+                        "and a model risk; see the fairness panels.",
                     )
                 ],
             ),

@@ -72,7 +72,7 @@ def test_a_row_the_scorer_cannot_use_is_dead_lettered_and_the_rest_scored(small_
     apps = [parse_application(p, 65536) for p in payloads]
     n = len(odd.schema)
     cached = CachedFeatures(np.full((3, n), np.nan, np.float32), np.zeros(3, bool), odd.feature_version, None)
-    kept, _, bad, score = pipeline._score(apps, cached, records)
+    kept, _, bad, score = pipeline._score(pipeline.model, apps, cached, records)
     assert [a.application_id for a in kept] == ["a", "c"]
     assert score is not None and len(score.results) == 2
     assert len(bad) == 1 and bad[0][0].offset == 1
