@@ -36,6 +36,7 @@ from dashboards.promql import PanelQuery, alert_rules
 from dashboards.verify import PrometheusAPI, check_alert_signals, check_panel, verify
 from devtools.harness import application_payloads, produce_payloads
 from tests.fixtures.kafka import StreamEnv
+from tests.fixtures.models import synthetic_amounts_policy
 from tests.fixtures.prometheus import SCRAPE_INTERVAL_S, PrometheusServer, free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -86,6 +87,8 @@ def start_worker(env: StreamEnv, log_path: Path) -> Worker:
         "CREDIT_SCORER_REDIS__URL": s.redis.url,
         "CREDIT_SCORER_REDIS__KEY_PREFIX": s.redis.key_prefix,
         "CREDIT_SCORER_MODEL__PATH": str(s.model.path),
+        # most synthetic rows would be knocked out by the committed credit/goods cap: no approval to rate
+        "CREDIT_SCORER_POLICY__PATH": str(synthetic_amounts_policy(log_path.with_suffix(".policy.yaml"))),
         "CREDIT_SCORER_STREAM__METRICS_PORT": str(port),
         "CREDIT_SCORER_STREAM__WEB_PORT": "0",
         "CREDIT_SCORER_DRIFT__MIN_EVENTS": str(DRIFT_MIN_EVENTS),

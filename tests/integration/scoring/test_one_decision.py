@@ -13,7 +13,6 @@ from typing import Any
 
 import orjson
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -25,6 +24,7 @@ from scoring.policy_file import prepare_with_policy
 from stream_app.runtime import BatchRuntime
 from stream_app.worker import build_pipeline
 from tests.fixtures.kafka import StreamEnv
+from tests.fixtures.models import synthetic_amounts_policy
 
 pytestmark = pytest.mark.integration
 
@@ -55,11 +55,8 @@ async def test_the_worker_the_api_and_replay_make_the_same_decision(
     env = make_stream_env(partitions=2)
     kafka = env.settings.kafka
     # the committed policy, its credit/goods cap raised to fit the synthetic amounts (credit ~16 x goods)
-    doc = yaml.safe_load(env.settings.policy.path.read_text(encoding="utf-8"))
-    [cap] = [rule for rule in doc["knockouts"] if rule["code"] == "KO_CREDIT_GOODS"]
-    cap["value"] = 60.0
-    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
-    policy = env.settings.policy.model_copy(update={"path": tmp_path / "policy.yaml"})
+    path = synthetic_amounts_policy(tmp_path / "policy.yaml")
+    policy = env.settings.policy.model_copy(update={"path": path})
     model = prepare_with_policy(env.model.model, policy.path, policy.reason_codes)
     replay_topic = f"replay-{env.topics.applications}"
     await create_topics(kafka.bootstrap_servers, [replay_topic], 2)
