@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, RebalanceInProgressError
+from aiokafka.errors import KafkaError
 
 from credit_scorer.exceptions import StoppedError
 from credit_scorer.metrics import StoreMetrics
@@ -30,6 +30,7 @@ from decision_store.exceptions import UndecodableDecisionError
 from decision_store.migrate import upgrade
 from decision_store.records import decode_decision
 from decision_store.store import REFUSED_VALUE_ERRORS, TRANSIENT_ERRORS, DecisionStore, describe
+from kafka_io.commit import commit_assigned
 from kafka_io.config import consumer_kwargs
 
 log = logging.getLogger(__name__)
@@ -153,21 +154,7 @@ class StoreSink:
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         """Commit after the database did; a rebalance in between only means a redelivery (a no-op)."""
-        attempt = 0
-        while True:
-            current = {tp: off for tp, off in offsets.items() if tp in consumer.assignment()}
-            if not current:
-                return
-            try:
-                await consumer.commit(current)
-                return
-            except (CommitFailedError, RebalanceInProgressError, IllegalStateError) as exc:
-                log.warning("commit abandoned after a rebalance (%s); the batch may be redelivered", exc)
-                return
-            except KafkaError as exc:
-                attempt += 1
-                self.metrics.retries.labels("kafka").inc()
-                log.warning("commit failed (%s); retry %d", exc, attempt)
-                if self.stopping.is_set() and attempt >= 3:
-                    return
-                await asyncio.sleep(self.backoff.delay(attempt))
+        retries = self.metrics.retries.labels("kafka")
+        await commit_assigned(
+            consumer, offsets, backoff=self.backoff, stopping=self.stopping, on_retry=retries.inc
+        )

@@ -20,11 +20,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, RebalanceInProgressError
+from aiokafka.errors import KafkaError
 
 from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.retry import Backoff
 from credit_scorer.settings import Settings
+from kafka_io.commit import commit_assigned
 from kafka_io.config import consumer_kwargs
 from kafka_io.records import InboundRecord
 from stream_app.fetch_watch import FetchWatch
@@ -129,24 +130,9 @@ class KafkaSource:
         return polled
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit the partitions still assigned (a revoked one's new owner restarts from its last commit:
-        duplicates, never a loss); broker faults retried, at most 3 times once stopping."""
-        consumer = self.consumer
-        attempt = 0
-        while True:
-            current = {tp: off for tp, off in offsets.items() if tp in consumer.assignment()}
-            if not current:
-                return
-            try:
-                await consumer.commit(current)
-                return
-            except (CommitFailedError, RebalanceInProgressError, IllegalStateError) as exc:
-                log.warning("commit abandoned after a rebalance (%s); the batch may be redelivered", exc)
-                return
-            except KafkaError as exc:
-                attempt += 1
-                self.metrics.retries.labels("kafka").inc()
-                log.warning("commit failed (%s); retry %d", exc, attempt)
-                if self.stopping.is_set() and attempt >= 3:
-                    return
-                await asyncio.sleep(self._backoff.delay(attempt))
+        """Commit the partitions still assigned (:func:`kafka_io.commit.commit_assigned`: duplicates after a
+        rebalance, never a loss; broker faults retried, at most 3 times once stopping)."""
+        retries = self.metrics.retries.labels("kafka")
+        await commit_assigned(
+            self.consumer, offsets, backoff=self._backoff, stopping=self.stopping, on_retry=retries.inc
+        )
