@@ -42,7 +42,7 @@ from devtools.demo.prepare import (
     start_redis,
     start_worker,
 )
-from devtools.demo.services import start_services, wait_for_view
+from devtools.demo.services import serve_until_interrupted, start_view_services, wait_for_view
 from devtools.exceptions import DemoError
 
 WARMUP_TIMEOUT_S = 90.0
@@ -151,7 +151,11 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
             )
             children.append(worker)
             info["detail"] = f"started (pid {worker.pid}), log {worker.log_path}"
-        view_url = _start_view(options, steps, children, broker.address, redis.address, model_dir, run_dir)
+        view_url = (
+            start_view_services(steps, children, broker.address, redis.address, model_dir, run_dir)
+            if options.view
+            else None
+        )
         if view_url is not None:
             with steps.step("view", "the officer view answers") as info:
                 wait_for_view(next(c for c in children if c.name == "view"), view_url)
@@ -159,7 +163,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
         source = raw_dir / "application_test.csv.gz"
         asyncio.run(_stream(options, settings, broker.address, worker, source, console, steps, report))
         if view_url is not None and not report.interrupted:
-            _serve_until_interrupted(console, view_url)
+            serve_until_interrupted(console, view_url)
     except KeyboardInterrupt:
         report.interrupted = True
         console.print("[yellow]interrupted: stopping every child process…[/]")
@@ -179,39 +183,6 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
             options.summary_json.parent.mkdir(parents=True, exist_ok=True)
             options.summary_json.write_text(json.dumps(report.__dict__, indent=2, default=str))
     return report
-
-
-def _start_view(
-    options: DemoOptions,
-    steps: StepPrinter,
-    children: list[DemoChild],
-    bootstrap: str,
-    redis_address: str,
-    model_dir: Path,
-    run_dir: Path,
-) -> str | None:
-    """With ``options.view``: start the store sink, the API and the view (not waited for here)."""
-    if not options.view:
-        return None
-    from credit_scorer.settings import get_settings
-
-    with steps.step("services", "store sink, API and officer view subprocesses") as info:
-        data_dir = run_dir.parent
-        worker_metrics = children[-1].address  # the worker's /metrics, for the monitoring page
-        started, url = start_services(
-            bootstrap, redis_address, model_dir, data_dir, run_dir, get_settings(), worker_metrics
-        )
-        children.extend(started)
-        info["detail"] = ", ".join(f"{c.name} (pid {c.pid})" for c in started)
-    return url
-
-
-def _serve_until_interrupted(console: Console, view_url: str) -> None:
-    console.print(
-        f"[bold]the stream is over; the officer view stays at {view_url} — Ctrl-C stops everything[/]"
-    )
-    while True:
-        time.sleep(0.5)
 
 
 @dataclass

@@ -10,13 +10,18 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from devtools.demo.prepare import DemoChild, _die_with_parent, worker_command
 from devtools.exceptions import DemoError
 from devtools.launchers import free_port
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from devtools.demo.run import StepPrinter
 
 API_PORT, VIEW_PORT = 8000, 8501
 
@@ -92,3 +97,34 @@ def wait_for_view(view: DemoChild, url: str, timeout_s: float = 60.0) -> None:
             pass
         time.sleep(0.1)
     raise DemoError(f"the officer view did not answer on {url} within {timeout_s:.0f}s; see {view.log_path}")
+
+
+def start_view_services(
+    steps: StepPrinter,
+    children: list[DemoChild],
+    bootstrap: str,
+    redis_address: str,
+    model_dir: Path,
+    run_dir: Path,
+) -> str:
+    """Start the store sink, the API and the view beside the demo's worker (the last of ``children``),
+    add them to ``children`` and return the view's URL (not waited for here)."""
+    from credit_scorer.settings import get_settings
+
+    with steps.step("services", "store sink, API and officer view subprocesses") as info:
+        data_dir = run_dir.parent
+        worker_metrics = children[-1].address  # the worker's /metrics, for the monitoring page
+        started, url = start_services(
+            bootstrap, redis_address, model_dir, data_dir, run_dir, get_settings(), worker_metrics
+        )
+        children.extend(started)
+        info["detail"] = ", ".join(f"{c.name} (pid {c.pid})" for c in started)
+    return url
+
+
+def serve_until_interrupted(console: Console, view_url: str) -> None:
+    console.print(
+        f"[bold]the stream is over; the officer view stays at {view_url} — Ctrl-C stops everything[/]"
+    )
+    while True:
+        time.sleep(0.5)
