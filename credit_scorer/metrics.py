@@ -75,8 +75,9 @@ class ScorerMetrics:
         )
         self.decisions = Counter(
             "credit_scorer_decisions_total",
-            "Decisions published, by outcome and model version.",
-            ["decision", "model_version"],
+            "Decisions made, by outcome, model version and role (champion: published on the decisions "
+            "topic; challenger: scored in the shadow, published on the shadow topic).",
+            ["decision", "model_version", "role"],
             registry=r,
         )
         self.rule_hits = Counter(
@@ -95,8 +96,8 @@ class ScorerMetrics:
             self.overrides.labels("REFER", to)
         self.default_probability = Histogram(
             "credit_scorer_default_probability",
-            "Distribution of the predicted probability of default.",
-            ["model_version"],
+            "Distribution of the predicted probability of default, by model version and role.",
+            ["model_version", "role"],
             buckets=PROBABILITY_BUCKETS,
             registry=r,
         )
@@ -167,6 +168,25 @@ class ScorerMetrics:
             ["result"],
             registry=r,
         )
+        self.challenger_decisions = Counter(
+            "credit_scorer_challenger_decisions_total",
+            "Applications decided by the champion and, in the shadow, by the challenger, by the pair of "
+            "outcomes (3 x 3 series; agreement = the diagonal's share).",
+            ["champion", "challenger"],
+            registry=r,
+        )
+        self.challenger_swaps = Counter(
+            "credit_scorer_challenger_swaps_total",
+            "Challenger versions met by the worker, by result (served, removed, schema_mismatch, refused, "
+            "registry_error).",
+            ["result"],
+            registry=r,
+        )
+        self.challenger_info = Info(
+            "credit_scorer_challenger",
+            "The challenger scored in the shadow (model_version empty: none).",
+            registry=r,
+        )
         self.segment_decisions = Counter(
             "credit_scorer_segment_decisions_total",
             "Decisions by segment (gender, age_band, contract_type, income_band), group and outcome.",
@@ -223,6 +243,24 @@ class ScorerMetrics:
                 "registry_version": registry_version,
             }
         )
+
+    def set_challenger(self, model_version: str, feature_version: str, registry_version: str = "") -> None:
+        """The challenger in use (all empty: none); its 9 agreement series start at 0 when there is one."""
+        self.challenger_info.info(
+            {
+                "model_version": model_version,
+                "feature_version": feature_version,
+                "registry_version": registry_version,
+            }
+        )
+        if model_version:
+            for champion in DECISION_LABELS:
+                for challenger in DECISION_LABELS:
+                    self.challenger_decisions.labels(champion, challenger)
+
+
+ROLES = ("champion", "challenger")  # the role label: published decisions, shadow decisions
+DECISION_LABELS = ("ACCORD", "REFUS", "REFER")  # scoring.policy.LABELS (metrics import nothing of scoring)
 
 
 @lru_cache(maxsize=1)

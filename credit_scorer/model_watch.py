@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OnReady = Callable[["PreparedModel", str], object]  # its result is ignored
+OnChallenger = Callable[["PreparedModel | None", str], object]  # None: the challenger was demoted
 
 
 class ModelWatcher:
@@ -47,6 +48,8 @@ class ModelWatcher:
         self.current_version = current_version  # the registry version served now
         self.feature_version = feature_version  # the live cache's version: a model must match it
         self.metrics = metrics
+        self.alias = settings.model.registry_alias
+        self.swaps = metrics.model_swaps  # results counted here (the challenger's watch: its own)
         self.rejected: set[str] = set()  # versions refused once: not downloaded again every poll
         self._registry: Registry | None = None
         self._stop = threading.Event()
@@ -59,10 +62,10 @@ class ModelWatcher:
         m = settings.model
         return m.source == "registry" and not m.registry_version and m.watch_interval_s > 0
 
-    def start(self, on_ready: OnReady) -> None:
+    def start(self, on_ready: OnReady | OnChallenger) -> None:
         log.info(
             "model watch: polling alias %s every %.1f s (serving version %s)",
-            self.settings.model.registry_alias,
+            self.alias,
             self.settings.model.watch_interval_s,
             self.current_version,
         )
@@ -76,42 +79,28 @@ class ModelWatcher:
             self._thread.join(timeout=30)  # at most one download/preparation in progress
             self._thread = None
 
-    def _run(self, on_ready: OnReady) -> None:
+    def _run(self, on_ready: OnReady | OnChallenger) -> None:
         interval = self.settings.model.watch_interval_s
         while not self._stop.wait(interval):
             try:
-                self.poll_once(on_ready)
+                self.poll_once(on_ready)  # type: ignore[arg-type]
             except Exception:  # a bug here must never stop the worker: it keeps its model
                 log.exception("model watch: poll failed")
 
     def poll_once(self, on_ready: OnReady) -> str:
         """One poll; returns what happened (unchanged, swapped, schema_mismatch, refused, registry_error)."""
-        from credit_scorer.model_source import load_registry_version, open_registry
-        from scoring.exceptions import SchemaMismatchError, ScoringError
-        from scoring.policy_file import prepare_with_policy
         from training.exceptions import RegistryError
 
-        alias = self.settings.model.registry_alias
+        alias = self.alias
         try:
-            if self._registry is None:
-                self._registry = open_registry(self.settings)
-            version = self._registry.alias_version(alias)
+            version = self.registry().alias_version(alias)
         except RegistryError as exc:
             return self._count_error("registry_error", str(exc))
         if version == self.current_version or version in self.rejected:
             return "unchanged"
-        try:
-            served = load_registry_version(self.settings, self._registry, version, self.feature_version)
-        except SchemaMismatchError as exc:
-            return self._reject(version, "schema_mismatch", str(exc))
-        except (RegistryError, ScoringError) as exc:
-            return self._reject(version, "refused", str(exc))
-        try:  # the policy the process started with, bound to the new model's features
-            prepared = prepare_with_policy(
-                served.loaded, self.settings.policy.path, self.settings.policy.reason_codes
-            )
-        except ScoringError as exc:  # e.g. a rule names a feature the new model lacks
-            return self._reject(version, "refused", str(exc))
+        prepared = self.load(version)
+        if isinstance(prepared, str):
+            return prepared
         on_ready(prepared, version)
         log.info(
             "model watch: %s now points at version %s (%s), was %s",
@@ -121,8 +110,36 @@ class ModelWatcher:
             self.current_version,
         )
         self.current_version = version
-        self.metrics.model_swaps.labels("swapped").inc()
+        self.swaps.labels("swapped").inc()
         return "swapped"
+
+    def registry(self) -> Registry:
+        from credit_scorer.model_source import open_registry
+
+        if self._registry is None:
+            self._registry = open_registry(self.settings)
+        return self._registry
+
+    def load(self, version: str) -> PreparedModel | str:
+        """``version`` downloaded, verified and prepared with the process's policy, or the result of its
+        refusal (schema_mismatch, refused: counted, logged, not tried again)."""
+        from credit_scorer.model_source import load_registry_version
+        from scoring.exceptions import SchemaMismatchError, ScoringError
+        from scoring.policy_file import prepare_with_policy
+        from training.exceptions import RegistryError
+
+        try:
+            served = load_registry_version(self.settings, self.registry(), version, self.feature_version)
+        except SchemaMismatchError as exc:
+            return self._reject(version, "schema_mismatch", str(exc))
+        except (RegistryError, ScoringError) as exc:
+            return self._reject(version, "refused", str(exc))
+        try:  # the policy the process started with, bound to the new model's features
+            return prepare_with_policy(
+                served.loaded, self.settings.policy.path, self.settings.policy.reason_codes
+            )
+        except ScoringError as exc:  # e.g. a rule names a feature the new model lacks
+            return self._reject(version, "refused", str(exc))
 
     def _reject(self, version: str, result: str, message: str) -> str:
         self.rejected.add(version)
@@ -133,12 +150,12 @@ class ModelWatcher:
             self.current_version,
             message,
         )
-        self.metrics.model_swaps.labels(result).inc()
+        self.swaps.labels(result).inc()
         return result
 
     def _count_error(self, result: str, message: str) -> str:
         if message != self._last_error:  # a removed alias would log every poll otherwise
             log.warning("model watch: %s (keeping version %s)", message, self.current_version)
             self._last_error = message
-        self.metrics.model_swaps.labels(result).inc()
+        self.swaps.labels(result).inc()
         return result

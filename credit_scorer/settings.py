@@ -48,6 +48,11 @@ class KafkaSettings(BaseModel):
         "loan-decisions-review",
         description="REFER decisions, for human review (also on the decisions topic).",
     )
+    shadow_topic: str = Field(
+        "loan-decisions-shadow",
+        description="The challenger's decisions (same Decision contract, its model version), when one is "
+        "served: never read as decisions by the consumers of decisions_topic.",
+    )
     consumer_group: str = "credit-scorer"
     partitions: int = Field(4, ge=1)
     replication_factor: int = Field(1, ge=1)
@@ -107,6 +112,15 @@ class ModelSettings(BaseModel):
         ge=0,
         description="registry source: poll the alias every N s and move to a new version without a "
         "restart (0 = never).",
+    )
+    challenger_alias: str = Field(
+        "challenger",
+        description="registry source: the version this alias points at, if any, is scored in the shadow "
+        "of the champion and its decisions go to kafka.shadow_topic; watched like registry_alias "
+        "('' = no challenger).",
+    )
+    challenger_path: Path | None = Field(
+        None, description="folder source: a model directory scored in the shadow (None = no challenger)."
     )
 
 

@@ -70,6 +70,7 @@ def _delta(cur: list[tuple[float, float]], prev: list[tuple[float, float]]) -> l
 DECISIONS = "credit_scorer_decisions_total"
 WORKER_LATENCY = "credit_scorer_stage_seconds"
 API_LATENCY = "credit_scorer_api_request_seconds"
+CHAMPION = {"role": "champion"}  # the decisions published; a challenger's (shadow) are not the lender's
 
 
 def derive(cur: Snapshot, prev: Snapshot | None) -> dict[str, float | None]:
@@ -82,12 +83,14 @@ def derive(cur: Snapshot, prev: Snapshot | None) -> dict[str, float | None]:
             return None
         return max(0.0, cur.total(name, **match) - base.total(name, **match)) / dt
 
-    decided = (cur.total(DECISIONS) - base.total(DECISIONS)) + (
+    decided = (cur.total(DECISIONS, **CHAMPION) - base.total(DECISIONS, **CHAMPION)) + (
         cur.total(f"{API_LATENCY}_count", route="/predict", status="2xx")
         - base.total(f"{API_LATENCY}_count", route="/predict", status="2xx")
     )
-    accord = cur.total(DECISIONS, decision="ACCORD") - base.total(DECISIONS, decision="ACCORD")
-    worker_total = cur.total(DECISIONS) - base.total(DECISIONS)
+    accord = cur.total(DECISIONS, decision="ACCORD", **CHAMPION) - base.total(
+        DECISIONS, decision="ACCORD", **CHAMPION
+    )
+    worker_total = cur.total(DECISIONS, **CHAMPION) - base.total(DECISIONS, **CHAMPION)
     worker = _delta(cur.buckets(WORKER_LATENCY, stage="total"), base.buckets(WORKER_LATENCY, stage="total"))
     api = _delta(cur.buckets(API_LATENCY, route="/predict"), base.buckets(API_LATENCY, route="/predict"))
     point: dict[str, float | None] = {
@@ -113,7 +116,7 @@ def score_distribution(snap: Snapshot) -> list[tuple[str, float]]:
     """(bin, decisions) of the probability of default since the workers started."""
     out: list[tuple[str, float]] = []
     lower, below = 0.0, 0.0
-    for upper, count in snap.buckets("credit_scorer_default_probability"):
+    for upper, count in snap.buckets("credit_scorer_default_probability", **CHAMPION):
         if math.isinf(upper):
             break
         out.append((f"{lower:.2f}-{upper:.2f}", count - below))

@@ -160,12 +160,30 @@ def _score(
 ) -> BatchScore:
     """Assemble, score, apply the policy and explain a batch; raises InvalidInputError for an unusable
     field value."""
+    t0 = time.perf_counter()
+    found = np.asarray(features.found, dtype=bool)
+    matrix = model.assembler.assemble(features.matrix, fields, found)
+    return score_assembled(model, [a.sk_id_curr for a in applications], matrix, features, options, now, t0)
+
+
+def score_assembled(
+    model: PreparedModel,
+    sk_ids: Sequence[int],
+    matrix: np.ndarray,
+    features: CachedFeatures,
+    options: DecideOptions = DEFAULT_OPTIONS,
+    now: float | None = None,
+    started: float | None = None,
+) -> BatchScore:
+    """Score, apply the policy and explain rows already assembled for ``model``'s schema (``features``:
+    their cached features, for the found flags and the cache age). :func:`decide` calls it after
+    assembly; a challenger is scored through it on the champion's matrix (:mod:`scoring.challenger`).
+    ``started``: when the batch's inference began (perf_counter), so inference_s includes assembly."""
     found = np.asarray(features.found, dtype=bool)
     age: float | None = None
     if features.loaded_at is not None:
         age = max(0.0, (time.time() if now is None else now) - features.loaded_at)
-    t0 = time.perf_counter()
-    matrix = model.assembler.assemble(features.matrix, fields, found)
+    t0 = time.perf_counter() if started is None else started
     raw, leaves = _probabilities(model, matrix, options)
     probabilities = _calibrated(model, raw, found)
     threshold = model.threshold
@@ -182,7 +200,7 @@ def _score(
     offers = _counter_offers(model, matrix, leaves, outcome, found, options) if options.counter_offers else {}
     t3 = time.perf_counter()
     results = build_results(
-        [a.sk_id_curr for a in applications],
+        sk_ids,
         probabilities.tolist(),
         outcome.labels.tolist(),
         found.tolist(),

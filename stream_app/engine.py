@@ -13,7 +13,8 @@
    decisions are encoded in one pass (:func:`scoring.decision.decision_batch_bytes`);
 4. publish decisions (key = application id), dead letters and the REFER decisions again on the review
    topic, and return only when the broker has acknowledged every record (broker faults retried with
-   backoff) — the caller then commits;
+   backoff) — the caller then commits; with a challenger (:mod:`stream_app.shadow`), its decisions
+   of the same rows go to the shadow topic in the same publish;
 5. metrics, then the per-batch observers (e.g. live drift histograms).
 """
 
@@ -46,6 +47,8 @@ from stream_app.stall import ProgressWatch
 
 if TYPE_CHECKING:
     from credit_scorer.model_watch import ModelWatcher
+    from scoring.challenger import Shadow
+    from stream_app.shadow import ShadowArm
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,11 @@ class Sink(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
     async def publish(
-        self, decisions: list[Record], dead: list[Record], reviews: Sequence[Record] = ()
+        self,
+        decisions: list[Record],
+        dead: list[Record],
+        reviews: Sequence[Record] = (),
+        shadow: Sequence[Record] = (),
     ) -> None: ...
 
 
@@ -85,6 +92,7 @@ class PreparedBatch:
     decisions: list[Record] = field(default_factory=list)
     dead: list[Record] = field(default_factory=list)
     reviews: list[Record] = field(default_factory=list)  # the REFER decisions, for the review topic
+    shadow: list[Record] = field(default_factory=list)  # the challenger's decisions (stream_app.shadow)
     kinds: dict[str, int] = field(default_factory=dict)
     event_ts: list[float] = field(default_factory=list)
     score: BatchScore | None = None
@@ -129,6 +137,7 @@ class MicroBatchPipeline:
         self._scorer: ThreadPoolExecutor | None = None
         self.registry_version = ""  # the registry version of self.model ("" from a folder)
         self.watcher: ModelWatcher | None = None  # set by the worker when it serves a registry alias
+        self.shadow: ShadowArm | None = None  # set by the worker when it may serve a challenger
 
     async def start(self) -> None:
         self.metrics.set_model(
@@ -143,6 +152,8 @@ class MicroBatchPipeline:
         if self.watcher is not None:
             loop = asyncio.get_running_loop()
             self.watcher.start(lambda m, v: loop.call_soon_threadsafe(self.swap_model, m, v))
+        if self.shadow is not None:
+            self.shadow.start(asyncio.get_running_loop())
         self.ready.set()
 
     def swap_model(self, model: PreparedModel, registry_version: str = "") -> bool:
@@ -167,6 +178,8 @@ class MicroBatchPipeline:
     async def stop(self) -> None:
         if self.watcher is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.watcher.stop)
+        if self.shadow is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.shadow.stop)
         try:
             try:
                 await self.sink.stop()
@@ -222,12 +235,13 @@ class MicroBatchPipeline:
         if batch.cached is None:
             return batch
         model = self.model  # one model per batch, whatever a swap does meanwhile
+        challenger = self.shadow.model if self.shadow is not None else None  # likewise
         if self._scorer is None:  # not started (unit tests): inline
-            scored = self._score(model, batch.apps, batch.cached, batch.app_records)
+            scored, shadow = self._score_both(model, challenger, batch.apps, batch.cached, batch.app_records)
         else:
             loop = asyncio.get_running_loop()
-            scored = await loop.run_in_executor(
-                self._scorer, self._score, model, batch.apps, batch.cached, batch.app_records
+            scored, shadow = await loop.run_in_executor(
+                self._scorer, self._score_both, model, challenger, batch.apps, batch.cached, batch.app_records
             )
         apps, cached, unscorable, score = scored
         max_bytes = self.settings.stream.max_payload_bytes
@@ -244,12 +258,18 @@ class MicroBatchPipeline:
             batch.report.refusals = self._observe_scoring(
                 model.model_version, cached, batch.features_s, score
             )
+            if shadow is not None and challenger is not None and self.shadow is not None:
+                batch.shadow = self.shadow.records(apps, shadow, timings)
+                self.shadow.observe(challenger.model_version, shadow)
         return batch
 
     async def deliver(self, batch: PreparedBatch) -> BatchReport:
         """Publish a prepared batch and wait for every ack; then metrics and observers."""
         t_pub = time.perf_counter()
-        await self.sink.publish(batch.decisions, batch.dead, batch.reviews)
+        if batch.shadow:
+            await self.sink.publish(batch.decisions, batch.dead, batch.reviews, batch.shadow)
+        else:
+            await self.sink.publish(batch.decisions, batch.dead, batch.reviews)
         produced_at = time.time()
         self.progress.handled(len(batch.decisions) + len(batch.dead))
         self.handled_records += len(batch.decisions) + len(batch.dead)
@@ -277,6 +297,35 @@ class MicroBatchPipeline:
         # the source retries Redis faults (its one policy) until healed or the worker stops
         return await self.features.fetch(sk_ids, stopping=self.stopping)
 
+    def _score_both(
+        self,
+        model: PreparedModel,
+        challenger: PreparedModel | None,
+        apps: list[LoanApplication],
+        cached: CachedFeatures,
+        app_records: Sequence[InboundRecord],
+    ) -> tuple[
+        tuple[
+            list[LoanApplication], CachedFeatures, list[tuple[InboundRecord, InvalidEvent]], BatchScore | None
+        ],
+        Shadow | None,
+    ]:
+        """The champion's decisions, then (with a challenger) the challenger's on the same matrix."""
+        scored = self._score(model, apps, cached, app_records)
+        _apps, kept, _bad, score = scored
+        if challenger is None or score is None or self.shadow is None:
+            return scored, None
+        return scored, self.shadow.decide(challenger, score, kept, self._options())
+
+    def _options(self) -> DecideOptions:
+        stream = self.settings.stream
+        return DecideOptions(
+            self.reasons,
+            stream.top_reasons,
+            attribution=stream.attribution,
+            counter_offers=stream.counter_offers,
+        )
+
     def _score(
         self,
         model: PreparedModel,
@@ -286,14 +335,7 @@ class MicroBatchPipeline:
     ) -> tuple[
         list[LoanApplication], CachedFeatures, list[tuple[InboundRecord, InvalidEvent]], BatchScore | None
     ]:
-        stream = self.settings.stream
-        options = DecideOptions(
-            self.reasons,
-            stream.top_reasons,
-            attribution=stream.attribution,
-            counter_offers=stream.counter_offers,
-        )
-        decided = decide(model, apps, cached, options=options)
+        decided = decide(model, apps, cached, options=self._options())
         bad = [(app_records[u.index], InvalidEvent(u.kind, u.message)) for u in decided.unscorable]
         score = decided.score if decided.scored else None
         return decided.pick(apps), decided.features, bad, score
@@ -314,7 +356,7 @@ class MicroBatchPipeline:
         stage.labels("reasons").observe(score.reasons_s)
         labels = Counter(r.decision for r in score.results)
         for label, count in labels.items():
-            m.decisions.labels(label, version).inc(count)
+            m.decisions.labels(label, version, "champion").inc(count)
         refusals = labels.get("REFUS", 0)
         if refusals or "REFER" in labels:  # a rule fires only on a REFUS or a REFER
             for rule, count in Counter(h.code for r in score.results for h in r.rules).items():
@@ -324,7 +366,7 @@ class MicroBatchPipeline:
             if score.probabilities is not None
             else np.array([r.probability for r in score.results])
         )
-        observe_many(m.default_probability.labels(version), probs)
+        observe_many(m.default_probability.labels(version, "champion"), probs)
         return refusals
 
     def _observe_batch(

@@ -45,11 +45,16 @@ class DecisionSink:
             await producer.stop()
 
     async def publish(
-        self, decisions: list[Record], dead: list[Record], reviews: Sequence[Record] = ()
+        self,
+        decisions: list[Record],
+        dead: list[Record],
+        reviews: Sequence[Record] = (),
+        shadow: Sequence[Record] = (),
     ) -> None:
-        """Decisions (key = application id), dead letters and the REFER decisions again on the review
-        topic (the same records: a reviewer's queue); returns when every one is acknowledged (raises
-        StoppedError if the worker stops first)."""
+        """Decisions (key = application id), dead letters, the REFER decisions again on the review
+        topic (the same records: a reviewer's queue) and the challenger's decisions on the shadow topic
+        (never on the review topic); returns when every one is acknowledged (raises StoppedError if the
+        worker stops first)."""
         publisher = self._publisher
         assert publisher is not None, "sink not started"
         kafka = self.settings.kafka
@@ -59,6 +64,7 @@ class DecisionSink:
                 *await publisher.plan(kafka.decisions_topic, decisions),
                 *await publisher.plan(kafka.dead_letter_topic, dead),
                 *await publisher.plan(kafka.review_topic, reviews),
+                *(await publisher.plan(kafka.shadow_topic, shadow) if shadow else ()),
             ]
 
         pending = await self._retry(plan, (KafkaError,))

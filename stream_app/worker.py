@@ -21,6 +21,7 @@ from scoring.decide import ReasonsMode
 from scoring.prepared import PreparedModel
 from stream_app.engine import BatchObserver, MicroBatchPipeline
 from stream_app.exceptions import MetricsPortError, ModelNotFoundError, PolicyConfigError
+from stream_app.shadow import ShadowArm
 from stream_app.sink import DecisionSink
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,25 @@ def build_pipeline(
     pipeline.registry_version = registry_version
     if ModelWatcher.wanted(settings):
         pipeline.watcher = ModelWatcher(settings, registry_version or None, model.feature_version, metrics)
+    pipeline.shadow = shadow_arm(settings, model.feature_version, metrics)
     return pipeline
+
+
+def shadow_arm(settings: Settings, feature_version: str, metrics: ScorerMetrics) -> ShadowArm | None:
+    """The challenger arm when settings may serve one (model.challenger_path, or the registry's
+    model.challenger_alias, watched): None when neither can ever give a challenger."""
+    from credit_scorer.challenger_watch import ChallengerWatcher, load_challenger
+
+    m = settings.model
+    if not (m.challenger_path if m.source == "folder" else m.challenger_alias):
+        return None
+    challenger, version = load_challenger(settings, feature_version, metrics)
+    watcher = None
+    if ChallengerWatcher.wanted(settings):
+        watcher = ChallengerWatcher(settings, version or None, feature_version, metrics)
+    if challenger is None and watcher is None:
+        return None
+    return ShadowArm(metrics, feature_version, challenger, version, watcher)
 
 
 def start_metrics_server(metrics: ScorerMetrics, port: int) -> Any:

@@ -259,6 +259,17 @@ class Registry:
         except MlflowException as exc:
             raise self._fail(f"alias {alias!r}", exc) from exc
 
+    def alias_target(self, alias: str) -> str | None:
+        """The version ``alias`` points at, None when no version has it (RegistryError: the store
+        failed — not the same as an alias that is absent, e.g. a demoted challenger)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            version = self.client.get_registered_model(self.name).aliases.get(alias)
+        except MlflowException as exc:
+            raise self._fail(f"alias {alias!r}", exc) from exc
+        return None if version is None else str(version)
+
     def set_alias(self, alias: str, version: str) -> None:
         from mlflow.exceptions import MlflowException
 

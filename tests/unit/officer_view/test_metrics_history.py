@@ -23,14 +23,16 @@ def test_quantile_interpolates_inside_the_bucket_like_prometheus() -> None:
 def test_rates_and_percentiles_come_from_the_interval_between_two_scrapes() -> None:
     m = ScorerMetrics(CollectorRegistry())
     history = MetricsHistory()
-    m.decisions.labels("ACCORD", "v1").inc(100)
+    m.decisions.labels("ACCORD", "v1", "champion").inc(100)
     m.stage_seconds.labels("total").observe(5.0)  # before the first scrape: not in the interval
     assert history.observe(Snapshot.parse([page(m)], at=10.0))["decisions_per_s"] is None
-    m.decisions.labels("ACCORD", "v1").inc(30)
-    m.decisions.labels("REFUS", "v1").inc(10)
+    m.decisions.labels("ACCORD", "v1", "champion").inc(30)
+    m.decisions.labels("REFUS", "v1", "champion").inc(10)
     for _ in range(40):
         m.stage_seconds.labels("total").observe(0.004)
-    m.default_probability.labels("v1").observe(0.12)
+    m.default_probability.labels("v1", "champion").observe(0.12)
+    m.decisions.labels("REFUS", "v2", "challenger").inc(40)  # shadow decisions: neither rate nor share
+    m.default_probability.labels("v2", "challenger").observe(0.9)
     m.consumer_lag.labels("apps", "0").set(7)
     point = history.observe(Snapshot.parse([page(m)], at=12.0))
     assert point["decisions_per_s"] == pytest.approx(20.0)
