@@ -11,7 +11,8 @@
 * The cost of reasons: the batch engine with reason codes on every REFUS and REFER (default: exact
   TreeSHAP; the worker decides with the committed policy: settings.policy) vs none, vs the older path
   attribution (``batch_path_reasons``); of counter-offers: on every REFUS by score (default) vs off
-  (``batch_no_offers``).
+  (``batch_no_offers``); of a challenger: the same model files scored again in the shadow of the
+  champion, on the same vectors, its decisions published to a shadow topic (``batch_challenger``).
 * The cost of the whole application form: the batch engine on full-form events (every application
   column of the row, what producers send since contract version 2: ``batch``) vs the 8-field events
   of version 1 (``batch_8_fields``), same clients, same cache (``--forms``).
@@ -109,13 +110,17 @@ class Env:
         self.overrides = overrides  # stream settings of every worker (experiments)
         self.n = 0
 
-    def settings(self, partitions: int = 4, **stream: Any) -> tuple[Settings, KafkaTopics]:
+    def settings(
+        self, partitions: int = 4, challenger: bool = False, **stream: Any
+    ) -> tuple[Settings, KafkaTopics]:
+        """``challenger``: the same model files scored again in the shadow (model.challenger_path), its
+        decisions on a shadow topic of their own."""
         self.n += 1
         sfx = f"{os.getpid()}-{self.n}"
         topics = KafkaTopics(
             f"apps-{sfx}", f"dec-{sfx}", f"dlq-{sfx}", f"bench-{sfx}", partitions, f"rev-{sfx}"
         )
-        names = [topics.applications, topics.decisions, topics.dead_letters, f"rev-{sfx}"]
+        names = [topics.applications, topics.decisions, topics.dead_letters, f"rev-{sfx}", f"shadow-{sfx}"]
         asyncio.run(create_topics(self.broker.bootstrap_servers, names, partitions))
         s = settings_for(
             self.broker.bootstrap_servers, topics, metrics_port=free_port(), **{**self.overrides, **stream}
@@ -123,7 +128,10 @@ class Env:
         return s.model_copy(
             update={
                 "redis": RedisSettings(url=self.redis.url, key_prefix="bench"),
-                "model": s.model.model_copy(update={"path": self.model_dir}),
+                "kafka": s.kafka.model_copy(update={"shadow_topic": f"shadow-{sfx}"}),
+                "model": s.model.model_copy(
+                    update={"path": self.model_dir, "challenger_path": self.model_dir if challenger else None}
+                ),
                 "log_level": "WARNING",
             }
         ), topics
@@ -211,6 +219,9 @@ def sustained(
     proc = start_worker(settings, engine, LOGS / f"{topics.group}-{engine}.log")
     try:
         result = asyncio.run(_drain(bs, topics.decisions, len(payloads), proc.pid))
+        if settings.model.challenger_path is not None:  # the shadow decisions were made, not skipped
+            shadow = asyncio.run(collect(bs, settings.kafka.shadow_topic, len(payloads), timeout_s=120))
+            result["shadow_decisions"] = len({r.key for r in shadow})
     finally:
         stop(proc)
     return {"engine": engine, "events": len(payloads), **result}
@@ -308,6 +319,7 @@ def _reasons_and_offers(results: dict[str, Any]) -> dict[str, float]:
     for other, key in (
         ("batch_path_reasons", "exact_vs_path_reasons"),
         ("batch_no_offers", "offers_on_vs_off"),
+        ("batch_challenger", "without_vs_with_challenger"),
     ):
         if other in results:
             out[key] = round(b / results[other]["decisions_per_s"], 3)
@@ -348,6 +360,7 @@ def summarize(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, bool
         "batch_no_reasons",
         "batch_path_reasons",
         "batch_no_offers",
+        "batch_challenger",
         "faust",
         "quix",
         "naive",
@@ -449,6 +462,7 @@ def main(argv: list[str] | None = None) -> None:
                 ("batch_no_reasons", "batch", args.events, {"reasons": "none"}, full),
                 ("batch_path_reasons", "batch", args.events, {"attribution": "path"}, full),
                 ("batch_no_offers", "batch", args.events, {"counter_offers": False}, full),
+                ("batch_challenger", "batch", args.events, {"challenger": True}, full),
                 ("faust", "faust", small, {}, full),
                 ("naive", "naive", max(1000, small // 4), {}, full),
                 ("quix", "quix", max(1000, small // 4), {}, full),

@@ -22,6 +22,7 @@ from dashboards import slo
 DATASOURCE = dash_models.DataSourceRef(type_val=slo.DATASOURCE_TYPE, uid=slo.DATASOURCE_UID)
 TAGS = ["credit-scorer"]
 RATE = "$__rate_interval"
+CHAMPION = f'role="{slo.CHAMPION}"'  # the published decisions (a challenger's shadow ones: its own row)
 
 PanelBuilder = cogbuilder.Builder[dash_models.Panel]
 
@@ -113,13 +114,15 @@ def _decision_panels() -> list[PanelBuilder]:
         _timeseries("Decisions / s", "Decisions published per second, by outcome.", "reqps", w=8)
         .stacking(common.StackingConfig().mode(common_models.StackingMode.NORMAL))
         .with_target(
-            _query(f"sum by (decision) (rate(credit_scorer_decisions_total[{RATE}]))", "{{decision}}")
+            _query(
+                f"sum by (decision) (rate(credit_scorer_decisions_total{{{CHAMPION}}}[{RATE}]))",
+                "{{decision}}",
+            )
         )
     )
-    per_version = f"sum by (model_version) (rate(credit_scorer_decisions_total[{RATE}]))"
-    approved = (
-        f'sum by (model_version) (rate(credit_scorer_decisions_total{{decision="{slo.APPROVED}"}}[{RATE}]))'
-    )
+    per_version = f"sum by (model_version) (rate(credit_scorer_decisions_total{{{CHAMPION}}}[{RATE}]))"
+    accord = f'decision="{slo.APPROVED}", {CHAMPION}'
+    approved = f"sum by (model_version) (rate(credit_scorer_decisions_total{{{accord}}}[{RATE}]))"
     approval = (
         _timeseries(
             "Approval rate by model version",
@@ -147,7 +150,7 @@ def _decision_panels() -> list[PanelBuilder]:
         .rows_frame(heatmap.RowsHeatmapOptions().layout(common_models.HeatmapCellLayout.LE))
         .with_target(
             _query(
-                f"sum by (le) (increase(credit_scorer_default_probability_bucket[{RATE}]))",
+                f"sum by (le) (increase(credit_scorer_default_probability_bucket{{{CHAMPION}}}[{RATE}]))",
                 "{{le}}",
                 fmt="heatmap",
             )
@@ -158,8 +161,8 @@ def _decision_panels() -> list[PanelBuilder]:
 
 def _policy_panels() -> list[PanelBuilder]:
     """The decision policy and the human review: REFER share, rule hits, reviewer overrides."""
-    total = f"sum(rate(credit_scorer_decisions_total[{RATE}]))"
-    refer = f'sum(rate(credit_scorer_decisions_total{{decision="REFER"}}[{RATE}]))'
+    total = f"sum(rate(credit_scorer_decisions_total{{{CHAMPION}}}[{RATE}]))"
+    refer = f'sum(rate(credit_scorer_decisions_total{{decision="REFER", {CHAMPION}}}[{RATE}]))'
     share = (
         _timeseries("REFER share", "Share of decisions referred to a human reviewer.", "percentunit", w=8)
         .min(0)
@@ -291,6 +294,11 @@ def overview_dashboard() -> dash.Dashboard:
         board = board.with_panel(p)
     board = board.with_row(dash.Row("Decisions"))
     for p in _decision_panels():
+        board = board.with_panel(p)
+    from dashboards.challenger_panels import challenger_panels  # it builds on this module's helpers
+
+    board = board.with_row(dash.Row("Champion / challenger"))
+    for p in challenger_panels():
         board = board.with_panel(p)
     board = board.with_row(dash.Row("Policy and review"))
     for p in _policy_panels():

@@ -19,7 +19,9 @@ PSI_BY_FEATURE = "credit_scorer:psi:max"
 # not a recording rule: the alert must see this scrape's value (rule groups evaluate concurrently)
 STALLED = "max by (instance) (credit_scorer_stalled_seconds)"
 
-_DECISIONS_10M = "sum by (model_version) (rate(credit_scorer_decisions_total[10m]))"
+# the champion's decisions: the ones published and acted on (a challenger's shadow decisions page no one)
+_CHAMPION = f'role="{slo.CHAMPION}"'
+_DECISIONS_10M = f"sum by (model_version) (rate(credit_scorer_decisions_total{{{_CHAMPION}}}[10m]))"
 _DEAD_LETTERS_5M = "(sum(rate(credit_scorer_dead_letters_total[5m])) or vector(0))"
 
 
@@ -37,14 +39,15 @@ def recording_rules() -> list[dict[str, str]]:
             # a version with no ACCORD in the window has rate 0, not a missing series
             "expr": (
                 "(sum by (model_version) "
-                f'(rate(credit_scorer_decisions_total{{decision="{slo.APPROVED}"}}[10m]))'
+                f'(rate(credit_scorer_decisions_total{{decision="{slo.APPROVED}", {_CHAMPION}}}[10m]))'
                 f" or 0 * {_DECISIONS_10M}) / {_DECISIONS_10M}"
             ),
         },
         {
             "record": DEAD_LETTER_RATIO,
             "expr": (
-                f"{_DEAD_LETTERS_5M} / (sum(rate(credit_scorer_decisions_total[5m])) + {_DEAD_LETTERS_5M})"
+                f"{_DEAD_LETTERS_5M} / (sum(rate(credit_scorer_decisions_total{{{_CHAMPION}}}[5m])) "
+                f"+ {_DEAD_LETTERS_5M})"
             ),
         },
         {

@@ -38,3 +38,8 @@ DISPARATE_IMPACT_MIN = 0.8
 # Decision labels (schemas.Decision.decision).
 APPROVED = "ACCORD"
 REFUSED = "REFUS"
+DECISIONS = ("ACCORD", "REFUS", "REFER")
+
+# The role label of decisions and scores: the champion's are published, the challenger's are the shadow.
+CHAMPION = "champion"
+CHALLENGER = "challenger"

@@ -48,9 +48,15 @@ def _latency(bucket_increments: dict[str, int]) -> dict[str, str]:
 
 
 def _decisions(accord: int, refus: int) -> dict[str, str]:
+    """The champion's decisions, and a challenger refusing everything in the shadow: it pages no one and
+    weighs in no ratio (its decisions are not published)."""
+    champion = f'model_version="v1", role="champion", {W}'
+    shadow = f'model_version="v2", role="challenger", {W}'
     return {
-        f'credit_scorer_decisions_total{{decision="ACCORD", model_version="v1", {W}}}': f"0+{accord}x40",
-        f'credit_scorer_decisions_total{{decision="REFUS", model_version="v1", {W}}}': f"0+{refus}x40",
+        f'credit_scorer_decisions_total{{decision="ACCORD", {champion}}}': f"0+{accord}x40",
+        f'credit_scorer_decisions_total{{decision="REFUS", {champion}}}': f"0+{refus}x40",
+        f'credit_scorer_decisions_total{{decision="ACCORD", {shadow}}}': "0+0x40",
+        f'credit_scorer_decisions_total{{decision="REFUS", {shadow}}}': f"0+{5 * (accord + refus)}x40",
     }
 
 
