@@ -1,7 +1,8 @@
 """Dashboards, alert rules and live drift against a REAL worker scraped by Debian's Prometheus.
 
 Stack: Tansu broker + redis-server (the small model's feature table cached) + ``credit-scorer stream
-worker`` as a subprocess (metrics port, drift observer wired by ``stream_app.worker``) + Prometheus
+worker`` as a subprocess (metrics port, drift observer wired by ``stream_app.worker``, a challenger of
+the same feature schema scored in the shadow, so the champion/challenger panels have data) + Prometheus
 scraping it every second with the generated rules file. A background producer streams applications
 (with a few malformed events and unknown clients, so the dead-letter and cache-miss panels have
 data) while every panel query of the generated dashboard JSON and every alert signal of the generated
@@ -30,12 +31,13 @@ import yaml
 from typer.testing import CliRunner
 
 from dashboards import build, slo
+from dashboards.challenger_panels import agreement_expr
 from dashboards.cli import app as dashboards_cli
 from dashboards.panels import DASHBOARDS
-from dashboards.promql import PanelQuery, alert_rules
+from dashboards.promql import PanelQuery, alert_rules, expand_grafana_variables
 from dashboards.verify import PrometheusAPI, check_alert_signals, check_panel, verify
-from devtools.harness import application_payloads, produce_payloads
-from tests.fixtures.kafka import StreamEnv
+from devtools.harness import application_payloads, create_topics, produce_payloads
+from tests.fixtures.kafka import StreamEnv, run_async
 from tests.fixtures.models import synthetic_amounts_policy
 from tests.fixtures.prometheus import SCRAPE_INTERVAL_S, PrometheusServer, free_port, wait_until
 
@@ -73,10 +75,12 @@ class Worker:
                 self.process.wait(timeout=5)
 
 
-def start_worker(env: StreamEnv, log_path: Path) -> Worker:
+def start_worker(env: StreamEnv, log_path: Path, challenger: Path, shadow_topic: str) -> Worker:
     s = env.settings
     port = free_port()
     variables = {
+        "CREDIT_SCORER_MODEL__CHALLENGER_PATH": str(challenger),
+        "CREDIT_SCORER_KAFKA__SHADOW_TOPIC": shadow_topic,
         "CREDIT_SCORER_KAFKA__BOOTSTRAP_SERVERS": s.kafka.bootstrap_servers,
         "CREDIT_SCORER_KAFKA__APPLICATIONS_TOPIC": s.kafka.applications_topic,
         "CREDIT_SCORER_KAFKA__DECISIONS_TOPIC": s.kafka.decisions_topic,
@@ -179,11 +183,14 @@ class LiveStack:
 @pytest.fixture
 def live_stack(
     make_stream_env: Callable[..., StreamEnv],
+    make_model_dir: Callable[..., Path],
     prometheus_server: Callable[..., PrometheusServer],
     tmp_path: Path,
 ) -> Iterator[LiveStack]:
     env = make_stream_env(partitions=2)
-    worker = start_worker(env, tmp_path / "worker.log")
+    shadow_topic = f"shadow-{env.topics.group}"
+    run_async(create_topics(env.settings.kafka.bootstrap_servers, [shadow_topic], 2))
+    worker = start_worker(env, tmp_path / "worker.log", make_model_dir(seed=1), shadow_topic)
     stream: Stream | None = None
     try:
         prom = prometheus_server({slo.WORKER_JOB: [worker.metrics_target]}, rule_files=[build.RULES_FILE])
@@ -263,6 +270,15 @@ def _every_panel_query_and_alert_signal_returns_data(live_stack: LiveStack) -> N
     )
     assert res.exit_code == 0, res.output
     assert f"{summary[0]}/{summary[0]} checks ok" in res.output
+    # the challenger (another seed, same schema) is a ratio of the champion's decisions, not noise
+    prom = live_stack.prometheus
+    [agree] = prom.query(expand_grafana_variables(agreement_expr(), "30s"))["result"]
+    assert 0.0 < float(agree["value"][1]) <= 1.0, agree
+    roles = prom.query("sum by (role) (credit_scorer_decisions_total)")["result"]
+    counts = {r["metric"]["role"]: float(r["value"][1]) for r in roles}
+    # every champion decision shadowed (a scrape may fall between the two counts of one batch)
+    assert set(counts) == {"champion", "challenger"}, counts
+    assert 0.9 <= counts["challenger"] / counts["champion"] <= 1.0, counts
 
 
 def _shifted_stream_raises_psi_and_fires_the_drift_alert(live_stack: LiveStack) -> None:
@@ -277,9 +293,10 @@ def _shifted_stream_raises_psi_and_fires_the_drift_alert(live_stack: LiveStack) 
     assert "score" in baseline and len(baseline) > 1
     assert prom.query(drift_expr)["result"] == [], f"drift alert on training-like data: {baseline}"
     # the worker folds every scored event exactly once (one drift observer wired, not zero or two)
-    [ratio] = prom.query("sum(credit_scorer_drift_observations_total) / sum(credit_scorer_decisions_total)")[
-        "result"
-    ]
+    # (the champion's decisions: the challenger's shadow decisions are not observed)
+    [ratio] = prom.query(
+        'sum(credit_scorer_drift_observations_total) / sum(credit_scorer_decisions_total{role="champion"})'
+    )["result"]
     assert 0.9 <= float(ratio["value"][1]) <= 1.1, ratio
 
     stream.shift = 4.0  # requested amounts ×4: AMT_CREDIT and the ratios built on it leave their bins
