@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from credit_scorer.challenger_watch import ChallengerWatcher, load_challenger
 from credit_scorer.cli import app
 from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.model_source import load_served_model, open_registry
@@ -25,6 +26,12 @@ from tests.polling import wait_until
 from training.exceptions import RegistryError
 
 pytestmark = pytest.mark.integration
+
+
+def settings_policy_version(settings: Settings) -> str:
+    from scoring.policy_file import load_policy
+
+    return load_policy(settings.policy.path).version
 
 
 def card_version(model_dir: Path) -> str:
@@ -134,3 +141,42 @@ async def test_the_watch_prepares_a_promoted_version_and_refuses_another_schema(
     swaps = metrics.model_swaps
     assert swaps.labels("swapped")._value.get() == 1
     assert swaps.labels("schema_mismatch")._value.get() == 1
+
+
+def test_the_challenger_alias_is_served_moved_refused_and_removed_without_a_restart(
+    make_registry_settings: MakeRegistrySettings, registry_template: RegistryTemplate
+) -> None:
+    settings = make_registry_settings(watch_interval_s=0.05)
+    registry = open_registry(settings)
+    registry.set_alias("champion", "1")
+    live = load_model(registry_template.model_dirs["1"]).feature_version
+    metrics = ScorerMetrics()
+    assert load_challenger(settings, live, metrics) == (None, "")  # no alias: no challenger, no error
+
+    registry.set_alias("challenger", "2")
+    model, version = load_challenger(settings, live, metrics)
+    assert version == "2" and model is not None
+    assert model.model_version == card_version(registry_template.model_dirs["2"])
+    assert model.policy_spec.version == settings_policy_version(settings)  # the process's policy file
+
+    watcher = ChallengerWatcher(settings, version, live, metrics)
+    handed: list[tuple[PreparedModel | None, str]] = []
+    on_ready = lambda m, v: handed.append((m, v))  # noqa: E731
+    assert watcher.poll_once(on_ready) == "unchanged"
+    registry.set_alias("challenger", "3")  # another feature schema: not served, not retried
+    assert watcher.poll_once(on_ready) == "schema_mismatch"
+    assert watcher.poll_once(on_ready) == "unchanged" and handed == []
+    registry.set_alias("challenger", "1")  # the champion's own version may be a challenger too
+    assert watcher.poll_once(on_ready) == "served" and handed[-1][1] == "1"
+    registry.delete_alias("challenger")  # demoted: no challenger from now on
+    assert watcher.poll_once(on_ready) == "removed" and handed[-1] == (None, "")
+    assert watcher.poll_once(on_ready) == "unchanged" and len(handed) == 2
+    assert watcher.alias == "challenger" and registry.alias_version("champion") == "1"  # untouched
+    swaps = metrics.challenger_swaps
+    assert [swaps.labels(r)._value.get() for r in ("served", "schema_mismatch", "removed")] == [2, 1, 1]
+    assert metrics.model_swaps.labels("schema_mismatch")._value.get() == 0  # the champion's own count
+
+    # at start, a challenger of another schema is refused and the worker starts without one
+    registry.set_alias("challenger", "3")
+    assert load_challenger(settings, live, metrics) == (None, "")
+    assert swaps.labels("schema_mismatch")._value.get() == 2
