@@ -161,7 +161,7 @@ def start_worker(
 
 # --- topics ------------------------------------------------------------------------------------------
 def create_topics(bootstrap: str, kafka: Any) -> None:
-    """The applications, decisions, dead-letter and review topics (idempotent)."""
+    """The applications, decisions, dead-letter, review and shadow topics (idempotent)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -170,7 +170,8 @@ def create_topics(bootstrap: str, kafka: Any) -> None:
         await admin.start()
         try:
             for name in (
-                kafka.applications_topic, kafka.decisions_topic, kafka.dead_letter_topic, kafka.review_topic
+                kafka.applications_topic, kafka.decisions_topic, kafka.dead_letter_topic, kafka.review_topic,
+                kafka.shadow_topic,
             ):  # fmt: skip
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics([NewTopic(name, kafka.partitions, 1)])

@@ -78,7 +78,11 @@ async def test_n_events_give_exactly_n_decisions_with_offline_scores(
     assert 0 < refus < n
     version = env.model.model_version
     assert (
-        metric(metrics, "credit_scorer_decisions_total", {"decision": "REFUS", "model_version": version})
+        metric(
+            metrics,
+            "credit_scorer_decisions_total",
+            {"decision": "REFUS", "model_version": version, "role": "champion"},
+        )
         == refus
     )
     assert metric(metrics, "credit_scorer_feature_lookups_total") == n
