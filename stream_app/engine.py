@@ -266,10 +266,7 @@ class MicroBatchPipeline:
     async def deliver(self, batch: PreparedBatch) -> BatchReport:
         """Publish a prepared batch and wait for every ack; then metrics and observers."""
         t_pub = time.perf_counter()
-        if batch.shadow:
-            await self.sink.publish(batch.decisions, batch.dead, batch.reviews, batch.shadow)
-        else:
-            await self.sink.publish(batch.decisions, batch.dead, batch.reviews)
+        await self.sink.publish(batch.decisions, batch.dead, batch.reviews, batch.shadow)
         produced_at = time.time()
         self.progress.handled(len(batch.decisions) + len(batch.dead))
         self.handled_records += len(batch.decisions) + len(batch.dead)
