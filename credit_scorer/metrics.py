@@ -178,7 +178,7 @@ class ScorerMetrics:
         self.challenger_swaps = Counter(
             "credit_scorer_challenger_swaps_total",
             "Challenger versions met by the worker, by result (served, removed, schema_mismatch, refused, "
-            "registry_error).",
+            "registry_error), and batches it failed to score (failed: the champion's went on).",
             ["result"],
             registry=r,
         )
