@@ -107,7 +107,7 @@ def run_command(
         None, "--against-alias", help="Compare with the version this alias (e.g. champion) points at."
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="Output folder (default: var/reports/replay-<model>)."
+        None, "--out", help="Output folder (default: var/reports/replay-<model>[-vs-<other>])."
     ),
     from_offset: list[str] | None = typer.Option(
         None, "--from-offset", help="OFFSET, or PARTITION:OFFSET (repeat)."
@@ -164,7 +164,8 @@ def run_command(
         )
         loaded = new.loaded
         read_range = _read_range(settings, from_offset, to_offset, from_time, to_time)
-        out_dir = out or settings.paths.reports_dir / f"replay-{loaded.model_version}"
+        name = f"{loaded.model_version}-vs-{other.loaded.model_version}" if other else loaded.model_version
+        out_dir = out or settings.paths.reports_dir / f"replay-{name}"
         options = ReplayOptions(
             out_dir=out_dir,
             read_range=read_range,

@@ -4,11 +4,13 @@ and the differences are those of a direct `decide` on the same rows; refusals be
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,8 @@ from typer.testing import CliRunner
 from credit_scorer.model_source import open_registry
 from credit_scorer.settings import Settings, get_settings
 from devtools.harness import application_payloads, settings_env
-from replay.report import REPORT_FILE, SUMMARY_FILE
+from replay.report import REPORT_FILE, SUMMARY_FILE, build_report
+from replay.runner import Replayer, ReplayOptions
 from schemas.codec import parse_application
 from scoring.decide import DecideOptions, decide
 from scoring.fairness import fairness_report
@@ -138,6 +141,16 @@ async def test_another_version_differs_exactly_as_a_direct_decide_on_the_same_ro
     old_di = summary["fairness"]["old"]["segments"]["gender"]["disparate_impact"]
     new_di = summary["fairness"]["new"]["segments"]["gender"]["disparate_impact"]
     assert change == (None if old_di is None or new_di is None else pytest.approx(new_di - old_di))
+    # the same comparison in one process (no forked workers), through the Replayer API
+    replayer = Replayer(
+        history.settings,
+        PreparedModel(load_model(registry_template.model_dirs["2"])),
+        ReplayOptions(out_dir=tmp_path / "in-process", publish=False, workers=1),
+        against=PreparedModel(load_model(registry_template.model_dirs["1"])),
+    )
+    assert (await asyncio.wait_for(replayer.run(), 60)).status == "complete"
+    one = build_report(tmp_path / "in-process", plots=False)
+    assert asdict(one.overall) == summary["overall"] and one.fairness == summary["fairness"]
     report = (out / REPORT_FILE).read_text()
     assert (
         "## Fairness by segment" in report
