@@ -19,10 +19,11 @@ import orjson
 import polars as pl
 
 from replay.exceptions import CheckpointError
+from scoring.fairness import FAMILIES
 
 CHECKPOINT_FILE = "checkpoint.json"
 ROWS_DIR = "rows"
-FORMAT = 1
+FORMAT = 2  # 2: the rows carry their fairness groups
 
 ROW_SCHEMA: dict[str, Any] = {
     "application_id": pl.String,
@@ -40,6 +41,8 @@ ROW_SCHEMA: dict[str, Any] = {
     "rules_new": pl.String,  # the policy rules that fired, codes joined by ","
     "decision_old": pl.String,
     "rules_old": pl.String,
+    # the row's group in each fairness segment family (scoring.fairness; null: not in the model's schema)
+    **{f"group_{family}": pl.String for family, _ in FAMILIES},
 }
 
 

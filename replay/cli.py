@@ -77,24 +77,6 @@ async def _all_partitions(settings: Any) -> list[int]:
         await reader.stop()
 
 
-def _load_model(settings: Any, model_dir: Path | None, model_version: str | None) -> Any:
-    from scoring.model import load_model
-
-    if (model_dir is None) == (model_version is None):
-        raise ReplayInputError("give exactly one of --model DIR or --model-version N")
-    if model_dir is not None:
-        return load_model(model_dir)
-    from training.registry import MlflowTarget, fetch_model_version
-
-    assert model_version is not None
-    m = settings.mlflow
-    target = MlflowTarget.from_settings(
-        settings.paths.data_dir, m.tracking_uri, m.experiment_name, m.registered_model_name
-    )
-    dest = settings.paths.data_dir / "registry-models"
-    return load_model(fetch_model_version(m.registered_model_name, model_version, dest, target))
-
-
 async def _run_with_signals(replayer: Any) -> Any:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -112,8 +94,20 @@ def run_command(
     model_version: str | None = typer.Option(
         None, "--model-version", help="MLflow registry version (or 'latest') to replay with."
     ),
+    model_alias: str | None = typer.Option(
+        None, "--model-alias", help="MLflow registry alias (e.g. challenger) to replay with."
+    ),
+    against: Path | None = typer.Option(
+        None, "--against", help="Compare with this model directory instead of the live decisions."
+    ),
+    against_version: str | None = typer.Option(
+        None, "--against-version", help="Compare with this registry version instead of the live decisions."
+    ),
+    against_alias: str | None = typer.Option(
+        None, "--against-alias", help="Compare with the version this alias (e.g. champion) points at."
+    ),
     out: Path | None = typer.Option(
-        None, "--out", help="Output folder (default: var/reports/replay-<model>)."
+        None, "--out", help="Output folder (default: var/reports/replay-<model>[-vs-<other>])."
     ),
     from_offset: list[str] | None = typer.Option(
         None, "--from-offset", help="OFFSET, or PARTITION:OFFSET (repeat)."
@@ -148,9 +142,12 @@ def run_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plots."),
 ) -> None:
-    """Rescore the applications topic (or a range) and write the comparison report."""
+    """Rescore the applications topic (or a range) and write the comparison report: against the live
+    decisions, or (--against-version / --against-alias / --against) against another model deciding the
+    same applications on the same vectors."""
     from credit_scorer.settings import get_settings
     from replay.compare import CostMatrix
+    from replay.models import ModelChoice, load_pair
     from replay.report import REPORT_FILE, build_report
     from replay.runner import ReplayOptions
     from scoring.exceptions import PolicyError
@@ -160,9 +157,15 @@ def run_command(
     settings = get_settings()
     try:
         _check_inputs(reasons, labels)
-        loaded = _load_model(settings, model, model_version)
+        new, other = load_pair(
+            settings,
+            ModelChoice("model", model, model_version, model_alias),
+            ModelChoice("against", against, against_version, against_alias),
+        )
+        loaded = new.loaded
         read_range = _read_range(settings, from_offset, to_offset, from_time, to_time)
-        out_dir = out or settings.paths.reports_dir / f"replay-{loaded.model_version}"
+        name = f"{loaded.model_version}-vs-{other.loaded.model_version}" if other else loaded.model_version
+        out_dir = out or settings.paths.reports_dir / f"replay-{name}"
         options = ReplayOptions(
             out_dir=out_dir,
             read_range=read_range,
@@ -172,17 +175,29 @@ def run_command(
             publish=publish,
             checkpoint_every_s=checkpoint_every,
             workers=workers,
+            registry_versions=(new.registry_version, other.registry_version if other else None),
         )
         # once, before any worker process is forked; a bad policy file stops here (exit 2)
-        prepared = prepare_with_policy(loaded, settings.policy.path, settings.policy.reason_codes)
-        result = asyncio.run(_run_with_signals(_replayer(settings, prepared, options, progress)))
+        policy = settings.policy
+        prepared = prepare_with_policy(loaded, policy.path, policy.reason_codes)
+        prepared_other = (
+            prepare_with_policy(other.loaded, policy.path, policy.reason_codes) if other else None
+        )
+        replayer = _replayer(settings, (prepared, prepared_other), options, progress)
+        result = asyncio.run(_run_with_signals(replayer))
         _exit_if_interrupted(result, out_dir)
-        comparison = build_report(out_dir, labels, CostMatrix(**loaded.card.cost_matrix), plots=plots)
+        comparison = build_report(
+            out_dir,
+            labels,
+            CostMatrix(**loaded.card.cost_matrix),
+            plots=plots,
+            min_group_decisions=settings.fairness.min_group_decisions,
+        )
     except (ReplayInputError, CheckpointError, PolicyError) as exc:
         raise cli_error(str(exc), 2) from None
     except failures as exc:
         raise cli_error(str(exc) or type(exc).__name__, 1) from None
-    _echo_summary(comparison, result, loaded.model_version, out_dir / REPORT_FILE)
+    _echo_summary(comparison, result, new.describe(), out_dir / REPORT_FILE)
 
 
 def _dependency_errors() -> tuple[type[Exception], ...]:
@@ -241,21 +256,24 @@ def _exit_if_interrupted(result: Any, out_dir: Path) -> None:
         raise typer.Exit(130)
 
 
-def _echo_summary(comparison: Any, result: Any, model_version: str, report: Path) -> None:
+def _echo_summary(comparison: Any, result: Any, model: str, report: Path) -> None:
     o = comparison.overall
+    old, new = comparison.sides
     typer.echo(
-        f"replayed {comparison.rescored} applications with {model_version}: "
-        f"{comparison.joined} joined, ACCORD→REFUS {o.accord_to_refus}, REFUS→ACCORD {o.refus_to_accord}, "
+        f"replayed {comparison.rescored} applications with {model}: {comparison.joined} joined "
+        f"({old} → {new}), ACCORD→REFUS {o.accord_to_refus}, REFUS→ACCORD {o.refus_to_accord}, "
         f"cost {o.cost_before:g} → {o.cost_after:g}; report: {report} "
         f"({result.seconds:.1f}s, {result.rescored / max(result.seconds, 1e-9):,.0f} applications/s)"
     )
 
 
-def _replayer(settings: Any, model: Any, options: Any, progress: bool) -> Any:
+def _replayer(settings: Any, models: tuple[Any, Any], options: Any, progress: bool) -> Any:
+    """The replay of ``models`` (the replay model, and the one compared with or None)."""
     from replay.parallel import ParallelReplayer
 
+    model, against = models
     if not progress:
-        return ParallelReplayer(settings, model, options)
+        return ParallelReplayer(settings, model, options, against=against)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     bar = Progress(
@@ -275,7 +293,7 @@ def _replayer(settings: Any, model: Any, options: Any, progress: bool) -> Any:
             finally:
                 bar.stop()
 
-    return _WithBar(settings, model, options, progress=update)
+    return _WithBar(settings, model, options, progress=update, against=against)
 
 
 @app.command("report")
@@ -295,7 +313,10 @@ def report_command(
     if not (out / "checkpoint.json").is_file():
         raise cli_error(f"{out}: no replay checkpoint (checkpoint.json) in this folder", 2)
     try:
-        build_report(out, labels, CostMatrix(fn_cost, fp_cost), plots=plots)
+        from credit_scorer.settings import get_settings
+
+        k = get_settings().fairness.min_group_decisions
+        build_report(out, labels, CostMatrix(fn_cost, fp_cost), plots=plots, min_group_decisions=k)
     except ReplayInputError as exc:
         raise cli_error(str(exc), 2) from None
     except (ReplayError, OSError) as exc:

@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from replay.exceptions import ReplayInputError
+from replay.fairness import fairness_comparison
 
 # upper bound (exclusive) → band name; incomes are in currency units
 INCOME_BANDS: tuple[tuple[float, str], ...] = (
@@ -84,11 +85,13 @@ def policy_stats(frame: pl.DataFrame, model: str, side: str, decision: str, rule
     return PolicyStats(model, side, frame.height, outcomes, {str(k): int(n) for k, n in hits.iter_rows()})
 
 
-def _policy(frame: pl.DataFrame, joined: pl.DataFrame, new_model: str) -> list[PolicyStats]:
-    out = [policy_stats(frame, new_model, "replay", "decision_new", "rules_new")]
+def _policy(
+    frame: pl.DataFrame, joined: pl.DataFrame, new_model: str, sides: tuple[str, str]
+) -> list[PolicyStats]:
+    out = [policy_stats(frame, new_model, sides[1], "decision_new", "rules_new")]
     for version in sorted({str(v) for v in joined["baseline_model"].to_list()}):
         live = joined.filter(pl.col("baseline_model") == version)
-        out.append(policy_stats(live, version, "live", "decision_old", "rules_old"))
+        out.append(policy_stats(live, version, sides[0], "decision_old", "rules_old"))
     return out
 
 
@@ -107,6 +110,8 @@ class Comparison:
     shift: dict[str, float | None]
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     policy: list[PolicyStats] = field(default_factory=list)  # the replay model first, then the live ones
+    fairness: dict[str, Any] = field(default_factory=dict)  # replay.fairness.fairness_comparison
+    sides: tuple[str, str] = ("live", "replay")  # what the report calls the old and the new decisions
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -215,8 +220,15 @@ def score_shift(joined: pl.DataFrame) -> pl.Series:
 
 
 def compare(
-    rows: pl.DataFrame, new_model: str, labels: pl.DataFrame | None = None, cost: CostMatrix | None = None
+    rows: pl.DataFrame,
+    new_model: str,
+    labels: pl.DataFrame | None = None,
+    cost: CostMatrix | None = None,
+    *,
+    min_group_decisions: int = 100,
+    sides: tuple[str, str] = ("live", "replay"),
 ) -> Comparison:
+    """``sides``: what the old decisions (live, or another version's) and the new ones are called."""
     cost = cost or CostMatrix()
     if labels is None:
         labels = pl.DataFrame(schema={"sk_id_curr": pl.Int64, "label": pl.Int8})
@@ -256,5 +268,7 @@ def compare(
             "accord_to_refus": _examples(joined, False, True),
             "refus_to_accord": _examples(joined, True, False),
         },
-        policy=_policy(frame, joined, new_model),
+        policy=_policy(frame, joined, new_model, sides),
+        fairness=fairness_comparison(joined, min_group_decisions),
+        sides=sides,
     )

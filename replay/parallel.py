@@ -119,7 +119,8 @@ class _Pool:
         try:
             for i, group in enumerate(self.groups):
                 mine, theirs = ctx.Pipe()
-                args = (theirs, owner.settings, owner.model, options, group, _restricted(checkpoint, group))
+                models = (owner.model, owner.against)
+                args = (theirs, owner.settings, models, options, group, _restricted(checkpoint, group))
                 proc = ctx.Process(target=_worker_main, args=args, name=f"replay-{i}", daemon=True)
                 proc.start()
                 theirs.close()
@@ -274,7 +275,7 @@ def _offsets(c: Checkpoint) -> dict[str, Any]:
 def _worker_main(
     conn: Connection,
     settings: Settings,
-    model: PreparedModel,
+    models: tuple[PreparedModel, PreparedModel | None],
     options: ReplayOptions,
     partitions: list[int],
     checkpoint: Checkpoint,
@@ -284,7 +285,7 @@ def _worker_main(
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
     try:
-        result = asyncio.run(_work(conn, settings, model, options, partitions, checkpoint))
+        result = asyncio.run(_work(conn, settings, models, options, partitions, checkpoint))
         conn.send(("done", result))
     except BaseException as exc:  # every failure goes to the parent, which re-raises it
         conn.send(("error", _portable(exc)))
@@ -295,12 +296,13 @@ def _worker_main(
 async def _work(
     conn: Connection,
     settings: Settings,
-    model: PreparedModel,
+    models: tuple[PreparedModel, PreparedModel | None],
     options: ReplayOptions,
     partitions: list[int],
     checkpoint: Checkpoint,
 ) -> dict[str, Any]:
-    replayer = _WorkerReplayer(conn, settings, model, options, partitions=partitions)
+    model, against = models  # the replay model, and the one it is compared with (None: live decisions)
+    replayer = _WorkerReplayer(conn, settings, model, options, partitions=partitions, against=against)
     loop = asyncio.get_running_loop()
 
     def on_message() -> None:  # "stop", or end of file: the parent is gone

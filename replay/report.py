@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import polars as pl
 
+from credit_scorer.settings import FairnessSettings
 from replay.checkpoint import CheckpointStore
 from replay.compare import (
     Comparison,
@@ -22,6 +23,7 @@ from replay.compare import (
     load_labels,
     score_shift,
 )
+from replay.fairness import fairness_markdown
 
 REPORT_FILE = "report.md"
 SUMMARY_FILE = "summary.json"
@@ -45,12 +47,13 @@ def _num(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
-def _segment_table(title: str, groups: list[GroupStats]) -> list[str]:
+def _segment_table(title: str, groups: list[GroupStats], sides: tuple[str, str]) -> list[str]:
+    old, new = sides
     out = [
         f"### {title}",
         "",
-        "| segment | joined | approval before | approval after | Δ | ACCORD→REFUS | REFUS→ACCORD "
-        "| labelled | cost before | cost after | Δ cost |",
+        f"| segment | joined | approval {old} | approval {new} | Δ | ACCORD→REFUS | REFUS→ACCORD "
+        f"| labelled | cost {old} | cost {new} | Δ cost |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for g in groups:
@@ -62,11 +65,12 @@ def _segment_table(title: str, groups: list[GroupStats]) -> list[str]:
     return [*out, ""]
 
 
-def _examples_table(examples: list[dict[str, Any]]) -> list[str]:
+def _examples_table(examples: list[dict[str, Any]], sides: tuple[str, str]) -> list[str]:
     if not examples:
         return ["(none)", ""]
     out = [
-        "| application | client | contract | income | p(default) live | p(default) replay | shift | label |",
+        f"| application | client | contract | income | p(default) {sides[0]} | p(default) {sides[1]} "
+        "| shift | label |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for e in examples:
@@ -77,19 +81,46 @@ def _examples_table(examples: list[dict[str, Any]]) -> list[str]:
     return [*out, ""]
 
 
+def _registry(version: Any) -> str:
+    return f" (registry version {version})" if version else ""
+
+
+def sides_of(meta: dict[str, Any]) -> tuple[str, str]:
+    """What the report calls the old and the new decisions: live and replay, or two model versions."""
+    if not meta.get("against_model_version"):
+        return "live", "replay"
+    new, old = meta.get("registry_version"), meta.get("against_registry_version")
+    return (f"v{old}" if old else "other"), (f"v{new}" if new else "replay")
+
+
+def _header(c: Comparison, meta: dict[str, Any]) -> list[str]:
+    topic = f"- applications topic: `{meta.get('applications_topic')}`"
+    against = meta.get("against_model_version")
+    if not against:
+        return [
+            f"{topic}; live decisions: `{meta.get('decisions_topic')}`",
+            f"- replay model: **{c.new_model}**{_registry(meta.get('registry_version'))}; live model(s): "
+            + (", ".join(f"**{v}** ({n})" for v, n in c.baseline_models.items()) or "none"),
+            f"- rescored applications: {c.rescored}; joined with a live decision: {c.joined}; "
+            f"without a live decision: {c.unmatched}; with a label: {c.labelled}",
+        ]
+    old, new = c.sides
+    return [
+        f"{topic}; the live decisions are not read: two model versions decide the same applications "
+        "on the same assembled vectors (one MGET per batch), under the same policy",
+        f"- **{new}** = model **{c.new_model}**{_registry(meta.get('registry_version'))}, compared with "
+        f"**{old}** = model **{against}**{_registry(meta.get('against_registry_version'))}; "
+        f"feature schema {meta.get('feature_version')}",
+        f"- applications decided by both: {c.joined}; by {new} only: {c.unmatched}; "
+        f"with a label: {c.labelled}",
+    ]
+
+
 def render_markdown(c: Comparison, meta: dict[str, Any]) -> str:
     o = c.overall
     fn, fp = c.cost.fn, c.cost.fp
-    lines = [
-        "# Replay report",
-        "",
-        f"- applications topic: `{meta.get('applications_topic')}`; "
-        f"live decisions: `{meta.get('decisions_topic')}`",
-        f"- replay model: **{c.new_model}**; live model(s): "
-        + (", ".join(f"**{v}** ({n})" for v, n in c.baseline_models.items()) or "none"),
-        f"- rescored applications: {c.rescored}; joined with a live decision: {c.joined}; "
-        f"without a live decision: {c.unmatched}; with a label: {c.labelled}",
-    ]
+    old, new = c.sides
+    lines = ["# Replay report", "", *_header(c, meta)]
     skipped = {
         k: v for k, v in sorted(meta.get("counts", {}).items()) if k.startswith(("invalid_", "unscor"))
     }
@@ -99,7 +130,7 @@ def render_markdown(c: Comparison, meta: dict[str, Any]) -> str:
         "",
         "## Approval rate (joined applications)",
         "",
-        "| | live | replay | Δ |",
+        f"| | {old} | {new} | Δ |",
         "|---|---:|---:|---:|",
         f"| approval rate | {_pct(o.approval_before)} | {_pct(o.approval_after)} "
         f"| {_delta_pp(o.approval_before, o.approval_after)} |",
@@ -113,11 +144,11 @@ def render_markdown(c: Comparison, meta: dict[str, Any]) -> str:
         "",
         "### ACCORD → REFUS (largest score shifts)",
         "",
-        *_examples_table(c.examples["accord_to_refus"]),
+        *_examples_table(c.examples["accord_to_refus"], c.sides),
         "### REFUS → ACCORD (largest score shifts)",
         "",
-        *_examples_table(c.examples["refus_to_accord"]),
-        "## Score shift (replay − live probability of default)",
+        *_examples_table(c.examples["refus_to_accord"], c.sides),
+        f"## Score shift ({new} − {old} probability of default)",
         "",
         "| mean | median | p05 | p95 | max abs. shift |",
         "|---:|---:|---:|---:|---:|",
@@ -132,8 +163,8 @@ def render_markdown(c: Comparison, meta: dict[str, Any]) -> str:
     ]
     per = (lambda x: f"{x / o.labelled:.4f}") if o.labelled else (lambda x: "n/a")
     lines += [
-        f"| live | {o.fn_before} | {o.fp_before} | {o.cost_before:g} | {per(o.cost_before)} |",
-        f"| replay | {o.fn_after} | {o.fp_after} | {o.cost_after:g} | {per(o.cost_after)} |",
+        f"| {old} | {o.fn_before} | {o.fp_before} | {o.cost_before:g} | {per(o.cost_before)} |",
+        f"| {new} | {o.fn_after} | {o.fp_after} | {o.cost_after:g} | {per(o.cost_after)} |",
         f"| Δ | {o.fn_after - o.fn_before:+d} | {o.fp_after - o.fp_before:+d} "
         f"| {o.cost_after - o.cost_before:+g} | |",
         "",
@@ -141,9 +172,10 @@ def render_markdown(c: Comparison, meta: dict[str, Any]) -> str:
     if not o.labelled:
         lines += ["No labels: pass `--labels` (feature table or CSV with SK_ID_CURR, TARGET).", ""]
     lines += [f"![expected cost]({PLOTS_DIR}/cost.png)", "", "## By segment", ""]
-    lines += _segment_table("Contract type", c.by_contract)
-    lines += _segment_table("Income band (AMT_INCOME_TOTAL)", c.by_income)
+    lines += _segment_table("Contract type", c.by_contract, c.sides)
+    lines += _segment_table("Income band (AMT_INCOME_TOTAL)", c.by_income, c.sides)
     lines += [f"![approval by segment]({PLOTS_DIR}/approval_by_segment.png)", ""]
+    lines += fairness_markdown(c.fairness, old, new)
     lines += _policy_table(c.policy)
     return "\n".join(lines)
 
@@ -186,7 +218,8 @@ def write_plots(c: Comparison, shift: pl.Series, plots_dir: Path) -> list[Path]:
     o = c.overall
     fig, ax = plt.subplots(figsize=(5, 3.5))
     values = [100 * (o.approval_before or 0.0), 100 * (o.approval_after or 0.0)]
-    ax.bar(["live", f"replay\n{c.new_model}"], values, color=["#888888", "#1f77b4"])
+    old, new = c.sides
+    ax.bar([old, f"{new}\n{c.new_model}"], values, color=["#888888", "#1f77b4"])
     ax.set_ylabel("approval rate (%)")
     ax.set_title("Approval rate (joined applications)")
     save(fig, "approval_rate.png")
@@ -194,13 +227,13 @@ def write_plots(c: Comparison, shift: pl.Series, plots_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     data = shift.drop_nulls().to_numpy()
     ax.hist(data if data.size else [0.0], bins=60, color="#1f77b4")
-    ax.set_xlabel("replay − live probability of default")
+    ax.set_xlabel(f"{new} − {old} probability of default")
     ax.set_ylabel("applications")
     ax.set_title("Score shift")
     save(fig, "score_shift.png")
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.bar(["live", "replay"], [o.cost_before, o.cost_after], color=["#888888", "#d62728"])
+    ax.bar([old, new], [o.cost_before, o.cost_after], color=["#888888", "#d62728"])
     ax.set_ylabel(f"{c.cost.fn:g}·FN + {c.cost.fp:g}·FP")
     ax.set_title(f"Expected business cost ({o.labelled} labelled)")
     save(fig, "cost.png")
@@ -212,10 +245,10 @@ def write_plots(c: Comparison, shift: pl.Series, plots_dir: Path) -> list[Path]:
         [x - 0.2 for x in xs],
         [100 * (g.approval_before or 0) for g in groups],
         0.4,
-        label="live",
+        label=old,
         color="#888888",
     )
-    ax.bar([x + 0.2 for x in xs], [100 * (g.approval_after or 0) for g in groups], 0.4, label="replay")
+    ax.bar([x + 0.2 for x in xs], [100 * (g.approval_after or 0) for g in groups], 0.4, label=new)
     ax.set_xticks(list(xs), [g.name for g in groups], rotation=30, ha="right")
     ax.set_ylabel("approval rate (%)")
     ax.set_ylim(0, 115)
@@ -226,15 +259,26 @@ def write_plots(c: Comparison, shift: pl.Series, plots_dir: Path) -> list[Path]:
 
 
 def build_report(
-    out_dir: Path, labels_path: Path | None = None, cost: CostMatrix | None = None, plots: bool = True
+    out_dir: Path,
+    labels_path: Path | None = None,
+    cost: CostMatrix | None = None,
+    plots: bool = True,
+    min_group_decisions: int | None = None,
 ) -> Comparison:
-    """Read the checkpointed rows of ``out_dir`` and write report.md, summary.json, rows.parquet, plots."""
+    """Read the checkpointed rows of ``out_dir`` and write report.md, summary.json, rows.parquet, plots.
+    ``min_group_decisions``: applications a group needs in the disparate-impact ratio (default: the live
+    metric's setting, ``fairness.min_group_decisions``)."""
     store = CheckpointStore(out_dir)
     checkpoint = store.load()
     rows = store.rows(checkpoint)
     labels = load_labels(labels_path) if labels_path is not None else None
-    comparison = compare(rows, str(checkpoint.params.get("model_version")), labels, cost)
     meta = {**checkpoint.params, "counts": checkpoint.counts}
+    if min_group_decisions is None:
+        min_group_decisions = FairnessSettings().min_group_decisions
+    model = str(checkpoint.params.get("model_version"))
+    comparison = compare(
+        rows, model, labels, cost, min_group_decisions=min_group_decisions, sides=sides_of(meta)
+    )
     out_dir = Path(out_dir)
     (out_dir / REPORT_FILE).write_text(render_markdown(comparison, meta), encoding="utf-8")
     summary = {**comparison.to_dict(), "params": checkpoint.params, "counts": checkpoint.counts}

@@ -17,6 +17,7 @@ from replay.baseline import Baseline
 from replay.reader import Message
 from schemas.events import LoanApplication
 from scoring.decision import StageTimings, decision_bytes
+from scoring.fairness import FAMILIES, group_labels, segments_for
 from scoring.features import CachedFeatures
 from scoring.prepared import PreparedModel
 from scoring.results import BatchScore
@@ -112,5 +113,18 @@ def replay_outputs(
         "rules_new": [",".join(h.code for h in r.rules) for r in score.results],
         "decision_old": old_decision,
         "rules_old": old_rules,
+        **fairness_groups(model, score),
     }
     return records, columns
+
+
+def fairness_groups(model: PreparedModel, score: BatchScore) -> dict[str, list[str | None]]:
+    """Each row's group in every fairness family, read from the scored vectors as the live metric reads
+    them (:mod:`scoring.fairness`); None throughout for a family the model's schema lacks."""
+    by_name = {s.name: s for s in segments_for(model.schema)}
+    n = len(score.results)
+    out: dict[str, list[str | None]] = {}
+    for family, _ in FAMILIES:
+        segment = by_name.get(family)
+        out[f"group_{family}"] = [None] * n if segment is None else list(group_labels(segment, score.matrix))
+    return out

@@ -4,9 +4,10 @@ Each batch goes through the same path as the live worker (:func:`schemas.codec.p
 Redis feature source read in the model's feature version with the worker's retry policy,
 :func:`scoring.decide.decide`, :func:`scoring.decision.decision_bytes`), so replaying with the live model
 reproduces the live decisions.
-Rescored decisions go to ``settings.kafka.replay_topic``, marked ``is_replay`` and carrying the live
-decision's model version, label and probability (joined by application id). Records that are not valid
-applications are counted (the live worker dead-lettered them), never fatal.
+Rescored decisions go to ``settings.kafka.replay_topic``, marked ``is_replay`` and carrying the model
+version, label and probability of the decision compared with (joined by application id): the live one,
+or another model version's on the same batch (``against``, :mod:`replay.reference`). Records that are
+not valid applications are counted (the live worker dead-lettered them), never fatal.
 
 Stopping (``stop`` event, set by the CLI on Ctrl-C / SIGTERM) finishes the batch in hand, waits for the
 broker's acks, writes the checkpoint and returns ``interrupted``; a later run with ``resume=True``
@@ -26,11 +27,11 @@ from credit_scorer.exceptions import StoppedError
 from credit_scorer.memory import keep_freed_memory
 from credit_scorer.settings import Settings
 from kafka_io.records import Record
-from replay.baseline import Baseline, complete_baseline, read_baseline
 from replay.checkpoint import Checkpoint, CheckpointStore, RowBuffer
 from replay.exceptions import CheckpointError, ReplayError
 from replay.publish import publish_records
 from replay.reader import Message, ReadBatch, ReadRange, TopicReader
+from replay.reference import LiveReference, Reference, VersionReference
 from replay.rescore import Prepared, replay_outputs
 from schemas.codec import parse_application
 from schemas.events import LoanApplication
@@ -56,6 +57,8 @@ class ReplayOptions:
     num_threads: int = 0  # scoring threads for the big replay batches (0 = all cores)
     workers: int = 1  # processes (replay.parallel.ParallelReplayer; this class runs one)
     counter_offers: bool = False  # a counter-offer on every REFUS by score (as the worker's, when on)
+    # registry versions of the replay model and of the model compared with (None: a folder, or live)
+    registry_versions: tuple[str | None, str | None] = (None, None)
 
 
 @dataclass
@@ -86,8 +89,10 @@ class Replayer:
         progress: ProgressFn | None = None,
         on_batch: Callable[[int], None] | None = None,
         partitions: Collection[int] | None = None,
+        against: PreparedModel | None = None,
     ) -> None:
         self.settings = settings
+        self.against = against  # None: compare with the live decisions (replay.reference)
         self.partitions = None if partitions is None else sorted(partitions)  # None: every partition
         self.model = model
         self.options = options
@@ -101,7 +106,6 @@ class Replayer:
         self.stage_seconds = dict.fromkeys(STAGES, 0.0)
         self._source_partitions: list[int] = []
         self.counts: dict[str, int] = {}
-        self._checkpoint = Checkpoint(params={})
 
     def params(self) -> dict[str, Any]:
         k = self.settings.kafka
@@ -111,6 +115,9 @@ class Replayer:
             "replay_topic": k.replay_topic if self.options.publish else None,
             "model_version": self.model.model_version,
             "feature_version": self.model.feature_version,
+            "against_model_version": None if self.against is None else self.against.model_version,
+            "registry_version": self.options.registry_versions[0],
+            "against_registry_version": self.options.registry_versions[1],
             "range": self.options.read_range.describe(),
         }
 
@@ -147,7 +154,6 @@ class Replayer:
         from kafka_io.sender import RecordPublisher
 
         self.counts = dict(checkpoint.counts)
-        self._checkpoint = checkpoint
         kafka = self.settings.kafka
         backoff = Backoff.from_settings(self.settings.stream)  # the worker's: wait out a Redis outage
         features = RedisFeatureSource(
@@ -155,7 +161,7 @@ class Replayer:
         )
         reader = TopicReader(kafka, kafka.applications_topic, batch_size=self.options.batch_size)
         producer: Any = None
-        baseline_task: asyncio.Task[Baseline] | None = None
+        reference = self._reference()
         try:
             await features.start()
             try:
@@ -174,43 +180,24 @@ class Replayer:
                 only=self.partitions,
             )
             self._source_partitions = reader.topic_partitions
-            # the live decisions are read while the first batches are parsed, fetched and scored
-            baseline_task = asyncio.create_task(self._read_baseline(checkpoint, sorted(reader.starts)))
+            # the live decisions (if compared with) are read while the first batches are scored
+            reference.start(checkpoint, sorted(reader.starts), self._source_partitions)
             if not checkpoint.starts:
                 checkpoint.starts = dict(reader.starts)
-            status, rescored = await self._loop(reader, features, baseline_task, publisher, checkpoint)
+            status, rescored = await self._loop(reader, features, reference, publisher, checkpoint)
             return self._result(status, checkpoint, rescored, started)
         finally:
-            if baseline_task is not None and not baseline_task.done():
-                baseline_task.cancel()
-                await asyncio.gather(baseline_task, return_exceptions=True)
+            await reference.close()
             await reader.stop()
             if producer is not None:
                 await producer.stop()
             await features.stop()
 
-    async def _read_baseline(self, checkpoint: Checkpoint, partitions: list[int]) -> Baseline:
-        """The live decisions; a run over some partitions reads the same decision partitions first."""
-        t0 = time.perf_counter()
-        kafka = self.settings.kafka
-        aligned = partitions if self.partitions is not None else None
-        baseline = await read_baseline(
-            kafka, kafka.decisions_topic, checkpoint.decision_ends or None, aligned, self._source_partitions
-        )
-        checkpoint.decision_ends.update(baseline.ends)
-        self.stage_seconds["baseline"] += time.perf_counter() - t0
-        return baseline
-
-    async def _joinable(self, baseline: Baseline, apps: list[LoanApplication]) -> None:
-        """Read the rest of the live decisions when one of ``apps`` is not in those read so far."""
-        if baseline.complete or all(a.key in baseline.decisions for a in apps):
-            return
-        t0 = time.perf_counter()
-        kafka = self.settings.kafka
-        checkpoint = self._checkpoint
-        await complete_baseline(baseline, kafka, kafka.decisions_topic, checkpoint.decision_ends or None)
-        checkpoint.decision_ends.update(baseline.ends)
-        self.stage_seconds["baseline"] += time.perf_counter() - t0
+    def _reference(self) -> Reference:
+        """What the rescored decisions are compared with (replay.reference)."""
+        if self.against is not None:
+            return VersionReference(self.against, self.stage_seconds, self.options.num_threads)
+        return LiveReference(self.settings.kafka, self.stage_seconds, aligned=self.partitions is not None)
 
     async def _front(
         self,
@@ -248,7 +235,7 @@ class Replayer:
         self,
         reader: TopicReader,
         features: FeatureSource,
-        baseline: asyncio.Task[Baseline],
+        reference: Reference,
         publisher: Any,
         checkpoint: Checkpoint,
     ) -> tuple[Literal["complete", "interrupted"], int]:
@@ -272,7 +259,7 @@ class Replayer:
                     for key, n in prepared.invalid.items():
                         self._count(key, n)
                     if prepared.cached is not None:
-                        records, sources = await self._finish(prepared, baseline, rows)
+                        records, sources = await self._finish(prepared, reference, rows)
                 rescored += len(records)
                 if pending is not None:
                     await self._await_publish(pending)
@@ -293,7 +280,7 @@ class Replayer:
                     break
             if not interrupted:
                 await front_task  # re-raises a read/parse/fetch failure
-            await baseline  # its log ends go into the checkpoint, even when no application was read
+            await reference.finish()  # its log ends go into the checkpoint, even with no application read
             if pending is not None:
                 await self._await_publish(pending)
         finally:
@@ -376,9 +363,9 @@ class Replayer:
         return Prepared(apps, kept, cached, consumed_at, t2 - t1, invalid)
 
     async def _finish(
-        self, prepared: Prepared, baseline_task: asyncio.Task[Baseline], rows: RowBuffer
+        self, prepared: Prepared, reference: Reference, rows: RowBuffer
     ) -> tuple[list[Record], list[int]]:
-        """Rescore (in a thread), then the replay decisions joined with the live ones, and the rows."""
+        """Rescore (in a thread), then the replay decisions joined with the reference's, and the rows."""
         t2 = time.perf_counter()
         assert prepared.cached is not None
         decided = await asyncio.to_thread(
@@ -391,8 +378,7 @@ class Replayer:
         if not decided.scored:
             return [], []
         apps, kept, score = decided.pick(prepared.apps), decided.pick(prepared.kept), decided.score
-        baseline = await baseline_task  # done after the first batches: returns at once
-        await self._joinable(baseline, apps)
+        baseline = await reference.for_batch(apps, prepared)
         t3 = time.perf_counter()
         timings = StageTimings(prepared.consumed_at, prepared.features_s, score.inference_s, score.reasons_s)
         records, columns = replay_outputs(self.model, apps, kept, score, baseline, timings)

@@ -13,11 +13,18 @@ left out. The groups are read from the assembled matrix (categoricals are level 
 Disparate impact of a segment = lowest approval rate / highest approval rate among its groups with at
 least ``min_decisions`` decisions (``unknown`` excluded): the "four-fifths rule" flags < 0.8. None
 until two groups qualify.
+
+Reports (the training report, the replay report) use the same segments and ratio
+(:func:`fairness_report`, :func:`tally_report`): every family is named, one whose column is absent
+reported ``"unavailable"``; a replay stores each row's group names and folds them back
+(:func:`labelled_segments`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -103,3 +110,92 @@ class FairnessTally:
             return None
         top = float(rates[enough].max())
         return float(rates[enough].min()) / top if top > 0 else None
+
+
+# --- reports (training, replay): the same segments and ratio as the live metric, as a document ---------
+FOUR_FIFTHS = 0.8
+# every segment family a report names, with the column it needs: one absent from a schema (or from a
+# report's rows) is reported "unavailable", never left out silently
+FAMILIES: tuple[tuple[str, str], ...] = (
+    ("gender", "CODE_GENDER"),
+    ("age_band", "DAYS_BIRTH"),
+    ("contract_type", "NAME_CONTRACT_TYPE"),
+    ("income_band", "AMT_INCOME_TOTAL"),
+)
+_ORDERED = {"age_band": AGE_GROUPS, "income_band": INCOME_GROUPS}
+
+
+def tally_report(tally: FairnessTally, min_decisions: int) -> dict[str, Any]:
+    """The figures of ``tally`` by family: per group decisions, approvals, approval rate and mean
+    probability of default (groups without a decision left out), the disparate-impact ratio and whether
+    it is below four fifths (None when fewer than two groups have ``min_decisions``)."""
+    by_name = {s.name: s for s in tally.segments}
+    segments: dict[str, Any] = {}
+    for family, column in FAMILIES:
+        s = by_name.get(family)
+        if s is None:
+            segments[family] = {"column": column, "status": "unavailable", "groups": {}}
+            segments[family].update(disparate_impact=None, below_four_fifths=None)
+            continue
+        d, a = tally.decisions[family], tally.approvals[family]
+        rates, means = tally.approval_rate(family), tally.mean_probability(family)
+        groups = {
+            group: {
+                "decisions": int(d[g]),
+                "approvals": int(a[g]),
+                "approval_rate": float(rates[g]),
+                "mean_probability": float(means[g]),
+            }
+            for g, group in enumerate(s.groups)
+            if d[g]
+        }
+        ratio = tally.disparate_impact(family, min_decisions)
+        segments[family] = {
+            "column": column,
+            "status": "ok",
+            "groups": groups,
+            "disparate_impact": ratio,
+            "below_four_fifths": None if ratio is None else ratio < FOUR_FIFTHS,
+        }
+    rows = int(next(iter(tally.decisions.values())).sum()) if tally.decisions else None
+    return {"rows": rows, "min_group_decisions": min_decisions, "segments": segments}
+
+
+def fairness_report(
+    schema: FeatureSchema,
+    matrix: np.ndarray,
+    approved: np.ndarray,
+    probabilities: np.ndarray,
+    min_decisions: int,
+) -> dict[str, Any]:
+    """:func:`tally_report` of rows in ``schema`` order (assembled vectors or a feature build's rows)."""
+    tally = FairnessTally(segments_for(schema))
+    tally.fold(matrix, np.asarray(approved, dtype=bool), np.asarray(probabilities, dtype=np.float64))
+    report = tally_report(tally, min_decisions)
+    report["rows"] = int(matrix.shape[0])
+    return report
+
+
+def group_labels(segment: Segment, matrix: np.ndarray) -> list[str]:
+    """The group of each row, by name (what a report stores per row)."""
+    return [segment.groups[c] for c in segment.codes(matrix).tolist()]
+
+
+def labelled_segments(labels: Mapping[str, Sequence[str | None]]) -> tuple[list[Segment], np.ndarray]:
+    """Segments over stored group names (:func:`group_labels`), and the matrix of their group indexes:
+    a :class:`FairnessTally` folds it like assembled vectors. A family whose names are all missing
+    (its column was not in the model's schema) is left out, so it reports "unavailable"."""
+    segments: list[Segment] = []
+    columns: list[np.ndarray] = []
+    for family, values in labels.items():
+        present = {v for v in values if v is not None}
+        if not present:
+            continue
+        known = _ORDERED.get(family) or tuple(sorted(present - {UNKNOWN}))
+        groups = (*known, *sorted(present - set(known) - {UNKNOWN}), UNKNOWN)
+        index = {g: i for i, g in enumerate(groups)}
+        segments.append(Segment(family, len(columns), groups, None))
+        columns.append(np.array([index[UNKNOWN if v is None else v] for v in values], dtype=np.float64))
+    n = len(next(iter(labels.values()), []))
+    matrix = np.column_stack(columns) if columns else np.zeros((n, 0))
+    return segments, matrix

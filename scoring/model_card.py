@@ -185,6 +185,11 @@ class ModelCard(BaseModel):
     unknown_client_path: UnknownClientPath | None = Field(
         None, description="Quality of the decision for clients unknown to the cache (None: not measured)."
     )
+    fairness: dict[str, Any] | None = Field(
+        None,
+        description="Approval rate, mean P(default) and disparate impact by segment at the threshold "
+        "(training.fairness; None: not measured).",
+    )
 
     @field_validator("features")
     @classmethod

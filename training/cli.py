@@ -77,6 +77,7 @@ def run_command(
         plots=plots,
         imbalance=weighted,
         calibration=calibration,  # type: ignore[arg-type]  # checked just above
+        fairness_min_group_decisions=settings.fairness.min_group_decisions,
     )
     err = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
@@ -142,6 +143,7 @@ def summary_table(card: Any, model_dir: Path, seconds: float | None, registratio
     ]
     if card.unknown_client_path is not None:
         rows.append(("unknown clients", card.unknown_client_path.why))
+    rows += _fairness_rows(card.fairness)
     if seconds is not None:
         rows.append(("time", f"{seconds:.1f} s"))
     if registration is not None:
@@ -151,6 +153,20 @@ def summary_table(card: Any, model_dir: Path, seconds: float | None, registratio
     for k, v in rows:
         table.add_row(k, v)
     return table
+
+
+def _fairness_rows(fairness: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Disparate impact by segment family (model card ``fairness``; an older card has none)."""
+    if not fairness:
+        return []
+    from training.fairness import summary_line
+
+    k = fairness["holdout"]["min_group_decisions"]
+    return [
+        (f"disparate impact ({label})", summary_line(fairness[part]) + f"  (groups ≥ {k} rows)")
+        for part, label in (("holdout", "held-out"), ("out_of_fold", "out-of-fold"))
+        if part in fairness
+    ]
 
 
 @app.command("show")
@@ -247,6 +263,7 @@ def evaluate_command(
             fraction=holdout,
             progress=lambda m: typer.echo(m, err=True),
             reliability_png=out / "decision_quality_reliability.png",
+            min_group_decisions=settings.fairness.min_group_decisions,
         )
     except (TrainingError, FeatureLoaderError) as exc:
         raise cli_error(str(exc)) from None

@@ -29,6 +29,7 @@ import polars as pl
 
 from training.calibrate import calibration_metrics
 from training.evaluation import roc_auc
+from training.fairness import fairness_markdown
 from training.threshold import choose_threshold, confusion_at
 
 ProgressFn = Callable[[str], None]
@@ -147,10 +148,21 @@ def cached_features(work: Work, ids: list[int], schema: Any) -> np.ndarray:
     return np.ascontiguousarray(frame.select(schema.names).to_numpy(), dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class PathDecisions:
+    """What :func:`scoring.decide.decide` made of the held-out applications on one path."""
+
+    probabilities: np.ndarray
+    threshold: float
+    matrix: np.ndarray  # the assembled vectors (the segments are read from them, as live)
+    approved: np.ndarray  # ACCORD
+
+
 def decide_probabilities(
     model_dir: Path, events: list[Any], matrix: np.ndarray, found: bool
-) -> tuple[np.ndarray, float]:
-    """Served probabilities of default of ``events`` (through :func:`scoring.decide.decide`), threshold."""
+) -> PathDecisions:
+    """Served probabilities of default of ``events`` (through :func:`scoring.decide.decide`), threshold,
+    assembled vectors and approvals."""
     from scoring.decide import DecideOptions, decide
     from scoring.features import CachedFeatures
     from scoring.model import load_model
@@ -171,7 +183,12 @@ def decide_probabilities(
         )
     if any(r.features_found != found for r in decided.results):
         raise AssertionError("decide did not keep features_found")
-    return np.array([r.probability for r in decided.results]), model.threshold
+    return PathDecisions(
+        np.array([r.probability for r in decided.results]),
+        model.threshold,
+        decided.score.matrix,
+        np.array([r.decision == "ACCORD" for r in decided.results]),
+    )
 
 
 def path_metrics(y: np.ndarray, p: np.ndarray, threshold: float, base_rate: float) -> dict[str, float]:
@@ -197,25 +214,31 @@ def score_candidates(
     matrix: np.ndarray,
     base_rate: float,
     step: ProgressFn,
+    min_group_decisions: int = 100,
 ) -> tuple[dict[str, Any], list[tuple[str, np.ndarray, np.ndarray]]]:
-    """Every model on both paths (known, unknown clients): metrics, and the reliability curves of today's
-    and the chosen model."""
+    """Every model on both paths (known, unknown clients): metrics, fairness by segment (the live
+    metric's, :mod:`scoring.fairness`), and the reliability curves of today's and the chosen model."""
+    from scoring.fairness import fairness_report
     from scoring.model import load_model
 
     results: dict[str, Any] = {}
     curves: list[tuple[str, np.ndarray, np.ndarray]] = []
     for name, model_dir in models.items():
-        card = load_model(model_dir).card
+        loaded = load_model(model_dir)
+        card = loaded.card
         row: dict[str, Any] = {
             "model_version": card.model_version,
             "calibration": card.calibration.method,
             "scale_pos_weight": card.params.get("scale_pos_weight"),
         }
         for path, found in (("known", True), ("unknown", False)):
-            p, threshold = decide_probabilities(model_dir, events, matrix, found)
-            row[path] = path_metrics(y, p, threshold, base_rate)
+            d = decide_probabilities(model_dir, events, matrix, found)
+            row[path] = path_metrics(y, d.probabilities, d.threshold, base_rate)
+            row[path]["fairness"] = fairness_report(
+                loaded.schema, d.matrix, d.approved, d.probabilities, min_group_decisions
+            )
             if name in (TODAY, NEW):
-                curves.append((f"{name}, {path} clients", y, p))
+                curves.append((f"{name}, {path} clients", y, d.probabilities))
         results[name] = row
         step(f"evaluated {name}")
     return results, curves
@@ -229,6 +252,7 @@ def evaluate(
     fraction: float = 0.2,
     progress: ProgressFn | None = None,
     reliability_png: Path | None = None,
+    min_group_decisions: int = 100,
 ) -> dict[str, Any]:
     """The whole evaluation (module docstring); returns the report document."""
     from scoring.model import load_model
@@ -243,7 +267,7 @@ def evaluate(
     chosen = load_model(models[NEW])
     matrix = cached_features(work, ids, chosen.schema)
     base_rate = chosen.card.training_data.positives / chosen.card.training_data.rows  # the training's
-    results, curves = score_candidates(models, events, y, matrix, base_rate, step)
+    results, curves = score_candidates(models, events, y, matrix, base_rate, step, min_group_decisions)
     if reliability_png is not None:
         from training.plots import write_reliability
 
@@ -327,5 +351,6 @@ def report_markdown(report: dict[str, Any], command: str) -> str:
         "",
         "Reliability diagram: `decision_quality_reliability.png`.",
         "",
+        *fairness_markdown(models, report["chosen"]),
     ]
     return "\n".join(lines)

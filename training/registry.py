@@ -109,7 +109,7 @@ def register_model_dir(model_dir: Path, target: MlflowTarget) -> Registration:
         try:
             client.log_batch(
                 run_id,
-                metrics=[_metric(k, v) for k, v in card.metrics.items()],
+                metrics=[_metric(k, v) for k, v in {**card.metrics, **_fairness_metrics(card)}.items()],
                 params=[_param(k, v) for k, v in _flat_params(card.params).items()],
             )
             client.log_param(run_id, "threshold", f"{card.threshold:.6f}")
@@ -139,6 +139,16 @@ def register_model_dir(model_dir: Path, target: MlflowTarget) -> Registration:
     return Registration(
         run_id=run_id, version=str(mv.version), name=target.registered_model_name, source=source
     )
+
+
+def _fairness_metrics(card: ModelCard) -> dict[str, float]:
+    """The held-out disparate-impact ratio of each segment family that has one (MLflow compares runs)."""
+    segments = ((card.fairness or {}).get("holdout") or {}).get("segments", {})
+    return {
+        f"disparate_impact_{family}": float(s["disparate_impact"])
+        for family, s in segments.items()
+        if s.get("disparate_impact") is not None
+    }
 
 
 def _metric(key: str, value: float) -> Any:

@@ -28,6 +28,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from credit_scorer.settings import FairnessSettings
 from scoring.calibration import Calibrator
 from scoring.model import booster_text, save_model, sha256_bytes
 from scoring.model_card import CalibrationMethod, ModelCard, TrainingData
@@ -36,6 +37,7 @@ from training.cv import CVResult, cross_validate, make_dataset
 from training.dataset import LabelledTable, load_labelled
 from training.evaluation import brier, roc_auc
 from training.exceptions import FeatureTableError
+from training.fairness import training_fairness
 from training.reference import build_reference, top_by_gain
 from training.split import stratified_holdout
 from training.threshold import ThresholdChoice, choose_threshold, confusion_at
@@ -84,6 +86,8 @@ class TrainConfig:
     plots: bool = True
     reference_top_k: int = 10
     params: dict[str, Any] = field(default_factory=dict)  # overrides of BASE_PARAMS
+    # rows a group needs to count in the card's disparate-impact ratio: the live metric's setting
+    fairness_min_group_decisions: int = field(default_factory=lambda: FairnessSettings().min_group_decisions)
 
     def lgb_params(self, negatives: int, positives: int) -> dict[str, Any]:
         params = {**BASE_PARAMS, "seed": self.seed, **self.params}
@@ -185,7 +189,11 @@ def fit_table(
     version = f"{now:%Y%m%dT%H%M}-{sha256_bytes(text)[:8]}"
     metrics["train_seconds"] = round(time.perf_counter() - started, 3)
     card = _model_card(table, split, cfg, params, cv, choice, metrics, p_ho, reference, version, now)
-    card = card.model_copy(update={"calibration": calibrator.calibration, "unknown_client_path": unknown})
+    parts = {"out_of_fold": (split.x_tr, oof), "holdout": (split.x_ho, p_ho)}
+    fairness = training_fairness(schema, parts, choice.threshold, cfg.fairness_min_group_decisions)
+    card = card.model_copy(
+        update={"calibration": calibrator.calibration, "unknown_client_path": unknown, "fairness": fairness}
+    )
     model_dir = save_model(booster, card, schema, models_dir / version)
     step(f"saved {model_dir}")
     from scoring.model import load_model  # re-read: the card on disk carries the sha256

@@ -117,7 +117,7 @@ def test_model_version_is_fetched_from_the_registry(
     make_model_dir: Callable[..., Path], tmp_path: Path
 ) -> None:
     from credit_scorer.settings import Settings
-    from replay.cli import _load_model
+    from replay.models import ModelChoice, load_choice
     from training.registry import MlflowTarget, register_model_dir
 
     settings = Settings()
@@ -129,6 +129,13 @@ def test_model_version_is_fetched_from_the_registry(
     model_dir = make_model_dir(seed=2, n_trees=10)
     registration = register_model_dir(model_dir, target)
 
-    loaded = _load_model(settings, None, registration.version)
-    assert loaded.card.model_sha256 == _load_model(settings, model_dir, None).card.model_sha256
+    fetched = load_choice(settings, ModelChoice("model", version=registration.version))
+    loaded = fetched.loaded
+    assert fetched.registry_version == registration.version
+    assert (
+        loaded.card.model_sha256
+        == load_choice(settings, ModelChoice("model", model_dir)).loaded.card.model_sha256
+    )
     assert loaded.path.is_relative_to(tmp_path / "var" / "registry-models")
+    latest = load_choice(settings, ModelChoice("model", version="latest"))
+    assert latest.registry_version == registration.version  # the number itself, named in the report

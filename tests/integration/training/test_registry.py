@@ -35,6 +35,13 @@ def test_register_then_fetch_back(make_model_dir, tmp_path: Path) -> None:  # ty
     assert run.data.metrics["auc"] == pytest.approx(card1.metrics["auc"])
     assert run.data.tags["model_sha256"] == card1.model_sha256
     assert run.data.params["threshold"] == f"{card1.threshold:.6f}"
+    assert card1.fairness is not None  # the held-out disparate-impact ratios, comparable across runs
+    ratios = {f: s["disparate_impact"] for f, s in card1.fairness["holdout"]["segments"].items()}
+    assert any(r is not None for r in ratios.values()), ratios
+    for family, ratio in ratios.items():
+        assert run.data.metrics.get(f"disparate_impact_{family}") == (
+            None if ratio is None else pytest.approx(ratio)
+        )
     artifacts = {a.path for a in client.list_artifacts(reg1.run_id, "model")}
     assert {"model/model.txt", "model/model_card.json", "model/feature_schema.json"} <= artifacts
     assert not any(p.endswith((".pkl", ".pickle", ".joblib")) for p in artifacts)

@@ -50,6 +50,11 @@ def hand_rows(rows: list[tuple[Any, ...]] = HAND) -> pl.DataFrame:
                 for r in rows
             ],
             "rules_old": [r[11] if len(r) > 8 else (None if r[5] is None else "") for r in rows],
+            # fairness groups: odd clients F, even M; contract as stored; age and income not in the schema
+            "group_gender": ["F" if r[1] % 2 else "M" for r in rows],
+            "group_age_band": [None] * len(rows),
+            "group_contract_type": [r[2] or "unknown" for r in rows],
+            "group_income_band": [None] * len(rows),
         },
         schema=ROW_SCHEMA,
     )
@@ -220,3 +225,44 @@ def test_policy_outcomes_and_rule_hits_per_model(tmp_path: Path) -> None:
         "| m-new | replay | 5 | 1 | 2 | 2 | 40.00 % | RF_BAND 3, KO_AGE_MAX 2, RF_MISSING_FIELDS 1 |" in text
     )
     assert "| m-live | live | 4 | 2 | 1 | 1 | 25.00 % | RF_BAND 1 |" in text
+
+
+def test_fairness_old_and_new_side_by_side_with_the_change_in_disparate_impact() -> None:
+    c = compare(hand_rows(), "m-new", min_group_decisions=1)
+    old, new = c.fairness["old"], c.fairness["new"]
+    assert old["rows"] == new["rows"] == 5  # the joined rows only (a6 has no live decision)
+    # F = a1, a3, a5: live ACCORD ×3, replay ACCORD a3, a5; M = a2, a4: live REFUS ×2, replay ACCORD a2
+    f_old, f_new = old["segments"]["gender"]["groups"]["F"], new["segments"]["gender"]["groups"]["F"]
+    assert (f_old["decisions"], f_old["approvals"], f_new["approvals"]) == (3, 3, 2)
+    assert f_old["mean_probability"] == pytest.approx((0.1 + 0.2 + 0.1) / 3)
+    assert f_new["mean_probability"] == pytest.approx((0.6 + 0.3 + 0.1) / 3)
+    assert old["segments"]["gender"]["disparate_impact"] == 0.0  # M: 0 / 2 approved live
+    assert new["segments"]["gender"]["disparate_impact"] == pytest.approx(0.5 / (2 / 3))
+    assert c.fairness["disparate_impact_change"]["gender"] == pytest.approx(0.75)
+    assert old["segments"]["gender"]["below_four_fifths"] and new["segments"]["gender"]["below_four_fifths"]
+    # contract: Cash a1, a2, a5 (live 2/3, replay 2/3), Revolving a3, a4 (1/2, 1/2)
+    assert new["segments"]["contract_type"]["disparate_impact"] == pytest.approx(0.5 / (2 / 3))
+    assert c.fairness["disparate_impact_change"]["contract_type"] == pytest.approx(0.0)
+    for family in ("age_band", "income_band"):  # not in the (hand) model's schema
+        assert old["segments"][family]["status"] == new["segments"][family]["status"] == "unavailable"
+        assert c.fairness["disparate_impact_change"][family] is None
+    text = render_markdown(c, {})
+    assert "| gender | 0.000 ⚠ < 0.8 | 0.750 ⚠ < 0.8 | +0.750 |" in text
+    assert "| age_band | unavailable | unavailable | – |" in text
+    assert "| gender | F | 3 | 100.00 % | 66.67 % | -33.33 pp |" in text
+    # the default minimum (the live metric's 100 applications) leaves every ratio undefined here
+    assert compare(hand_rows(), "m-new").fairness["new"]["segments"]["gender"]["disparate_impact"] is None
+
+
+def test_two_versions_are_named_instead_of_live_and_replay() -> None:
+    from replay.report import sides_of
+
+    meta = {"against_model_version": "m-old", "registry_version": "3", "against_registry_version": "2"}
+    assert sides_of(meta) == ("v2", "v3") and sides_of({}) == ("live", "replay")
+    c = compare(hand_rows(), "m-new", hand_labels(), sides=sides_of(meta))
+    text = render_markdown(c, {**meta, "feature_version": "fv1"})
+    assert "**v3** = model **m-new** (registry version 3)" in text
+    assert "**v2** = model **m-old** (registry version 2)" in text
+    assert "| v2 | 2 | 2 | 22 | 5.5000 |" in text and "| v3 | 1 | 1 | 11 | 2.7500 |" in text
+    assert "| live |" not in text and "live decision" not in text.split("not read")[1]
+    assert [s.side for s in c.policy] == ["v3", "v2"]

@@ -18,7 +18,9 @@ def test_run_then_show(make_feature_dir, tmp_path: Path) -> None:  # type: ignor
     out = tmp_path / "models"
     args = ["run", "--features", str(feature_dir), "--out", str(out), "--no-register", "--no-plots"]
     result = runner.invoke(
-        app, [*args, "--folds", "2", "--seed", "4", "--weighted", "--calibration", "platt"]
+        app,
+        [*args, "--folds", "2", "--seed", "4", "--weighted", "--calibration", "platt"],
+        env={"COLUMNS": "200"},  # rich wraps the table's cells at the terminal width
     )
     assert result.exit_code == 0, result.output
     (model_dir,) = out.iterdir()
@@ -27,6 +29,11 @@ def test_run_then_show(make_feature_dir, tmp_path: Path) -> None:  # type: ignor
     assert model.card.calibration.method == "platt" and model.card.params["scale_pos_weight"] > 1
     assert "platt: Brier" in result.stdout
     assert "held-out AUC" in result.stdout and model.model_version in result.stdout
+    assert model.card.fairness is not None  # the printed report carries the card's ratios
+    oof = model.card.fairness["out_of_fold"]["segments"]
+    assert oof["gender"]["disparate_impact"] is not None  # 640 out-of-fold rows: F and M qualify
+    assert f"gender {oof['gender']['disparate_impact']:.2f}" in result.stdout
+    assert "disparate impact (held-out)" in result.stdout
     shown = runner.invoke(app, ["show", str(model_dir)])
     assert shown.exit_code == 0 and f"{model.card.metrics['auc']:.4f}" in shown.stdout
 

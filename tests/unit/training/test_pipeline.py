@@ -141,3 +141,29 @@ def test_same_seed_same_model(make_feature_dir, tmp_path: Path) -> None:  # type
     # the default: unweighted, served as it is
     assert "scale_pos_weight" not in a.card.params and a.card.calibration.method == "identity"
     assert a.card.training_data.fingerprint == b.card.training_data.fingerprint
+
+
+def test_the_card_carries_fairness_by_segment_at_the_threshold(trained) -> None:  # type: ignore[no-untyped-def]
+    from scoring.fairness import fairness_report
+
+    feature_dir, result = trained
+    table = load_labelled(feature_dir)
+    held = stratified_holdout(table.ids, table.y, 0.2, seed=7)
+    card = result.card
+    fairness = load_model(result.model_dir).card.fairness  # as saved on disk
+    assert fairness is not None and fairness["threshold"] == card.threshold
+    p = load_model(result.model_dir).predict(table.x[held])
+    k = TrainConfig().fairness_min_group_decisions
+    assert fairness["holdout"] == fairness_report(table.schema, table.x[held], p < card.threshold, p, k)
+    oof = Calibrator(card.calibration).apply(result.cv.oof)
+    expected_oof = fairness_report(table.schema, table.x[~held], oof < card.threshold, oof, k)
+    assert fairness["out_of_fold"] == expected_oof
+    # every family of the default schema is there, and the groups add up to the held-out approval rate
+    gender = fairness["holdout"]["segments"]["gender"]
+    assert [s["status"] for s in fairness["holdout"]["segments"].values()] == ["ok"] * 4
+    approvals = sum(g["approvals"] for g in gender["groups"].values())
+    assert approvals / 300 == pytest.approx(card.metrics["approval_rate"], abs=1e-12)
+    assert (
+        sum(g["decisions"] for g in fairness["out_of_fold"]["segments"]["age_band"]["groups"].values())
+        == (~held).sum()
+    )
