@@ -52,9 +52,9 @@ def _apply(  # pragma: no cover - compiled; covered through PartialForest
         alive[ntree[g]] &= nmask[g] | (zero - np.uint64(go))
     for g in range(cfeat.shape[0]):
         w = np.float64(x[cfeat[g]])
-        v = 0.0 if abs(w) <= K_ZERO_THRESHOLD else w
-        valid = (v == v) & (v > -1.0) & (v < _INT_LIMIT)
-        iv = np.int64(v) if valid else 0
+        u = 0.0 if abs(w) <= K_ZERO_THRESHOLD else w
+        valid = (u == u) & (u > -1.0) & (u < _INT_LIMIT)
+        iv = np.int64(u) if valid else 0
         word = iv >> 5
         inside = word < cn[g]
         member = (cat_bits[clo[g] + (word if inside else 0)] >> np.uint32(iv & 31)) & np.uint32(1)
