@@ -23,7 +23,7 @@ def keep_freed_memory(trim_threshold: int = 256 << 20, top_pad: int = 64 << 20) 
     return bool(mallopt(m_trim_threshold, trim_threshold)) and bool(mallopt(m_top_pad, top_pad))
 
 
-def settle_heap(young_threshold: int = 50_000) -> tuple[int, int, int]:
+def settle_heap(young_threshold: int = 20_000) -> tuple[int, int, int]:
     """Once a long-running process has loaded its model and built its clients: move every object alive
     now out of the cyclic collector's reach (``gc.freeze``) and collect the young generation less often.
 

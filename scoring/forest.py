@@ -47,7 +47,7 @@ import numpy as np
 from numba import njit
 
 from scoring.exceptions import ScoringError
-from scoring.forest_plan import DE_BRUIJN, NAN_LEFT, NAN_RIGHT, ZERO_LEFT, Trees, parse_model_text, subset
+from scoring.forest_plan import DE_BRUIJN, NAN_LEFT, NAN_RIGHT, ZERO_LEFT, Trees, parse_model_text
 from scoring.forest_plan import plan as build_plan
 
 BLOCK_ROWS = 64  # rows scored together (production model: 16 rows 1.5x slower per row, 256 no faster)
@@ -153,7 +153,7 @@ class CompiledForest:
     """Scores float32 model matrices through the booster's trees (see module docstring)."""
 
     def __init__(self, source: lightgbm.Booster | Trees) -> None:
-        """From a booster, or from parsed trees (e.g. a subset of a booster's, see :class:`PartialForest`)."""
+        """From a booster, or from parsed trees (e.g. a subset of a booster's trees)."""
         trees = (
             source
             if isinstance(source, Trees)
