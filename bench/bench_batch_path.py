@@ -92,7 +92,7 @@ def build(settings: Settings, model_dir: Path) -> tuple[Any, MemoryFeatures]:
     ids, matrix = read_feature_table(PROJECT_ROOT / "var" / "features" / "features.parquet", model.schema)
     features = MemoryFeatures(ids, matrix, model.feature_version)
     metrics = ScorerMetrics()
-    observers = [
+    observers: list[Any] = [
         *drift_observers(settings.drift, model, metrics),
         *fairness_observers(settings.fairness, model, metrics),
     ]
@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> None:
         "--no-settle", action="store_true", help="keep the collector's defaults (no settle_heap)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--baseline", type=Path, help="results of another build, run alternately: shown side by side"
+    )
     args = parser.parse_args(argv)
 
     from credit_scorer.memory import keep_freed_memory, settle_heap
@@ -229,11 +232,16 @@ def main(argv: list[str] | None = None) -> None:
         profile(lambda: whole(pipeline, batches))
         return
     stages, whole_us = per_decision_us(pipeline, batches, args.repeats)
-    print(f"{'stage':<32}{'µs/decision':>12}")
+    base = json.loads(args.baseline.read_text()) if args.baseline else None
+    before = base["us_per_decision"] if base else {}
+    print(f"{'stage':<32}{'µs/decision':>12}" + (f"{'baseline':>12}" if base else ""))
     for k, v in stages.items():
-        print(f"{k:<32}{v:>12.2f}")
+        print(f"{k:<32}{v:>12.2f}" + (f"{before.get(k, float('nan')):>12.2f}" if base else ""))
     print(f"{'sum of stages':<32}{sum(stages.values()):>12.2f}")
     print(f"{'whole prepare+deliver':<32}{whole_us:>12.2f}  ({1e6 / whole_us:,.0f} decisions per CPU-s)")
+    if base:
+        old = base["whole_us_per_decision"]
+        print(f"baseline whole: {old:.2f} µs per decision; this build x{old / whole_us:.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
@@ -244,9 +252,17 @@ def main(argv: list[str] | None = None) -> None:
                 "args": vars(args) | {"model": str(model_dir), "out": str(args.out)},
                 "us_per_decision": stages,
                 "whole_us_per_decision": whole_us,
+                "baseline": base
+                and {
+                    "args": base["args"],
+                    "us_per_decision": before,
+                    "whole_us_per_decision": base["whole_us_per_decision"],
+                    "whole_ratio": round(base["whole_us_per_decision"] / whole_us, 2),
+                },
                 "measured_at": datetime.now(UTC).isoformat(),
             },
             indent=2,
+            default=str,
         )
     )
     print(f"wrote {args.out}")
