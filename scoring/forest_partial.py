@@ -73,32 +73,29 @@ def _rescore(  # pragma: no cover - compiled; covered through PartialForest
     x: np.ndarray,  # (n, C) float32: the changed columns of each row
     nodes: tuple,  # type: ignore[type-arg]  # the nodes on changed columns (columns of x)
     fixed: np.ndarray,  # (u, R) possible leaves through the other nodes, per source
-    back: np.ndarray,  # (n,) each row's source among fixed's
-    base: np.ndarray,  # (m, T) leaves of the source rows
-    source: np.ndarray,  # (n,) each row's source among base's
+    kept: np.ndarray,  # (u, T) leaf value of each source in each tree (used where not re-routed)
+    back: np.ndarray,  # (n,) each row's source among fixed's and kept's
     slot: np.ndarray,  # (T,) position of each tree among the re-routed ones, -1 when not re-routed
-    rfirst: np.ndarray,
-    rank_leaf: np.ndarray,
-    lfirst: np.ndarray,
-    lvalue: np.ndarray,
+    rfirst: np.ndarray,  # (R,) each re-routed tree's first entry in rank_value
+    rank_value: np.ndarray,  # leaf value by de Bruijn position of the exit leaf's rank
     minus_sigma: float,
     prob_out: np.ndarray,
 ) -> None:
     zero = np.uint64(0)
     alive = np.empty(fixed.shape[1], dtype=np.uint64)
     for r in range(x.shape[0]):
-        alive[:] = fixed[back[r]]
+        u = back[r]
+        alive[:] = fixed[u]
         _apply(x[r], nodes, alive)
-        raw = 0.0  # as _route: exit leaf = leftmost alive; summed in tree order from 0.0
-        b = base[source[r]]
+        raw = 0.0  # as _route: exit leaf = leftmost alive; its value summed in tree order from 0.0
+        values = kept[u]
         for t in range(slot.shape[0]):
             s = slot[t]
             if s >= 0:
                 a = alive[s]
-                leaf = rank_leaf[rfirst[s] + np.int64(((a & (zero - a)) * DE_BRUIJN) >> np.uint64(58))]
+                raw += rank_value[rfirst[s] + np.int64(((a & (zero - a)) * DE_BRUIJN) >> np.uint64(58))]
             else:
-                leaf = b[t]
-            raw += lvalue[lfirst[t] + leaf]
+                raw += values[t]
         prob_out[r] = 1.0 / (1.0 + math.exp(minus_sigma * raw))
 
 
@@ -117,7 +114,10 @@ class PartialForest:
         self._minus_sigma = -t.sigmoid
         self.columns = np.asarray(sorted(features), dtype=np.int64)  # the changed columns
         p = build_plan(subset(t, self.routed)) if self.routed.size else build_plan(subset(t, np.arange(1)))
-        self._rfirst, self._rank_leaf = p[11], p[12]
+        self._rfirst = p[11]
+        # the leaf value itself by the exit leaf's rank position (one lookup per re-routed tree)
+        trees = np.repeat(self.routed if self.routed.size else np.zeros(1, np.int64), 64)
+        self._rank_value = np.ascontiguousarray(t.leaf_value[t.leaf_start[trees] + p[12]])
         on_num, on_cat = np.isin(p[2], self.columns), np.isin(p[7], self.columns)
         narrow = np.searchsorted(self.columns, p[2][on_num]), np.searchsorted(self.columns, p[7][on_cat])
         # per application: the nodes on unchanged features (columns of the whole row)
@@ -153,18 +153,16 @@ class PartialForest:
         )
         if self.routed.size:  # the unchanged features' nodes, on one row of each source
             _fixed_alive(np.ascontiguousarray(x[first]), self._fixed, fixed)
+        kept = self._lvalue[self._lfirst[None, :] + np.asarray(leaves)[source[first]]]  # (u, T)
         _rescore(
             np.ascontiguousarray(x[:, self.columns]),
             self._changed,
             fixed,
+            np.ascontiguousarray(kept, dtype=np.float64),
             back.reshape(-1).astype(np.int64),
-            np.ascontiguousarray(leaves, dtype=np.int32),
-            source,
             self._slot,
             self._rfirst,
-            self._rank_leaf,
-            self._lfirst,
-            self._lvalue,
+            self._rank_value,
             self._minus_sigma,
             prob,
         )
