@@ -23,6 +23,7 @@ BENCHMARKS = (
     "scoring",
     "attribution",
     "parse",
+    "batch_path",
     "drift",
     "stream",
     "latency_budget",

@@ -57,7 +57,7 @@ Accept = Callable[[Candidates], np.ndarray]  # candidates → bool mask (n_candi
 
 def changed_columns(schema: FeatureSchema) -> list[int]:
     """The columns a candidate changes: the amounts and every derived feature computed from them (only
-    the trees splitting on these are routed again, :class:`scoring.forest.PartialForest`)."""
+    the trees splitting on these are routed again, :class:`scoring.forest_partial.PartialForest`)."""
     from feature_loader.derived import DERIVED_BY_NAME
 
     names = {CREDIT, ANNUITY}

@@ -229,7 +229,7 @@ def _counter_offers(
     """Counter-offers of the rows refused by score (not by a knock-out), by row
     (:mod:`scoring.counter_offer`): the largest amount the policy would ACCEPT — no knock-out fires and
     the probability is below the REFER band. With the compiled forest, candidates are routed again only
-    through the trees that split on what they change."""
+    through the nodes that split on what they change (:mod:`scoring.forest_partial`)."""
     rows = np.flatnonzero(model.policy.refused_by_score(outcome))
     if not rows.size:
         return {}

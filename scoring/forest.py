@@ -47,7 +47,7 @@ import numpy as np
 from numba import njit
 
 from scoring.exceptions import ScoringError
-from scoring.forest_plan import DE_BRUIJN, NAN_LEFT, NAN_RIGHT, ZERO_LEFT, Trees, parse_model_text, subset
+from scoring.forest_plan import DE_BRUIJN, NAN_LEFT, NAN_RIGHT, ZERO_LEFT, Trees, parse_model_text
 from scoring.forest_plan import plan as build_plan
 
 BLOCK_ROWS = 64  # rows scored together (production model: 16 rows 1.5x slower per row, 256 no faster)
@@ -153,7 +153,7 @@ class CompiledForest:
     """Scores float32 model matrices through the booster's trees (see module docstring)."""
 
     def __init__(self, source: lightgbm.Booster | Trees) -> None:
-        """From a booster, or from parsed trees (e.g. a subset of a booster's, see :class:`PartialForest`)."""
+        """From a booster, or from parsed trees (e.g. a subset of a booster's trees)."""
         trees = (
             source
             if isinstance(source, Trees)
@@ -204,83 +204,6 @@ class CompiledForest:
                     self._pool.shutdown(wait=False)  # idle between calls: its threads just exit
                 self._pool = ThreadPoolExecutor(threads, thread_name_prefix="forest")
             return self._pool
-
-
-@njit(nogil=True, cache=True)
-def _sum_leaves(  # pragma: no cover - compiled; covered through PartialForest
-    base: np.ndarray,  # (m, T) leaves of the source rows
-    source: np.ndarray,  # (n,) the source row of each row
-    routed: np.ndarray,  # (n, R) leaves of the rows in the re-routed trees
-    slot: np.ndarray,  # (T,) position of each tree among the re-routed ones, -1 when not re-routed
-    lfirst: np.ndarray,
-    lvalue: np.ndarray,
-    minus_sigma: float,
-    prob_out: np.ndarray,
-) -> None:
-    for r in range(routed.shape[0]):  # as _route: leaf values summed in tree order from 0.0
-        raw = 0.0
-        b = base[source[r]]
-        for t in range(slot.shape[0]):
-            s = slot[t]
-            raw += lvalue[lfirst[t] + (routed[r, s] if s >= 0 else b[t])]
-        prob_out[r] = 1.0 / (1.0 + math.exp(minus_sigma * raw))
-
-
-class PartialForest:
-    """Scores rows that differ from already-routed rows only in some features (counter-offer candidates:
-    amounts and what derives from them): only the trees that split on one of those features are routed
-    again, the others keep the given leaves; the raw score is then summed over all trees in tree order,
-    so the probabilities are bit-identical to :meth:`CompiledForest.score` of the rows."""
-
-    def __init__(self, forest: CompiledForest, features: set[int]) -> None:
-        t = forest.trees
-        self.routed = np.asarray(
-            [k for k in range(forest.n_trees) if _splits_on(t, k, features)], dtype=np.int64
-        )
-        self._sub = CompiledForest(subset(t, self.routed)) if self.routed.size else None
-        self._slot = np.full(forest.n_trees, -1, dtype=np.int64)
-        self._slot[self.routed] = np.arange(self.routed.size)
-        self._lfirst, self._lvalue = t.leaf_start, t.leaf_value
-        self._minus_sigma = -t.sigmoid
-
-    def score(self, matrix: np.ndarray, leaves: np.ndarray, source: np.ndarray) -> np.ndarray:
-        """Probabilities of ``matrix``, whose row i equals, outside this forest's features, the row
-        whose leaves are ``leaves[source[i]]`` (leaves: (m, T))."""
-        n = matrix.shape[0]
-        sub = self._sub.score(matrix)[1] if self._sub is not None else np.zeros((n, 1), dtype=np.int32)
-        prob = np.empty(n, dtype=np.float64)
-        base = np.ascontiguousarray(leaves, dtype=np.int32)
-        _sum_leaves(
-            base,
-            np.asarray(source, dtype=np.int64),
-            sub,
-            self._slot,
-            self._lfirst,
-            self._lvalue,
-            self._minus_sigma,
-            prob,
-        )
-        return prob
-
-
-def _splits_on(t: Trees, tree: int, features: set[int]) -> bool:
-    lo = int(t.node_start[tree])
-    return bool(features.intersection(t.feature[lo : lo + int(t.n_leaves[tree]) - 1].tolist()))
-
-
-def verify_partial(
-    forest: CompiledForest, partial: PartialForest, probe: np.ndarray, features: list[int]
-) -> str | None:
-    """None when ``partial`` rescoring probe rows whose ``features`` were replaced gives the full
-    forest's probabilities bit for bit; else what differs."""
-    _, leaves = forest.score(probe)
-    changed = probe.copy()
-    changed[:, features] = probe[::-1][:, features]
-    expected_prob, _ = forest.score(changed)
-    prob = partial.score(changed, leaves, np.arange(len(probe)))
-    if prob.tobytes() != expected_prob.tobytes():
-        return "partial rescoring differs from the compiled forest on probe rows"
-    return None
 
 
 def verify(forest: CompiledForest, booster: lightgbm.Booster, probe: np.ndarray) -> str | None:

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from scoring.calibration import Calibrator, calibrator_for
 from scoring.counter_offer import changed_columns
 from scoring.exceptions import SchemaMismatchError
-from scoring.forest import CompiledForest, PartialForest, compile_forest, probe_rows, verify_partial
+from scoring.forest import CompiledForest, compile_forest, probe_rows
+from scoring.forest_partial import PartialForest, verify_partial
 from scoring.policy import THRESHOLD_ONLY, Policy, bind_policy
 from scoring.reason_codes import ReasonCatalogue, bind_catalogue
 from scoring.reasons import PathExplainer

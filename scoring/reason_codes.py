@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from itertools import repeat
 from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
@@ -108,8 +109,11 @@ class BoundCatalogue:
         self._starts = np.cumsum([0] + [self._members[g].size for g in self._present])[:-1]
         self._names = [f.name for f in schema.fields]
         self._decode = [_decoder(f) for f in schema.fields]
-        self._codes = [g.code for g in catalogue.groups]
-        self._texts = [g.text for g in catalogue.groups]
+        # the strings of the codes built, taken for many rows at once
+        self._names_arr = np.asarray(self._names, dtype=object)
+        self._categorical = np.asarray([f.kind is FeatureKind.CATEGORICAL for f in schema.fields], dtype=bool)
+        self._codes_arr = np.asarray([g.code for g in catalogue.groups], dtype=object)
+        self._texts_arr = np.asarray([g.text for g in catalogue.groups], dtype=object)
 
     def codes(
         self, contributions: np.ndarray, values: np.ndarray, towards_default: np.ndarray, k: int
@@ -129,27 +133,51 @@ class BoundCatalogue:
         if none.any():
             sums[none] = self.group_sums(np.maximum(signed[none], 0.0))
         order = np.argsort(-sums, axis=1, kind="stable")[:, :k]
-        keep = (np.take_along_axis(sums, order, axis=1) > 0.0).tolist()
-        net = np.take_along_axis(self.group_sums(contributions), order, axis=1).tolist()
+        # a row's codes stop at its first group not pushing its way (ranked: the rest are not either)
+        keep = np.logical_and.accumulate(np.take_along_axis(sums, order, axis=1) > 0.0, axis=1)
+        net = np.take_along_axis(self.group_sums(contributions), order, axis=1)[keep].tolist()
         top = self._top_features(signed, order)  # (m, k, per) feature indices, -1 = none
         at = np.arange(m)[:, None, None], np.maximum(top, 0)
-        shown = ((top >= 0) & (signed[at] > 0.0)).tolist()  # only features pushing the row's way
-        feats, vals, contrib = top.tolist(), values[at].tolist(), contributions[at].tolist()
-        names, decode, codes, texts = self._names, self._decode, self._codes, self._texts
-        out: list[tuple[CodeReason, ...]] = []
-        for i, groups in enumerate(order.tolist()):
-            row = []
-            for s, g in enumerate(groups):
-                if not keep[i][s]:
-                    break  # ranked: the rest are not positive either
-                behind = tuple(
-                    Reason(names[j], decode[j](v), c)
-                    for j, v, c, ok in zip(feats[i][s], vals[i][s], contrib[i][s], shown[i][s], strict=True)
-                    if ok
-                )
-                row.append(CodeReason(codes[g], texts[g], net[i][s], behind))
-            out.append(tuple(row))
-        return out
+        shown = (top >= 0) & (signed[at] > 0.0) & keep[:, :, None]  # only features pushing the row's way
+        behind = self._reasons(top[shown], values[at][shown], contributions[at][shown])
+        per_code = np.cumsum(shown.sum(axis=2)[keep]).tolist()  # where each kept code's features end
+        groups = order[keep]
+        new = tuple.__new__  # NamedTuple(...) without its Python-level __new__: same objects
+        made = list(
+            map(
+                new,
+                repeat(CodeReason),
+                zip(
+                    self._codes_arr[groups].tolist(),
+                    self._texts_arr[groups].tolist(),
+                    net,
+                    map(tuple, map(behind.__getitem__, map(slice, [0, *per_code[:-1]], per_code))),
+                    strict=True,
+                ),
+            )
+        )
+        ends = np.cumsum(keep.sum(axis=1)).tolist()
+        return list(map(tuple, map(made.__getitem__, map(slice, [0, *ends[:-1]], ends))))
+
+    def _reasons(self, features: np.ndarray, values: np.ndarray, contributions: np.ndarray) -> list[Reason]:
+        """The :class:`Reason` of each (feature, assembled value, contribution), in order: the value made
+        readable as ``field.decode`` does (None for NaN, a float, or a categorical's level name)."""
+        shown = values.astype(np.float64).astype(object)  # Python floats, as tolist() gives
+        shown[np.isnan(values)] = None
+        cat = np.flatnonzero(self._categorical[features])
+        if cat.size:
+            decode = self._decode
+            shown[cat] = [
+                decode[j](v) for j, v in zip(features[cat].tolist(), values[cat].tolist(), strict=True)
+            ]
+        new = tuple.__new__
+        return list(
+            map(
+                new,
+                repeat(Reason),
+                zip(self._names_arr[features].tolist(), shown.tolist(), contributions.tolist(), strict=True),
+            )
+        )
 
     def group_sums(self, x: np.ndarray) -> np.ndarray:
         """(m, G): each group's sum of a row's values, summed the same way whatever the batch (not a

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from credit_scorer.memory import keep_freed_memory
+from credit_scorer.memory import keep_freed_memory, settle_heap
 from credit_scorer.metrics import ScorerMetrics, default_metrics
 from credit_scorer.retry import Backoff
 from credit_scorer.settings import Settings
@@ -176,6 +176,7 @@ def run_worker(
     # No terminal spinner: with one, Faust sets the root logger to DEBUG (for its SpinnerHandler), so
     # every debug call of aiokafka builds a LogRecord, a measurable share of the event loop's time.
     worker.spinner = None
+    settle_heap()  # the model, schema and clients' objects: out of every later full collection
     try:
         worker.execute_from_commandline()
     finally:

@@ -60,3 +60,26 @@ def test_freed_heap_stays_in_the_process() -> None:
     assert _released_kib("default") > 30 << 10  # default policy: the heap top goes back at once
     assert _released_kib("default", history=True) > 30 << 10  # whatever the child did before
     assert _released_kib("keep") < 4 << 10
+
+
+SETTLE = """
+import gc, weakref
+from credit_scorer.memory import settle_heap
+class Node:
+    pass
+kept = [Node() for _ in range(1000)]
+thresholds = settle_heap(12_345)
+frozen = gc.get_freeze_count()
+tracked = {id(o) for o in gc.get_objects()}  # what a collection still walks
+cycle = Node(); cycle.me = cycle  # garbage made after start-up is still collected
+ref = weakref.ref(cycle)
+del cycle
+gc.collect()
+print(thresholds[0], frozen >= 1000, any(id(k) in tracked for k in kept), ref() is None)
+"""
+
+
+def test_settled_heap_is_out_of_the_collector_and_later_garbage_is_still_collected() -> None:
+    # in a fresh interpreter: freezing the test process's heap would outlive this test
+    out = subprocess.run([sys.executable, "-c", SETTLE], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["12345", "True", "False", "True"]
