@@ -34,6 +34,7 @@ import orjson
 
 from bench.bench_stream import LOGS, Env, bench_model, broker_floor, event_rows
 from bench.stream_load import lat_rows, offer_and_collect
+from credit_scorer.metrics import WORKER_STAGES
 from credit_scorer.settings import PROJECT_ROOT
 from devtools.harness import WorkerProcess, collect, produce_payloads
 from devtools.launchers import RedisServer, TansuBroker
@@ -43,7 +44,7 @@ HISTOGRAM = "credit_scorer_worker_latency_seconds"
 GOALS = {"worker_added_p99_ms": 10.0, "e2e_over_floor_p99": 2.2, "cold_start_s": 5.0, "steady_rss_mb": 250.0}
 
 
-STAGES = ("features", "inference", "reasons", "produce")  # where the worker's time goes
+STAGES = (*WORKER_STAGES, "inference", "reasons")  # where the worker's time goes (per batch)
 
 
 def buckets(metrics_text: str, histogram: str = HISTOGRAM, label: str = "") -> dict[float, float]:
@@ -54,6 +55,23 @@ def buckets(metrics_text: str, histogram: str = HISTOGRAM, label: str = "") -> d
             le = line.split('le="', 1)[1].split('"', 1)[0]
             out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
     return out
+
+
+def sum_count(metrics_text: str, histogram: str, label: str = "") -> tuple[float, float]:
+    """(_sum, _count) of a histogram series holding ``label``."""
+    total = count = 0.0
+    for line in metrics_text.splitlines():
+        if label in line and line.startswith(histogram + "_sum"):
+            total = float(line.rsplit(" ", 1)[1])
+        elif label in line and line.startswith(histogram + "_count"):
+            count = float(line.rsplit(" ", 1)[1])
+    return total, count
+
+
+def mean_delta(after: str, before: str, histogram: str, label: str = "", scale: float = 1e3) -> float:
+    """Mean of the observations added between two scrapes (ms for seconds by default)."""
+    (s1, c1), (s0, c0) = sum_count(after, histogram, label), sum_count(before, histogram, label)
+    return round((s1 - s0) / (c1 - c0) * scale, 3) if c1 > c0 else float("nan")
 
 
 def quantile_ms(after: dict[float, float], before: dict[float, float], q: float) -> float:
@@ -99,7 +117,7 @@ def worker_run(
     try:
         cold_start_s = asyncio.run(first_decision_at(bs, topics.decisions)) - started
         asyncio.run(collect(bs, topics.decisions, len(warm), timeout_s=120))
-        text = worker.metrics_text()
+        text = text0 = worker.metrics_text()
         before = buckets(text)
         stages0 = {st: buckets(text, "credit_scorer_stage_seconds", f'stage="{st}"') for st in STAGES}
         n = int(rate * seconds)
@@ -123,13 +141,18 @@ def worker_run(
             "count": after.get(float("inf"), 0) - before.get(float("inf"), 0),
         },
         "event_to_decision_ms": got["received_ms"],
-        # each stage observed once per micro-batch: p50/p99 over the batches of the load
+        # each stage observed once per micro-batch: p50/p99 over the batches of the load, and the mean
         "stage_ms": {
             st: {
-                q: round(quantile_ms(stages[st], stages0[st], x), 2) for q, x in (("p50", 0.5), ("p99", 0.99))
+                **{
+                    q: round(quantile_ms(stages[st], stages0[st], x), 2)
+                    for q, x in (("p50", 0.5), ("p99", 0.99))
+                },
+                "mean": mean_delta(text, text0, "credit_scorer_stage_seconds", f'stage="{st}"'),
             }
             for st in STAGES
         },
+        "batch_size_mean": mean_delta(text, text0, "credit_scorer_batch_size", scale=1.0),
         "rss_mb": round(rss, 1),
         "peak_rss_mb": round(peak, 1),
     }
