@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +67,14 @@ def sum_count(metrics_text: str, histogram: str, label: str = "") -> tuple[float
         elif label in line and line.startswith(histogram + "_count"):
             count = float(line.rsplit(" ", 1)[1])
     return total, count
+
+
+def sample(metrics_text: str, name: str, label: str = "") -> float:
+    """The value of one sample line (``name{…label…} value``); 0 when absent."""
+    for line in metrics_text.splitlines():
+        if line.startswith(name) and label in line and line[len(name)] in " {":
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def mean_delta(after: str, before: str, histogram: str, label: str = "", scale: float = 1e3) -> float:
@@ -133,6 +142,11 @@ def worker_run(
     return {
         "cold_start_s": round(cold_start_s, 3),
         "achieved_offer_per_s": offered["achieved_per_s"],
+        # every event decided within (offer time + the slowest event's latency): a lower bound of the
+        # worker's throughput, its capacity when it could not keep up
+        "decided_per_s_at_least": round(
+            got["decisions"] / (offered["seconds"] + got["received_ms"]["max"] / 1e3), 1
+        ),
         "decisions": got["decisions"],
         "events": n,
         "worker_added_ms": {
@@ -153,6 +167,16 @@ def worker_run(
             for st in STAGES
         },
         "batch_size_mean": mean_delta(text, text0, "credit_scorer_batch_size", scale=1.0),
+        # the worker's CPU over the load (capacity per core = 1000 / cpu_ms_per_decision) and its full
+        # garbage collections (a pause of the loop and the scorer thread each)
+        "cpu_ms_per_decision": round(
+            (sample(text, "process_cpu_seconds_total") - sample(text0, "process_cpu_seconds_total"))
+            * 1e3
+            / max(1, got["decisions"]),
+            3,
+        ),
+        "gc_full_collections": sample(text, "python_gc_collections_total", 'generation="2"')
+        - sample(text0, "python_gc_collections_total", 'generation="2"'),
         "rss_mb": round(rss, 1),
         "peak_rss_mb": round(peak, 1),
     }
@@ -181,6 +205,13 @@ def summarize(
         "event_to_decision_ms": {q: med(workers, "event_to_decision_ms", q) for q in ("p50", "p99")},
         "broker_floor_one_hop_ms": {q: med(floors, "received_ms", q) for q in ("p50", "p99")},
         "e2e_over_floor_p99": round(statistics.median(ratios), 2),
+        "worker_stage_mean_ms": {st: med(workers, "stage_ms", st, "mean") for st in STAGES},
+        "batch_size_mean": med(workers, "batch_size_mean"),
+        "cpu_ms_per_decision": med(workers, "cpu_ms_per_decision"),
+        "decided_per_s_at_least": med(workers, "decided_per_s_at_least"),
+        "gc_full_collections": med(workers, "gc_full_collections"),
+        # the broker alone: produce → ack with the worker's producer settings (linger 0, acks=all)
+        "broker_ack_ms": {q: med(floors, "offer_ack_ms", q) for q in ("p50", "p99")},
         "cold_start_s": med(workers, "cold_start_s"),
         "steady_rss_mb": med(workers, "rss_mb"),
         "peak_rss_mb": med(workers, "peak_rss_mb"),
@@ -241,6 +272,12 @@ def main(argv: list[str] | None = None) -> None:
                 {
                     "benchmark": "latency_budget",
                     "machine": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+                    # the image compiles bytecode (UV_COMPILE_BYTECODE=1); without it every start
+                    # compiles every module again (PYTHONDONTWRITEBYTECODE=1 and no pycache prefix)
+                    "bytecode": {
+                        "dont_write": bool(sys.flags.dont_write_bytecode),
+                        "pycache_prefix": sys.pycache_prefix,
+                    },
                     "model": {"version": model.model_version, "trees": model.booster.num_trees()},
                     "args": vars(args) | {"model": str(model_dir)},
                     "summary": summary,

@@ -233,7 +233,15 @@ class ScorerMetrics:
 
 @lru_cache(maxsize=1)
 def default_metrics() -> ScorerMetrics:
-    return ScorerMetrics()
+    """A process's own metrics, with the process collectors (``process_resident_memory_bytes`` and CPU,
+    ``python_gc_collections_total`` by generation: the worker's memory and GC pauses, next to its
+    latency)."""
+    from prometheus_client import GCCollector, ProcessCollector
+
+    metrics = ScorerMetrics()
+    ProcessCollector(registry=metrics.registry)
+    GCCollector(registry=metrics.registry)
+    return metrics
 
 
 class StoreMetrics:

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
@@ -100,40 +100,87 @@ def start_consumer(settings: Settings) -> tuple[AIOKafkaConsumer, ForwardingList
     return consumer, listener
 
 
-def load_while_joining(settings: Settings, load: Callable[[], T]) -> tuple[T, JoinedConsumer]:
+def load_while_joining(settings: Settings, load: Callable[[], T]) -> tuple[T, JoinedConsumer | None]:
     """``load()`` on a thread while the group is joined on the current thread's event loop (the one
     the Faust worker runs next, :func:`mode.utils.loops.get_event_loop`). Returns what ``load``
-    returned and the started consumer; if ``load`` raises, the consumer leaves the group first."""
+    returned and the started consumer (None if the join failed); if ``load`` raises, the consumer
+    leaves the group and ``load``'s error goes up."""
     from mode.utils.loops import get_event_loop
 
     loop = get_event_loop()
     started = time.monotonic()
 
-    async def both() -> tuple[T, JoinedConsumer]:
+    async def both() -> tuple[T, JoinedConsumer | None]:
         loading = asyncio.ensure_future(loop.run_in_executor(None, load))
-        consumer, listener = start_consumer(settings)  # aiokafka: created inside a coroutine
+        joining = asyncio.ensure_future(_join(settings))
         try:
-            await consumer.start()
+            result = await loading
         except BaseException:
-            await _settle(loading)
+            joining.cancel()  # no-op once started; a join still connecting stops here
+            joined = await _settle(joining, quiet=True)
+            if joined is not None:
+                await joined.consumer.stop()  # leave the group: the others take the partitions at once
             raise
-        try:
-            return await loading, JoinedConsumer(consumer, listener)
-        except BaseException:
-            await consumer.stop()  # leave the group: the other members take the partitions at once
-            raise
+        return result, await _settle(joining)
 
-    result, joined = loop.run_until_complete(both())
+    with _HeldLogs("aiokafka") as held:  # a model that fails to load is the one error to show
+        result, joined = loop.run_until_complete(both())
+        held.replay()
     log.info(
         "model ready %.2f s after the group join started (joined: %s)",
         time.monotonic() - started,
-        bool(joined.consumer.assignment()),
+        bool(joined and joined.consumer.assignment()),
     )
     return result, joined
 
 
-async def _settle(task: asyncio.Future[Any]) -> None:
+class _HeldLogs(logging.Handler):
+    """Holds a logger's records (e.g. a broker that is down) until :meth:`replay`; dropped when the
+    block raises: the model's error alone is printed, as when the model was loaded before the join."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.logger = logging.getLogger(name)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> _HeldLogs:
+        self._propagate, self.logger.propagate = self.logger.propagate, False
+        self.logger.addHandler(self)
+        return self
+
+    def replay(self) -> None:
+        self.__exit__()
+        for record in self.records:
+            self.logger.handle(record)
+        self.records.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        if self in self.logger.handlers:
+            self.logger.removeHandler(self)
+            self.logger.propagate = self._propagate
+
+
+async def _join(settings: Settings) -> JoinedConsumer:
+    consumer, listener = start_consumer(settings)  # aiokafka: created inside a coroutine
     try:
-        await task
-    except BaseException:  # the consumer's error is the one reported
-        log.debug("model load ended with an error after the consumer failed", exc_info=True)
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
+    return JoinedConsumer(consumer, listener)
+
+
+async def _settle(joining: asyncio.Future[JoinedConsumer], quiet: bool = False) -> JoinedConsumer | None:
+    """The early join's consumer, or None when it failed: the source then starts its own consumer at the
+    worker's start, with the usual handling of a broker that is down (the early join only saves time)."""
+    try:
+        return await joining
+    except asyncio.CancelledError:
+        return None
+    except Exception as exc:
+        if not quiet:
+            log.warning("early group join failed (%s); the worker joins when it starts", exc)
+        return None
