@@ -40,6 +40,9 @@ def start_worker(settings: Settings, engine: str | None = None) -> None:
     """The worker command: load the model and run the worker until signalled (blocks). The batch engine
     joins its consumer group meanwhile (the broker's join delay and the model's preparation overlap
     instead of adding up)."""
+    from credit_scorer.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before the loading and scorer threads allocate
     engine = engine or settings.stream.engine
     if engine != "batch":
         from stream_app.worker import run_worker
