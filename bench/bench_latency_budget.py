@@ -10,12 +10,20 @@ Per run, interleaved (Tansu restarted before each phase: its memory log slows as
    :mod:`bench.stream_load`): ``credit_scorer_worker_latency_seconds`` (records handed over by the
    consumer → decision published and acknowledged), the histogram's delta over the offered load only,
    p50/p99 interpolated within its buckets (Prometheus' ``histogram_quantile``); event→decision as the
-   collector receives it; the worker's RSS at the end of the load (steady) and its peak;
+   collector receives it; the worker-added time per stage (``credit_scorer_stage_seconds``, once per
+   batch: parse, features, scorer_wait, decide, handback, encode, produce; p50/p99/mean) and the mean
+   batch size; the worker's CPU per decision and its full GC collections over the load (process and
+   GC collectors of its /metrics); its RSS at the end of the load (steady) and its peak;
 3. **broker floor**: the same load read straight back from the applications topic, no worker (one
-   produce → fetch hop, a plain aiokafka client).
+   produce → fetch hop, a plain aiokafka client); the offerer's produce → ack latency there is the
+   broker's own ack with the worker's producer settings (linger 0, acks=all): ``broker_ack_ms``.
 
 Goals (issue 17): worker-added p99 ≤ 10 ms; event→decision p99 ≤ 2.2 × the one-hop floor's p99;
-cold start ≤ 5 s; steady RSS ≤ 250 MB per worker. Writes bench/results/latency_budget.json.
+cold start ≤ 5 s; steady RSS ≤ 250 MB per worker. Writes bench/results/latency_budget.json (``--out``:
+one file per rate, ``latency_budget_{rate}.json``). The results record whether the worker ran with
+compiled bytecode (``bytecode``): the image has it (UV_COMPILE_BYTECODE=1); a checkout run with
+PYTHONDONTWRITEBYTECODE=1 compiles every module at every start (run the bench with
+``PYTHONPYCACHEPREFIX=<dir>`` and without that variable to measure the image's start).
 """
 
 from __future__ import annotations

@@ -26,9 +26,8 @@ def keep_freed_memory(trim_threshold: int = 256 << 20, top_pad: int = 64 << 20) 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
     """glibc: at most ``arenas`` malloc arenas (default: 8 per core). Each thread that allocates gets an
     arena of its own, which keeps what it freed (:func:`keep_freed_memory`): the worker's model-loading
-    thread, scorer thread and scorer pool each held a few MB more (resident memory at the first
-    decision: 259 → 252 MB with one arena). Call before the threads start. Same as
-    ``MALLOC_ARENA_MAX``; no-op (False) without glibc."""
+    thread, scorer thread and scorer pool each held a few MB more. Call before the threads start. Same
+    as ``MALLOC_ARENA_MAX``; no-op (False) without glibc."""
     import ctypes
 
     m_arena_max = -8  # <malloc.h>
@@ -45,8 +44,8 @@ def import_lightgbm_without_pandas() -> bool:
 
     lightgbm imports pandas (and, through it, pyarrow) at import time only to accept DataFrames
     (``lightgbm.compat``); the worker scores numpy rows and never hands it a DataFrame. Hidden, the worker
-    process starts without them: ~80 MB less resident memory and ~0.5 s (compiled bytecode) to ~1.9 s
-    (none) less start-up (``bench/results/latency_budget_*.json``, ``cold_start``). pandas stays
+    process starts without them: tens of MB less resident memory and a faster start
+    (``bench/results/latency_budget_*.json``: ``steady_rss_mb``, ``cold_start_s``). pandas stays
     importable afterwards (``sys.modules`` is restored), so a later ``import pandas`` (mlflow, when the
     model comes from the registry) still works; lightgbm alone then keeps ``PANDAS_INSTALLED = False``.
     """
@@ -66,9 +65,10 @@ def import_lightgbm_without_pandas() -> bool:
 def freeze_startup_objects() -> int:
     """Move every object alive now (modules, the model's plan, settings) out of the collector's reach.
 
-    After start-up the worker holds ~220,000 tracked objects that live as long as the process; a full
-    collection walks all of them (~130 ms measured on the 2-core machine, with the GIL held: a pause of
-    the event loop and the scorer thread, a p99 spike for every batch in flight).
+    After start-up the worker holds a few hundred thousand tracked objects (modules, numba's typing
+    registries, the model) that live as long as the process; every full collection walks all of them
+    with the GIL held: a pause of the event loop and the scorer thread, a p99 spike for every batch in
+    flight (``python_gc_collections_total{generation="2"}`` counts them).
     ``gc.freeze()`` puts them in the permanent generation, so collections only walk what batches
     allocate. Returns the number of objects frozen."""
     import gc

@@ -156,7 +156,7 @@ def run_worker(
         settings.kafka.applications_topic,
         settings.kafka.consumer_group,
     )
-    frozen = freeze_startup_objects()  # no full collection walks them again (a ~130 ms pause each)
+    frozen = freeze_startup_objects()  # no full collection walks them again (a pause of everything)
     log.info("%d start-up objects frozen out of the garbage collector's reach", frozen)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), redirect_stdouts=False, quiet=True)
     # No terminal spinner: with one, Faust sets the root logger to DEBUG (for its SpinnerHandler), so
