@@ -45,20 +45,32 @@ def import_lightgbm_without_pandas() -> bool:
     lightgbm imports pandas (and, through it, pyarrow) at import time only to accept DataFrames
     (``lightgbm.compat``); the worker scores numpy rows and never hands it a DataFrame. Hidden, the worker
     process starts without them: tens of MB less resident memory and a faster start
-    (``bench/results/latency_budget_*.json``: ``steady_rss_mb``, ``cold_start_s``). pandas stays
-    importable afterwards (``sys.modules`` is restored), so a later ``import pandas`` (mlflow, when the
-    model comes from the registry) still works; lightgbm alone then keeps ``PANDAS_INSTALLED = False``.
-    """
+    (``bench/results/latency_budget_*.json``: ``steady_rss_mb``, ``cold_start_s``)."""
+    return import_hiding("lightgbm", "pandas")
+
+
+def import_redis_without_opentelemetry() -> bool:
+    """Import the redis client with opentelemetry hidden: redis 7 imports the OpenTelemetry SDK (present
+    for mlflow) at import time for its optional observability hooks, which the worker does not turn
+    on (~60 modules, a few MB resident)."""
+    return import_hiding("redis.asyncio", "opentelemetry")
+
+
+def import_hiding(module: str, hidden: str) -> bool:
+    """Import ``module`` while ``import hidden`` raises ImportError (the optional-dependency probe of most
+    libraries), where neither is imported yet; True when ``hidden`` was hidden. ``hidden`` stays
+    importable afterwards (``sys.modules`` is restored): a later ``import pandas`` (mlflow, when the model
+    comes from the registry) still works; ``module`` alone keeps its without-``hidden`` code paths."""
     import importlib
     import sys
 
-    if "lightgbm" in sys.modules or "pandas" in sys.modules:
+    if module in sys.modules or hidden in sys.modules:
         return False
-    sys.modules["pandas"] = None  # type: ignore[assignment]  # makes `import pandas` raise ImportError
+    sys.modules[hidden] = None  # type: ignore[assignment]  # makes `import <hidden>` raise ImportError
     try:
-        importlib.import_module("lightgbm")
+        importlib.import_module(module)
     finally:
-        del sys.modules["pandas"]
+        del sys.modules[hidden]
     return True
 
 

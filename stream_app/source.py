@@ -5,6 +5,9 @@ of each partition), follows rebalances (``on_revoked`` lets the runtime finish a
 batch before partitions go), commits what the checkpoint hands it (only partitions still assigned),
 and watches its fetches (:mod:`stream_app.fetch_watch`: lag gauge, fetch guard, stall watch).
 
+The consumer is either started here or adopted from the worker's start-up, which joined the group
+while the model loaded (:mod:`stream_app.startup`); rebalances reach this source from then on.
+
 Manual commits only; ``auto_offset_reset="earliest"`` (a reset to "latest" asks ListOffsets LATEST,
 which Tansu answers wrongly); records of partitions revoked while a poll waited are dropped (their
 new owner reads them again).
