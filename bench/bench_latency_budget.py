@@ -10,12 +10,20 @@ Per run, interleaved (Tansu restarted before each phase: its memory log slows as
    :mod:`bench.stream_load`): ``credit_scorer_worker_latency_seconds`` (records handed over by the
    consumer → decision published and acknowledged), the histogram's delta over the offered load only,
    p50/p99 interpolated within its buckets (Prometheus' ``histogram_quantile``); event→decision as the
-   collector receives it; the worker's RSS at the end of the load (steady) and its peak;
+   collector receives it; the worker-added time per stage (``credit_scorer_stage_seconds``, once per
+   batch: parse, features, scorer_wait, decide, handback, encode, produce; p50/p99/mean) and the mean
+   batch size; the worker's CPU per decision and its full GC collections over the load (process and
+   GC collectors of its /metrics); its RSS at the end of the load (steady) and its peak;
 3. **broker floor**: the same load read straight back from the applications topic, no worker (one
-   produce → fetch hop, a plain aiokafka client).
+   produce → fetch hop, a plain aiokafka client); the offerer's produce → ack latency there is the
+   broker's own ack with the worker's producer settings (linger 0, acks=all): ``broker_ack_ms``.
 
 Goals (issue 17): worker-added p99 ≤ 10 ms; event→decision p99 ≤ 2.2 × the one-hop floor's p99;
-cold start ≤ 5 s; steady RSS ≤ 250 MB per worker. Writes bench/results/latency_budget.json.
+cold start ≤ 5 s; steady RSS ≤ 250 MB per worker. Writes bench/results/latency_budget.json (``--out``:
+one file per rate, ``latency_budget_{rate}.json``). The results record whether the worker ran with
+compiled bytecode (``bytecode``): the image has it (UV_COMPILE_BYTECODE=1); a checkout run with
+PYTHONDONTWRITEBYTECODE=1 compiles every module at every start (run the bench with
+``PYTHONPYCACHEPREFIX=<dir>`` and without that variable to measure the image's start).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +43,7 @@ import orjson
 
 from bench.bench_stream import LOGS, Env, bench_model, broker_floor, event_rows
 from bench.stream_load import lat_rows, offer_and_collect
+from credit_scorer.metrics import WORKER_STAGES
 from credit_scorer.settings import PROJECT_ROOT
 from devtools.harness import WorkerProcess, collect, produce_payloads
 from devtools.launchers import RedisServer, TansuBroker
@@ -43,7 +53,7 @@ HISTOGRAM = "credit_scorer_worker_latency_seconds"
 GOALS = {"worker_added_p99_ms": 10.0, "e2e_over_floor_p99": 2.2, "cold_start_s": 5.0, "steady_rss_mb": 250.0}
 
 
-STAGES = ("features", "inference", "reasons", "produce")  # where the worker's time goes
+STAGES = (*WORKER_STAGES, "inference", "reasons")  # where the worker's time goes (per batch)
 
 
 def buckets(metrics_text: str, histogram: str = HISTOGRAM, label: str = "") -> dict[float, float]:
@@ -54,6 +64,31 @@ def buckets(metrics_text: str, histogram: str = HISTOGRAM, label: str = "") -> d
             le = line.split('le="', 1)[1].split('"', 1)[0]
             out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
     return out
+
+
+def sum_count(metrics_text: str, histogram: str, label: str = "") -> tuple[float, float]:
+    """(_sum, _count) of a histogram series holding ``label``."""
+    total = count = 0.0
+    for line in metrics_text.splitlines():
+        if label in line and line.startswith(histogram + "_sum"):
+            total = float(line.rsplit(" ", 1)[1])
+        elif label in line and line.startswith(histogram + "_count"):
+            count = float(line.rsplit(" ", 1)[1])
+    return total, count
+
+
+def sample(metrics_text: str, name: str, label: str = "") -> float:
+    """The value of one sample line (``name{…label…} value``); 0 when absent."""
+    for line in metrics_text.splitlines():
+        if line.startswith(name) and label in line and line[len(name)] in " {":
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def mean_delta(after: str, before: str, histogram: str, label: str = "", scale: float = 1e3) -> float:
+    """Mean of the observations added between two scrapes (ms for seconds by default)."""
+    (s1, c1), (s0, c0) = sum_count(after, histogram, label), sum_count(before, histogram, label)
+    return round((s1 - s0) / (c1 - c0) * scale, 3) if c1 > c0 else float("nan")
 
 
 def quantile_ms(after: dict[float, float], before: dict[float, float], q: float) -> float:
@@ -99,7 +134,7 @@ def worker_run(
     try:
         cold_start_s = asyncio.run(first_decision_at(bs, topics.decisions)) - started
         asyncio.run(collect(bs, topics.decisions, len(warm), timeout_s=120))
-        text = worker.metrics_text()
+        text = text0 = worker.metrics_text()
         before = buckets(text)
         stages0 = {st: buckets(text, "credit_scorer_stage_seconds", f'stage="{st}"') for st in STAGES}
         n = int(rate * seconds)
@@ -115,6 +150,11 @@ def worker_run(
     return {
         "cold_start_s": round(cold_start_s, 3),
         "achieved_offer_per_s": offered["achieved_per_s"],
+        # every event decided within (offer time + the slowest event's latency): a lower bound of the
+        # worker's throughput, its capacity when it could not keep up
+        "decided_per_s_at_least": round(
+            got["decisions"] / (offered["seconds"] + got["received_ms"]["max"] / 1e3), 1
+        ),
         "decisions": got["decisions"],
         "events": n,
         "worker_added_ms": {
@@ -123,13 +163,28 @@ def worker_run(
             "count": after.get(float("inf"), 0) - before.get(float("inf"), 0),
         },
         "event_to_decision_ms": got["received_ms"],
-        # each stage observed once per micro-batch: p50/p99 over the batches of the load
+        # each stage observed once per micro-batch: p50/p99 over the batches of the load, and the mean
         "stage_ms": {
             st: {
-                q: round(quantile_ms(stages[st], stages0[st], x), 2) for q, x in (("p50", 0.5), ("p99", 0.99))
+                **{
+                    q: round(quantile_ms(stages[st], stages0[st], x), 2)
+                    for q, x in (("p50", 0.5), ("p99", 0.99))
+                },
+                "mean": mean_delta(text, text0, "credit_scorer_stage_seconds", f'stage="{st}"'),
             }
             for st in STAGES
         },
+        "batch_size_mean": mean_delta(text, text0, "credit_scorer_batch_size", scale=1.0),
+        # the worker's CPU over the load (capacity per core = 1000 / cpu_ms_per_decision) and its full
+        # garbage collections (a pause of the loop and the scorer thread each)
+        "cpu_ms_per_decision": round(
+            (sample(text, "process_cpu_seconds_total") - sample(text0, "process_cpu_seconds_total"))
+            * 1e3
+            / max(1, got["decisions"]),
+            3,
+        ),
+        "gc_full_collections": sample(text, "python_gc_collections_total", 'generation="2"')
+        - sample(text0, "python_gc_collections_total", 'generation="2"'),
         "rss_mb": round(rss, 1),
         "peak_rss_mb": round(peak, 1),
     }
@@ -158,6 +213,13 @@ def summarize(
         "event_to_decision_ms": {q: med(workers, "event_to_decision_ms", q) for q in ("p50", "p99")},
         "broker_floor_one_hop_ms": {q: med(floors, "received_ms", q) for q in ("p50", "p99")},
         "e2e_over_floor_p99": round(statistics.median(ratios), 2),
+        "worker_stage_mean_ms": {st: med(workers, "stage_ms", st, "mean") for st in STAGES},
+        "batch_size_mean": med(workers, "batch_size_mean"),
+        "cpu_ms_per_decision": med(workers, "cpu_ms_per_decision"),
+        "decided_per_s_at_least": med(workers, "decided_per_s_at_least"),
+        "gc_full_collections": med(workers, "gc_full_collections"),
+        # the broker alone: produce → ack with the worker's producer settings (linger 0, acks=all)
+        "broker_ack_ms": {q: med(floors, "offer_ack_ms", q) for q in ("p50", "p99")},
         "cold_start_s": med(workers, "cold_start_s"),
         "steady_rss_mb": med(workers, "rss_mb"),
         "peak_rss_mb": med(workers, "peak_rss_mb"),
@@ -218,6 +280,12 @@ def main(argv: list[str] | None = None) -> None:
                 {
                     "benchmark": "latency_budget",
                     "machine": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+                    # the image compiles bytecode (UV_COMPILE_BYTECODE=1); without it every start
+                    # compiles every module again (PYTHONDONTWRITEBYTECODE=1 and no pycache prefix)
+                    "bytecode": {
+                        "dont_write": bool(sys.flags.dont_write_bytecode),
+                        "pycache_prefix": sys.pycache_prefix,
+                    },
                     "model": {"version": model.model_version, "trees": model.booster.num_trees()},
                     "args": vars(args) | {"model": str(model_dir)},
                     "summary": summary,

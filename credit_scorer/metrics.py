@@ -37,6 +37,11 @@ PROBABILITY_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 21))  # 0.05 … 
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000)
 
 STAGES = ("queue", "features", "inference", "reasons", "produce", "total")
+# The worker-added time of a batch (records handed over → decisions acknowledged), one observation per
+# batch each: parse → features (Redis) → scorer_wait (staged → the scorer thread takes it, behind the
+# previous batch) → decide (on the scorer thread; inference and reasons are parts of it) → handback
+# (scorer done → the event loop resumes the batch) → encode → produce (publish → every ack).
+WORKER_STAGES = ("parse", "features", "scorer_wait", "decide", "handback", "encode", "produce")
 
 
 class ScorerMetrics:
@@ -48,7 +53,8 @@ class ScorerMetrics:
         self.stage_seconds = Histogram(
             "credit_scorer_stage_seconds",
             "Latency of each stage of an event's path (queue = time waiting in the topic; total = "
-            "event time to decision produced).",
+            "event time to decision produced; the worker's own stages, once per batch: parse, features, "
+            "scorer_wait, decide, handback, encode, produce).",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -265,7 +271,15 @@ DECISION_LABELS = ("ACCORD", "REFUS", "REFER")  # scoring.policy.LABELS (metrics
 
 @lru_cache(maxsize=1)
 def default_metrics() -> ScorerMetrics:
-    return ScorerMetrics()
+    """A process's own metrics, with the process collectors (``process_resident_memory_bytes`` and CPU,
+    ``python_gc_collections_total`` by generation: the worker's memory and GC pauses, next to its
+    latency)."""
+    from prometheus_client import GCCollector, ProcessCollector
+
+    metrics = ScorerMetrics()
+    ProcessCollector(registry=metrics.registry)
+    GCCollector(registry=metrics.registry)
+    return metrics
 
 
 class StoreMetrics:

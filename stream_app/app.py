@@ -44,6 +44,7 @@ from stream_app.engine import MicroBatchPipeline
 from stream_app.faust_consumer import FaustFetchWatch, SeekSafeApp
 from stream_app.fetch_watch import STALL_WARN_S
 from stream_app.runtime import BatchRuntime
+from stream_app.startup import JoinedConsumer
 
 log = logging.getLogger(__name__)
 FAUST_WITHIN_MIN_S = 0.001
@@ -123,15 +124,21 @@ class PipelineService(Service):
         await self.pipeline.stop()
 
 
-def create_app(settings: Settings, pipeline: MicroBatchPipeline, engine: str | None = None) -> faust.App:
-    """The worker's Faust app running ``pipeline`` with the chosen engine (default settings.stream.engine)."""
+def create_app(
+    settings: Settings,
+    pipeline: MicroBatchPipeline,
+    engine: str | None = None,
+    joined: JoinedConsumer | None = None,
+) -> faust.App:
+    """The worker's Faust app running ``pipeline`` with the chosen engine (default settings.stream.engine);
+    ``joined``: the batch engine's consumer, started while the model loaded (stream_app.startup)."""
     engine = engine or settings.stream.engine
     # Faust keeps its table/offset state under datadir and fails at start if the folder is missing
     # (a fresh checkout has no var/).
     (settings.paths.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     if engine == "batch":
         app = BatchEngineApp(f"{settings.kafka.consumer_group}-app", **faust_settings(settings, engine))
-        app.service(BatchRuntime(settings, pipeline))  # type: ignore[arg-type]  # instances work too
+        app.service(BatchRuntime(settings, pipeline, joined))  # type: ignore[arg-type]  # instances work too
         _add_health_page(app, pipeline, engine)
         return app
     if engine != "faust":

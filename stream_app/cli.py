@@ -30,13 +30,12 @@ def worker(
 
     from credit_scorer.settings import get_settings
     from stream_app.exceptions import StreamError
-    from stream_app.worker import load_worker_served, run_worker
+    from stream_app.startup import start_worker
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        model, version = load_worker_served(settings)
-        run_worker(settings, engine.value if engine else None, model=model, registry_version=version)
+        start_worker(settings, engine.value if engine else None)
     except StreamError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

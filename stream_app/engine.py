@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -101,6 +101,9 @@ class PreparedBatch:
     cached: CachedFeatures | None = None  # their features (None: nothing to score)
     features_s: float = 0.0
     report: BatchReport = field(default_factory=BatchReport)
+    # where the worker-added time goes, per batch (seconds; credit_scorer_stage_seconds, WORKER_STAGES)
+    stage_s: dict[str, float] = field(default_factory=dict)
+    staged_at: float = 0.0  # perf_counter when staging ended
 
     def add_dead(self, record: InboundRecord, error: InvalidEvent, max_payload_bytes: int) -> None:
         self.dead.append(dead_letter_record(record, error, max_payload_bytes))
@@ -212,6 +215,7 @@ class MicroBatchPipeline:
         app_records = batch.app_records  # the record of each parsed application
         event_ts = batch.event_ts
         max_bytes = stream.max_payload_bytes
+        t_parse = time.perf_counter()
         for rec in records:
             stamp = rec.timestamp_ms / 1000
             try:
@@ -222,10 +226,12 @@ class MicroBatchPipeline:
             apps.append(app)
             app_records.append(rec)
             event_ts.append(stamp)
+        t0 = time.perf_counter()
+        batch.stage_s["parse"] = t0 - t_parse
         if apps:
-            t0 = time.perf_counter()
             batch.cached = await self._fetch([a.sk_id_curr for a in apps])
             batch.features_s = time.perf_counter() - t0
+        batch.staged_at = time.perf_counter()
         return batch
 
     async def finish(self, batch: PreparedBatch) -> PreparedBatch:
@@ -236,13 +242,19 @@ class MicroBatchPipeline:
             return batch
         model = self.model  # one model per batch, whatever a swap does meanwhile
         challenger = self.shadow.model if self.shadow is not None else None  # likewise
+        marks: list[float] = []  # perf_counter when the scorer started and ended this batch
         if self._scorer is None:  # not started (unit tests): inline
-            scored, shadow = self._score_both(model, challenger, batch.apps, batch.cached, batch.app_records)
+            scored, shadow = self._timed_score(marks, model, challenger, batch)
         else:
             loop = asyncio.get_running_loop()
             scored, shadow = await loop.run_in_executor(
-                self._scorer, self._score_both, model, challenger, batch.apps, batch.cached, batch.app_records
+                self._scorer, self._timed_score, marks, model, challenger, batch
             )
+        resumed = time.perf_counter()
+        stage_s = batch.stage_s
+        stage_s["scorer_wait"] = max(0.0, marks[0] - batch.staged_at) if batch.staged_at else 0.0
+        stage_s["decide"] = marks[1] - marks[0]
+        stage_s["handback"] = max(0.0, resumed - marks[1])  # scorer done → the event loop resumes it
         apps, cached, unscorable, score = scored
         max_bytes = self.settings.stream.max_payload_bytes
         for bad_rec, error in unscorable:
@@ -261,6 +273,7 @@ class MicroBatchPipeline:
             if shadow is not None and challenger is not None and self.shadow is not None:
                 batch.shadow = self.shadow.records(apps, shadow, timings)
                 self.shadow.observe(challenger.model_version, shadow)
+        stage_s["encode"] = time.perf_counter() - resumed
         return batch
 
     async def deliver(self, batch: PreparedBatch) -> BatchReport:
@@ -279,6 +292,9 @@ class MicroBatchPipeline:
             batch.kinds,
             len(batch.decisions),
         )
+        stage = self.metrics.stage_seconds
+        for name, seconds in batch.stage_s.items():
+            stage.labels(name).observe(seconds)
         report = batch.report
         report.decisions, report.dead_letters, report.score = (
             len(batch.decisions),
@@ -289,6 +305,20 @@ class MicroBatchPipeline:
         if batch.score is not None:
             self._notify(batch.score)
         return report
+
+    def _timed_score(
+        self,
+        marks: list[float],
+        model: PreparedModel,
+        challenger: PreparedModel | None,
+        batch: PreparedBatch,
+    ) -> Any:
+        marks.append(time.perf_counter())
+        try:
+            assert batch.cached is not None
+            return self._score_both(model, challenger, batch.apps, batch.cached, batch.app_records)
+        finally:
+            marks.append(time.perf_counter())
 
     async def _fetch(self, sk_ids: list[int]) -> CachedFeatures:
         # the source retries Redis faults (its one policy) until healed or the worker stops

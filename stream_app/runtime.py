@@ -56,6 +56,7 @@ from credit_scorer.settings import Settings
 from stream_app.checkpoint import Checkpoint
 from stream_app.engine import MicroBatchPipeline, PreparedBatch
 from stream_app.source import KafkaSource, Polled
+from stream_app.startup import JoinedConsumer
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +66,20 @@ class BatchRuntime(Service):
     ``pipeline.deliver`` (sink: publish + acks) → ``checkpoint.acknowledged``, in a task overlapping
     the next batch's stage] → the checkpoint commits (coalescing)."""
 
-    def __init__(self, settings: Settings, pipeline: MicroBatchPipeline, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: MicroBatchPipeline,
+        joined: JoinedConsumer | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.pipeline = pipeline
         self.metrics = pipeline.metrics
         self.batch_lock = asyncio.Lock()
         self.source = KafkaSource(
-            settings, pipeline.metrics, pipeline.progress, pipeline.stopping, self._on_revoked
+            settings, pipeline.metrics, pipeline.progress, pipeline.stopping, self._on_revoked, joined
         )
         self.checkpoint = Checkpoint(self.source.commit, pipeline.metrics)
         self._task: asyncio.Task[None] | None = None

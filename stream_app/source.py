@@ -5,6 +5,9 @@ of each partition), follows rebalances (``on_revoked`` lets the runtime finish a
 batch before partitions go), commits what the checkpoint hands it (only partitions still assigned),
 and watches its fetches (:mod:`stream_app.fetch_watch`: lag gauge, fetch guard, stall watch).
 
+The consumer is either started here or adopted from the worker's start-up, which joined the group
+while the model loaded (:mod:`stream_app.startup`); rebalances reach this source from then on.
+
 Manual commits only; ``auto_offset_reset="earliest"`` (a reset to "latest" asks ListOffsets LATEST,
 which Tansu answers wrongly); records of partitions revoked while a poll waited are dropped (their
 new owner reads them again).
@@ -26,10 +29,10 @@ from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.retry import Backoff
 from credit_scorer.settings import Settings
 from kafka_io.commit import commit_assigned
-from kafka_io.config import consumer_kwargs
 from kafka_io.records import InboundRecord
 from stream_app.fetch_watch import FetchWatch
 from stream_app.stall import ProgressWatch
+from stream_app.startup import JoinedConsumer, start_consumer
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +67,10 @@ class KafkaSource:
         progress: ProgressWatch,
         stopping: asyncio.Event,
         on_revoked: Callable[[list[TopicPartition]], Awaitable[None]],
+        joined: JoinedConsumer | None = None,
     ) -> None:
         self.settings = settings
+        self._joined = joined  # a consumer started (group joined) while the model loaded
         self.metrics = metrics
         self.stopping = stopping
         self.on_revoked = on_revoked
@@ -76,11 +81,13 @@ class KafkaSource:
         self._failures = 0
 
     async def start(self) -> None:
-        kafka, stream = self.settings.kafka, self.settings.stream
-        self._consumer = AIOKafkaConsumer(
-            **consumer_kwargs(kafka, stream.batch_max, stream.fetch_max_wait_ms)
-        )
-        self._consumer.subscribe([kafka.applications_topic], listener=_Listener(self))
+        joined, self._joined = self._joined, None
+        if joined is not None:  # adopt it: rebalances come here from now on
+            self._consumer = joined.consumer
+            joined.listener.target = _Listener(self)
+            return
+        self._consumer, listener = start_consumer(self.settings)
+        listener.target = _Listener(self)
         await self._consumer.start()
 
     async def stop(self) -> None:

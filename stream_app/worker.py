@@ -23,6 +23,7 @@ from stream_app.engine import BatchObserver, MicroBatchPipeline
 from stream_app.exceptions import MetricsPortError, ModelNotFoundError, PolicyConfigError
 from stream_app.shadow import ShadowArm
 from stream_app.sink import DecisionSink
+from stream_app.startup import JoinedConsumer
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,10 @@ def run_worker(
     observers: Sequence[BatchObserver] = (),
     model: PreparedModel | None = None,
     registry_version: str = "",
+    joined: JoinedConsumer | None = None,
 ) -> None:
-    """Run one worker until SIGTERM/SIGINT (blocks; raises SystemExit like any Faust worker)."""
+    """Run one worker until SIGTERM/SIGINT (blocks; raises SystemExit like any Faust worker);
+    ``joined``: the batch engine's consumer, already in the group (stream_app.startup.start_worker)."""
     import faust
 
     from stream_app.app import create_app
@@ -163,7 +166,7 @@ def run_worker(
         ],
         registry_version=registry_version,
     )
-    app = create_app(settings, pipeline, engine)
+    app = create_app(settings, pipeline, engine, joined)
     server = start_metrics_server(metrics, settings.stream.metrics_port)
     log.info(
         "worker: engine=%s model=%s topic=%s group=%s",
@@ -176,7 +179,9 @@ def run_worker(
     # No terminal spinner: with one, Faust sets the root logger to DEBUG (for its SpinnerHandler), so
     # every debug call of aiokafka builds a LogRecord, a measurable share of the event loop's time.
     worker.spinner = None
-    settle_heap()  # the model, schema and clients' objects: out of every later full collection
+    # the model, schema and clients' objects: out of every later full collection (a pause of everything)
+    thresholds = settle_heap()
+    log.info("start-up objects frozen out of the garbage collector's reach; thresholds %s", thresholds)
     try:
         worker.execute_from_commandline()
     finally:

@@ -8,7 +8,10 @@ is freed, so a child with such a history (coverage's start-up in a measured chil
 heap by itself and the comparison would say nothing (the baseline is also checked after such a
 history). Nothing may stay allocated above the blocks (it would pin the heap top, and where it lands
 depends on the interpreter's start-up): the pointer array comes before them, /proc is read once
-before them, and Python's tracer is off (coverage's tracer allocates as lines run)."""
+before them, and Python's tracer is off (coverage's tracer allocates as lines run).
+
+Also the worker's start-up helpers, each in a fresh interpreter: lightgbm without pandas, the start-up
+objects frozen out of full collections, the kept heap handed back once."""
 
 from __future__ import annotations
 
@@ -83,3 +86,69 @@ def test_settled_heap_is_out_of_the_collector_and_later_garbage_is_still_collect
     # in a fresh interpreter: freezing the test process's heap would outlive this test
     out = subprocess.run([sys.executable, "-c", SETTLE], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["12345", "True", "False", "True"]
+
+
+HIDING = """
+import sys
+from credit_scorer.memory import import_lightgbm_without_pandas
+assert "pandas" not in sys.modules
+assert import_lightgbm_without_pandas()
+import lightgbm.compat
+assert not lightgbm.compat.PANDAS_INSTALLED, "lightgbm saw pandas"
+assert "pandas" not in sys.modules and "pyarrow" not in sys.modules
+assert not import_lightgbm_without_pandas()  # already imported: nothing to hide
+import pandas  # still importable afterwards (mlflow needs it)
+print(pandas.__name__)
+"""
+
+
+def test_lightgbm_is_imported_without_pandas_which_stays_importable() -> None:
+    out = subprocess.run([sys.executable, "-c", HIDING], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "pandas"
+
+
+FREEZE = """
+import gc, time
+from credit_scorer.memory import freeze_startup_objects
+keep = [[i] for i in range(300_000)]  # long-lived (GC-tracked) objects, like a worker's modules and model
+t0 = time.perf_counter(); gc.collect(); walked = time.perf_counter() - t0
+frozen = freeze_startup_objects()
+t0 = time.perf_counter(); gc.collect(); after = time.perf_counter() - t0
+print(frozen, walked, after)
+"""
+
+
+def test_frozen_start_up_objects_are_no_longer_walked_by_full_collections() -> None:
+    out = subprocess.run([sys.executable, "-c", FREEZE], capture_output=True, text=True, check=True)
+    frozen, walked, after = out.stdout.split()
+    assert int(frozen) >= 300_000
+    assert float(after) < float(walked) / 10  # a full collection no longer walks them
+
+
+RELEASE = """
+import ctypes
+from credit_scorer.memory import keep_freed_memory, release_free_heap
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+assert keep_freed_memory()
+blocks = (ctypes.c_void_p * 640)()
+for i in range(640):  # 40 MiB of heap, kept when freed (keep_freed_memory)
+    blocks[i] = libc.malloc(64 << 10)
+    libc.memset(blocks[i], 1, 64 << 10)
+for i in reversed(range(640)):
+    libc.free(blocks[i])
+kept = rss()
+assert release_free_heap()
+print(kept - rss())
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="glibc malloc_trim and /proc are Linux-only")
+def test_release_free_heap_hands_kept_memory_back() -> None:
+    out = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True, check=True)
+    assert int(out.stdout.strip()) > 30 << 10  # KiB: most of the 40 MiB went back
