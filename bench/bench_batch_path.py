@@ -75,7 +75,7 @@ class DropSink:
     async def stop(self) -> None:
         return None
 
-    async def publish(self, decisions: Any, dead: Any, reviews: Any = ()) -> None:
+    async def publish(self, decisions: Any, dead: Any, reviews: Any = (), shadow: Any = ()) -> None:
         return None
 
 
@@ -114,6 +114,7 @@ def staged(pipeline: Any, batch: Sequence[Any]) -> dict[str, float]:
     from schemas.exceptions import InvalidEvent
     from scoring.decide import DecideOptions, decide
     from scoring.decision import StageTimings, decision_batch_bytes
+    from stream_app.batch_metrics import observe_batch, observe_scoring
 
     clock = time.process_time
     t: dict[str, float] = {}
@@ -138,9 +139,16 @@ def staged(pipeline: Any, batch: Sequence[Any]) -> dict[str, float]:
     timings = StageTimings(time.time(), t2 - t1, score.inference_s, score.reasons_s)
     decision_batch_bytes(apps, score.results, timings)
     t4 = clock()
-    pipeline._observe_scoring(pipeline.model.model_version, cached, t2 - t1, score)
-    pipeline._observe_batch(
-        batch, [r.timestamp_ms / 1000 for r in batch], time.time(), time.time(), 0.0, {}, len(apps)
+    observe_scoring(pipeline.metrics, pipeline.model.model_version, cached, t2 - t1, score)
+    observe_batch(
+        pipeline.metrics,
+        batch,
+        [r.timestamp_ms / 1000 for r in batch],
+        time.time(),
+        time.time(),
+        0.0,
+        {},
+        len(apps),
     )
     t5 = clock()
     t["parse"], t["features_in_memory"] = t1 - t0, t2 - t1

@@ -23,13 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-
-import numpy as np
 
 from credit_scorer.metrics import ScorerMetrics
 from credit_scorer.settings import Settings
@@ -42,7 +39,7 @@ from scoring.decision import StageTimings, decision_batch_bytes
 from scoring.features import CachedFeatures, FeatureSource
 from scoring.prepared import PreparedModel
 from scoring.results import BatchScore
-from stream_app.metric_batch import observe_many
+from stream_app.batch_metrics import observe_batch, observe_scoring
 from stream_app.stall import ProgressWatch
 
 if TYPE_CHECKING:
@@ -267,8 +264,8 @@ class MicroBatchPipeline:
                 rec for rec, r in zip(batch.decisions, score.results, strict=True) if r.decision == "REFER"
             ]
             batch.score = score
-            batch.report.refusals = self._observe_scoring(
-                model.model_version, cached, batch.features_s, score
+            batch.report.refusals = observe_scoring(
+                self.metrics, model.model_version, cached, batch.features_s, score
             )
             if shadow is not None and challenger is not None and self.shadow is not None:
                 batch.shadow = self.shadow.records(apps, shadow, timings)
@@ -283,7 +280,8 @@ class MicroBatchPipeline:
         produced_at = time.time()
         self.progress.handled(len(batch.decisions) + len(batch.dead))
         self.handled_records += len(batch.decisions) + len(batch.dead)
-        self._observe_batch(
+        observe_batch(
+            self.metrics,
             batch.records,
             batch.event_ts,
             batch.consumed_at,
@@ -367,57 +365,7 @@ class MicroBatchPipeline:
         score = decided.score if decided.scored else None
         return decided.pick(apps), decided.features, bad, score
 
-    # --- metrics and observers ------------------------------------------------------------------------
-    def _observe_scoring(
-        self, version: str, cached: CachedFeatures, features_s: float, score: BatchScore
-    ) -> int:
-        m = self.metrics
-        n = len(score.results)
-        found = int(np.count_nonzero(cached.found))
-        m.feature_lookups.inc(n)
-        if n - found:
-            m.feature_misses.inc(n - found)
-        stage = m.stage_seconds
-        stage.labels("features").observe(features_s)
-        stage.labels("inference").observe(score.inference_s)
-        stage.labels("reasons").observe(score.reasons_s)
-        labels = Counter(r.decision for r in score.results)
-        for label, count in labels.items():
-            m.decisions.labels(label, version, "champion").inc(count)
-        refusals = labels.get("REFUS", 0)
-        if refusals or "REFER" in labels:  # a rule fires only on a REFUS or a REFER
-            for rule, count in Counter(h.code for r in score.results for h in r.rules).items():
-                m.rule_hits.labels(rule).inc(count)
-        probs = (
-            score.probabilities
-            if score.probabilities is not None
-            else np.array([r.probability for r in score.results])
-        )
-        observe_many(m.default_probability.labels(version, "champion"), probs)
-        return refusals
-
-    def _observe_batch(
-        self,
-        records: Sequence[InboundRecord],
-        event_ts: list[float],
-        consumed_at: float,
-        produced_at: float,
-        produce_s: float,
-        kinds: dict[str, int],
-        n_decisions: int,
-    ) -> None:
-        m = self.metrics
-        m.batch_size.observe(len(records))
-        m.stage_seconds.labels("produce").observe(produce_s)
-        if n_decisions:  # each decision of the batch waited the same consumed → acknowledged time
-            observe_many(m.worker_latency, np.full(n_decisions, max(0.0, produced_at - consumed_at)))
-        if event_ts:
-            ts = np.asarray(event_ts)
-            observe_many(m.stage_seconds.labels("queue"), np.maximum(0.0, consumed_at - ts))
-            observe_many(m.stage_seconds.labels("total"), np.maximum(0.0, produced_at - ts))
-        for kind, count in kinds.items():
-            m.dead_letters.labels(kind).inc(count)
-
+    # --- observers ------------------------------------------------------------------------------------
     def _notify(self, score: BatchScore) -> None:
         for observer in self.observers:
             try:
