@@ -60,7 +60,12 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-    session_timeout_s: float = Field(30.0, gt=0)
+    session_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A worker that stops heartbeating leaves the group after this (aiokafka's default). "
+        "Tansu also holds a new group's first join for half of it: part of a worker's cold start.",
+    )
     rebalance_timeout_s: float = Field(60.0, gt=0)
     request_timeout_s: float = Field(30.0, gt=0)
 

@@ -2,14 +2,14 @@
 
 A new group member waits for the broker's join delay before it gets partitions: Tansu 0.6 holds the
 first JoinGroup of a group for half the session timeout (in 1 s steps, for other members to arrive;
-measured: 3 s at the 6 s session of the tests and benchmarks, 15 s at the 30 s default), Apache Kafka
-for ``group.initial.rebalance.delay.ms`` (3 s by default). That wait needs nothing from the model, and
-preparing the model (load, verify, compile the forest and TreeSHAP) needs nothing from the broker, so
-:func:`load_while_joining` runs both at once: the consumer is started (the group joined) on the event
-loop the Faust worker then runs, while the model is loaded on a thread. The started consumer is handed
-to :class:`stream_app.source.KafkaSource`, which adopts it instead of starting its own. The join starts
-before the heavy imports (numba, lightgbm, redis, faust: :mod:`stream_app.worker`), which happen on the
-loading thread too.
+measured: 3 s at the 6 s session of the tests and benchmarks, 15 s at a 30 s session; the default is 10
+s), Apache Kafka for ``group.initial.rebalance.delay.ms`` (3 s by default). That wait needs nothing from
+the model, and preparing the model (load, verify, compile the forest and TreeSHAP) needs nothing from
+the broker, so :func:`load_while_joining` runs both at once: the consumer is started (the group joined)
+on the event loop the Faust worker then runs, while the model is loaded on a thread. The started
+consumer is handed to :class:`stream_app.source.KafkaSource`, which adopts it instead of starting its
+own. The join starts before the heavy imports (numba, lightgbm, redis, faust: :mod:`stream_app.worker`),
+which happen on the loading thread too.
 
 Records are not polled before the worker runs: partitions assigned early only sit idle (at most the
 model's preparation time) and the fetcher prefetches their first records meanwhile. A model that fails
