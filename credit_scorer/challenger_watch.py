@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 class ChallengerWatcher(ModelWatcher):
     """Polls ``settings.model.challenger_alias``: new version → prepared model, alias gone → None."""
 
+    name = "challenger watch"
+
     def __init__(
         self, settings: Settings, current_version: str | None, feature_version: str, metrics: ScorerMetrics
     ) -> None:
@@ -62,18 +64,7 @@ class ChallengerWatcher(ModelWatcher):
             self.current_version = None
             self.swaps.labels("removed").inc()
             return "removed"
-        if version == self.current_version or version in self.rejected:
-            return "unchanged"
-        prepared = self.load(version)
-        if isinstance(prepared, str):
-            return prepared
-        on_ready(prepared, version)
-        log.info(
-            "challenger watch: %s now points at version %s (%s)", self.alias, version, prepared.model_version
-        )
-        self.current_version = version
-        self.swaps.labels("served").inc()
-        return "served"
+        return self.serve(version, on_ready, "served")
 
 
 def load_challenger(

@@ -37,6 +37,8 @@ OnChallenger = Callable[["PreparedModel | None", str], object]  # None: the chal
 class ModelWatcher:
     """Polls ``settings.model.registry_alias`` and prepares each new version for ``on_ready``."""
 
+    name = "model watch"  # in its log lines
+
     def __init__(
         self,
         settings: Settings,
@@ -64,7 +66,8 @@ class ModelWatcher:
 
     def start(self, on_ready: OnReady | OnChallenger) -> None:
         log.info(
-            "model watch: polling alias %s every %.1f s (serving version %s)",
+            "%s: polling alias %s every %.1f s (serving version %s)",
+            self.name,
             self.alias,
             self.settings.model.watch_interval_s,
             self.current_version,
@@ -85,17 +88,21 @@ class ModelWatcher:
             try:
                 self.poll_once(on_ready)  # type: ignore[arg-type]
             except Exception:  # a bug here must never stop the worker: it keeps its model
-                log.exception("model watch: poll failed")
+                log.exception("%s: poll failed", self.name)
 
     def poll_once(self, on_ready: OnReady) -> str:
         """One poll; returns what happened (unchanged, swapped, schema_mismatch, refused, registry_error)."""
         from training.exceptions import RegistryError
 
-        alias = self.alias
         try:
-            version = self.registry().alias_version(alias)
+            version = self.registry().alias_version(self.alias)
         except RegistryError as exc:
             return self._count_error("registry_error", str(exc))
+        return self.serve(version, on_ready, "swapped")
+
+    def serve(self, version: str, on_ready: OnReady | OnChallenger, result: str) -> str:
+        """Hand ``version`` (prepared) to ``on_ready`` unless it is served already or was refused; returns
+        ``result`` (counted) when handed over, else unchanged / why it was refused."""
         if version == self.current_version or version in self.rejected:
             return "unchanged"
         prepared = self.load(version)
@@ -103,15 +110,16 @@ class ModelWatcher:
             return prepared
         on_ready(prepared, version)
         log.info(
-            "model watch: %s now points at version %s (%s), was %s",
-            alias,
+            "%s: %s now points at version %s (%s), was %s",
+            self.name,
+            self.alias,
             version,
             prepared.model_version,
             self.current_version,
         )
         self.current_version = version
-        self.swaps.labels("swapped").inc()
-        return "swapped"
+        self.swaps.labels(result).inc()
+        return result
 
     def registry(self) -> Registry:
         from credit_scorer.model_source import open_registry
@@ -144,7 +152,8 @@ class ModelWatcher:
     def _reject(self, version: str, result: str, message: str) -> str:
         self.rejected.add(version)
         log.warning(
-            "model watch: version %s not served (%s), keeping %s: %s",
+            "%s: version %s not served (%s), keeping %s: %s",
+            self.name,
             version,
             result,
             self.current_version,
@@ -155,7 +164,7 @@ class ModelWatcher:
 
     def _count_error(self, result: str, message: str) -> str:
         if message != self._last_error:  # a removed alias would log every poll otherwise
-            log.warning("model watch: %s (keeping version %s)", message, self.current_version)
+            log.warning("%s: %s (keeping version %s)", self.name, message, self.current_version)
             self._last_error = message
         self.swaps.labels(result).inc()
         return result

@@ -289,23 +289,19 @@ def overview_dashboard() -> dash.Dashboard:
         .timezone("utc")
         .editable()
     )
-    board = board.with_row(dash.Row("Latency"))
-    for p in _latency_panels():
-        board = board.with_panel(p)
-    board = board.with_row(dash.Row("Decisions"))
-    for p in _decision_panels():
-        board = board.with_panel(p)
     from dashboards.challenger_panels import challenger_panels  # it builds on this module's helpers
 
-    board = board.with_row(dash.Row("Champion / challenger"))
-    for p in challenger_panels():
-        board = board.with_panel(p)
-    board = board.with_row(dash.Row("Policy and review"))
-    for p in _policy_panels():
-        board = board.with_panel(p)
-    board = board.with_row(dash.Row("Health"))
-    for p in _health_panels():
-        board = board.with_panel(p)
+    rows = {
+        "Latency": _latency_panels(),
+        "Decisions": _decision_panels(),
+        "Champion / challenger": challenger_panels(),
+        "Policy and review": _policy_panels(),
+        "Health": _health_panels(),
+    }
+    for title, panels in rows.items():
+        board = board.with_row(dash.Row(title))
+        for p in panels:
+            board = board.with_panel(p)
     return board
 
 
