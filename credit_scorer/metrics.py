@@ -73,6 +73,13 @@ class ScorerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.scored_batches = Counter(
+            "credit_scorer_scored_batches_total",
+            "Micro-batches scored, by thread: event_loop (at most stream.inline_score_max applications, "
+            "no thread hand-off) or scorer (larger: overlapped with staging the next batch).",
+            ["thread"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "credit_scorer_batch_size",
             "Events per micro-batch.",

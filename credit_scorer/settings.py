@@ -161,6 +161,13 @@ class StreamSettings(BaseModel):
         "exact", description="Reasons from exact TreeSHAP (= LightGBM pred_contrib) or path attribution."
     )
     counter_offers: bool = Field(True, description="A counter-offer on every REFUS by score.")
+    inline_score_max: int = Field(
+        32,
+        ge=0,
+        description="Batches of at most this many applications are scored on the event loop, larger ones "
+        "on the scorer thread (which overlaps them with staging the next batch): for a small batch the "
+        "two thread hand-offs cost more than the overlap saves. 0: always on the scorer thread.",
+    )
     fetch_max_wait_ms: int = Field(
         5, ge=1, le=5000, description="Broker long-poll wait of the worker's fetches (the floor)."
     )

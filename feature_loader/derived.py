@@ -42,13 +42,12 @@ def _div(a: Array, b: Array) -> Array:  # floating-point warnings are silenced b
     return out
 
 
-def _present(*cols: Array) -> tuple[list[Array], Array]:
-    """Columns with NaN replaced by 0, and the count of present (non-NaN) values per row."""
-    filled = [np.where(np.isnan(c), 0.0, c) for c in cols]
-    count = np.zeros_like(cols[0])
-    for c in cols:
-        count = count + (~np.isnan(c)).astype(np.float64)
-    return filled, count
+def _present(*cols: Array) -> tuple[Array, Array]:
+    """Columns with NaN replaced by 0 (stacked: one per input), and the count of present (non-NaN)
+    values per row (a count of booleans: exact whatever the order of the additions)."""
+    stacked = np.stack(cols)
+    missing = np.isnan(stacked)
+    return np.where(missing, 0.0, stacked), (~missing).sum(axis=0, dtype=np.float64)
 
 
 def _ext_mean(a: Array, b: Array, c: Array) -> Array:
@@ -132,9 +131,9 @@ def _car_age_employed_ratio(car_age: Array, employed: Array) -> Array:
 def _document_count(*flags: Array) -> Array:
     """Documents provided: the sum of the flags present, NaN when none is known."""
     filled, n = _present(*flags)
-    total = np.zeros_like(n)
-    for flag in filled:  # elementwise, in a fixed order
-        total = total + flag
+    zero = np.zeros((1, *n.shape))
+    # elementwise, in a fixed order, from +0.0: a running sum is sequential (a reduction may pair terms)
+    total = np.cumsum(np.concatenate([zero, filled]), axis=0)[-1]
     total[n == 0] = np.nan
     return total
 
@@ -188,38 +187,45 @@ DERIVED: tuple[DerivedFeature, ...] = (
 DERIVED_BY_NAME: dict[str, DerivedFeature] = {d.name: d for d in DERIVED}
 
 
-def apply_derived(matrix: np.ndarray, schema: FeatureSchema) -> None:
+def apply_derived(matrix: np.ndarray, schema: FeatureSchema, changed: frozenset[str] | None = None) -> None:
     """Fill, in place, every derived column of a float32 ``(n, len(schema))`` matrix.
 
     Inputs are read from the matrix's other columns; the result depends on each row alone, so any
-    batch split gives bit-identical rows. Raises ``ValueError`` for a matrix of the wrong shape or
-    dtype, a derived field this module does not know, or a derived input absent from the schema.
+    batch split gives bit-identical rows. ``changed``: only the derived columns computed from one of
+    these inputs (rows whose other derived columns are already right, e.g. counter-offer candidates
+    copied from assembled rows with new amounts: the same values, for a fraction of the fixed cost).
+    Raises ``ValueError`` for a matrix of the wrong shape or dtype, a derived field this module does
+    not know, or a derived input absent from the schema.
     """
     if matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[1] != len(schema):
         raise ValueError(
             f"apply_derived needs a float32 (n, {len(schema)}) matrix, got {matrix.dtype} {matrix.shape}"
         )
-    steps, inputs = _plan_for(schema)
+    steps, inputs = _plan_for(schema, changed)
     if not steps:
         return
     # every input column once, widened to float64, one contiguous row per input (inputs are never
     # derived columns, so all can be read before any is written)
     gathered = np.ascontiguousarray(matrix[:, inputs].T, dtype=np.float64)
     with np.errstate(all="ignore"):
-        for fn, rows, out_col in steps:
-            out = fn(*(gathered[r] for r in rows)).astype(np.float32)
+        for fn, args, out_cols in steps:  # one call per function: (fields, n) arrays, elementwise
+            out = fn(*(gathered[rows] for rows in args)).astype(np.float32)
             out[~np.isfinite(out)] = np.nan
-            matrix[:, out_col] = out
+            matrix[:, out_cols] = out.T  # one field: 1-d rows of gathered (views), one column
 
 
-_Step = tuple[Callable[..., Array], tuple[int, ...], int]
-_PLANS: dict[str, tuple[list[_Step], list[int]]] = {}
+# a function, the rows of ``gathered`` for each of its arguments (one per field computed by it), and
+# those fields' output columns: every derivation is elementwise, so the fields sharing a function (the
+# ratios) are computed in one call over a (fields, n) array, each element exactly as on its own
+_Step = tuple[Callable[..., Array], tuple[np.ndarray | int, ...], list[int] | int]
+_PLANS: dict[tuple[str, frozenset[str] | None], tuple[list[_Step], list[int]]] = {}
 
 
-def _plan_for(schema: FeatureSchema) -> tuple[list[_Step], list[int]]:
-    """Per schema (cached by version): (function, rows of ``gathered``, output column) per derived
-    field, and the input columns to gather."""
-    found = _PLANS.get(schema.version)
+def _plan_for(schema: FeatureSchema, changed: frozenset[str] | None = None) -> tuple[list[_Step], list[int]]:
+    """Per schema (cached by version) and ``changed`` inputs: the steps computing the derived fields
+    (all, or those computed from a ``changed`` input), and the input columns to gather."""
+    key = (schema.version, changed)
+    found = _PLANS.get(key)
     if found is not None:
         return found
     specs: list[tuple[DerivedFeature, tuple[int, ...], int]] = []
@@ -231,9 +237,21 @@ def _plan_for(schema: FeatureSchema) -> tuple[list[_Step], list[int]]:
             cols = tuple(schema.index[name] for name in spec.inputs)
         except KeyError as exc:
             raise ValueError(f"derived feature {field.name!r} needs input {exc.args[0]!r}") from None
+        if changed is not None and changed.isdisjoint(spec.inputs):
+            continue
         specs.append((spec, cols, schema.index[field.name]))
     inputs = sorted({c for _, cols, _ in specs for c in cols})
     row_of = {c: k for k, c in enumerate(inputs)}
-    plan = ([(spec.fn, tuple(row_of[c] for c in cols), out) for spec, cols, out in specs], inputs)
-    _PLANS[schema.version] = plan
+    by_fn: dict[Callable[..., Array], list[tuple[tuple[int, ...], int]]] = {}
+    for spec, cols, out in specs:
+        by_fn.setdefault(spec.fn, []).append((tuple(row_of[c] for c in cols), out))
+    steps: list[_Step] = []
+    for fn, group in by_fn.items():
+        if len(group) == 1:
+            steps.append((fn, group[0][0], group[0][1]))
+            continue
+        args = tuple(np.array(arg, dtype=np.intp) for arg in zip(*(r for r, _ in group), strict=True))
+        steps.append((fn, args, [out for _, out in group]))
+    plan = (steps, inputs)
+    _PLANS[key] = plan
     return plan

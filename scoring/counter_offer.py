@@ -25,6 +25,7 @@ from scoring.results import CounterOffer
 
 STEPS: tuple[float, ...] = tuple(float(s) for s in np.linspace(0.95, 0.10, 20))
 CREDIT, ANNUITY = "AMT_CREDIT", "AMT_ANNUITY"
+CHANGED = frozenset({CREDIT, ANNUITY})  # the inputs a candidate changes
 
 
 class Candidates(Mapping[str, np.ndarray]):
@@ -72,16 +73,17 @@ def counter_offers(
     matrix: np.ndarray,
     rows: np.ndarray,
     schema: FeatureSchema,
-    derive: Callable[[np.ndarray], np.ndarray],
+    derive: Callable[[np.ndarray, frozenset[str]], np.ndarray],
     probabilities: Callable[[np.ndarray, np.ndarray], np.ndarray],
     threshold: float,
     accept: Accept | None = None,
     steps: tuple[float, ...] = STEPS,
 ) -> list[CounterOffer | None]:
     """The counter-offer (or None) of each of ``rows`` of the assembled ``matrix`` (see the module
-    docstring). ``derive(matrix)`` recomputes derived columns in place and returns the matrix;
-    ``probabilities(candidates, source)`` scores candidates as the decision does (``source``: the row of
-    ``matrix`` each candidate comes from). ``steps``: fractions of the amount asked, largest first."""
+    docstring). ``derive(matrix, changed)`` recomputes in place the derived columns computed from the
+    ``changed`` inputs and returns the matrix; ``probabilities(candidates, source)`` scores candidates
+    as the decision does (``source``: the row of ``matrix`` each candidate comes from). ``steps``:
+    fractions of the amount asked, largest first."""
     out: list[CounterOffer | None] = [None] * len(rows)
     if CREDIT not in schema.index or ANNUITY not in schema.index or not len(rows) or not steps:
         return out
@@ -99,7 +101,7 @@ def counter_offers(
     cand = np.repeat(base[usable], n_steps, axis=0)
     cand[:, cj] = amount.ravel()
     cand[:, aj] = pay.ravel()
-    cand = derive(cand)
+    cand = derive(cand, CHANGED)  # the other derived columns are the application's own
     source = np.repeat(np.asarray(rows, dtype=np.int64)[usable], n_steps)
     prob = np.asarray(probabilities(cand, source), dtype=np.float64).reshape(-1, n_steps)
     good = ~refused_mask(prob, threshold) & (amount > 0)

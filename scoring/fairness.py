@@ -86,8 +86,13 @@ class FairnessTally:
 
     def fold(self, matrix: np.ndarray, approved: np.ndarray, probabilities: np.ndarray) -> None:
         """Add one batch: its assembled matrix, approved (bool) and probability of each row."""
-        for s in self.segments:
-            codes = s.codes(matrix)
+        self.fold_codes([s.codes(matrix) for s in self.segments], approved, probabilities)
+
+    def fold_codes(
+        self, codes_by_segment: Sequence[np.ndarray], approved: np.ndarray, probabilities: np.ndarray
+    ) -> None:
+        """:meth:`fold` from each segment's group codes (:meth:`Segment.codes`), in segment order."""
+        for s, codes in zip(self.segments, codes_by_segment, strict=True):
             n = len(s.groups)
             self.decisions[s.name] += np.bincount(codes, minlength=n)
             self.approvals[s.name] += np.bincount(

@@ -204,13 +204,14 @@ class VectorAssembler:
                 raise InvalidInputError(f"input {i}: {exc}") from None
         return out.astype(np.float32)
 
-    def derive(self, matrix: np.ndarray) -> np.ndarray:
-        """Recompute the derived columns of an assembled (n, F) float32 matrix in place; returns it."""
+    def derive(self, matrix: np.ndarray, changed: frozenset[str] | None = None) -> np.ndarray:
+        """Recompute the derived columns of an assembled (n, F) float32 matrix in place (``changed``:
+        only those computed from these inputs); returns it."""
         if self._has_derived:
             from feature_loader.derived import apply_derived  # pure module (numpy + schema)
 
             try:
-                apply_derived(matrix, self.schema)
+                apply_derived(matrix, self.schema, changed)
             except ValueError as exc:
                 raise SchemaMismatchError(f"cannot compute derived features: {exc}") from exc
         return matrix

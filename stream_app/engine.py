@@ -8,7 +8,7 @@
    outage with backoff);
 3. decide in-process (:func:`scoring.decide.decide`: policy, reason codes on every REFUS and REFER) on
    the pipeline's one scorer thread (LightGBM releases the GIL: the loop stages the next batch
-   meanwhile); a row
+   meanwhile), a small batch on the event loop (``stream.inline_score_max``); a row
    whose field the scorer cannot use is dead-lettered (``unscorable``) and the rest is decided; the
    decisions are encoded in one pass (:func:`scoring.decision.decision_batch_bytes`);
 4. publish decisions (key = application id), dead letters and the REFER decisions again on the review
@@ -135,6 +135,8 @@ class MicroBatchPipeline:
         self.progress = ProgressWatch()  # its engine reports what is pending; deliver() what was handled
         metrics.stalled.set_function(self.progress.stalled_seconds)
         self._scorer: ThreadPoolExecutor | None = None
+        self._on_thread = 0  # batches handed to the scorer thread and not back yet
+        self._scored_on = {t: metrics.scored_batches.labels(t) for t in ("event_loop", "scorer")}
         self.registry_version = ""  # the registry version of self.model ("" from a folder)
         self.watcher: ModelWatcher | None = None  # set by the worker when it serves a registry alias
         self.shadow: ShadowArm | None = None  # set by the worker when it may serve a challenger
@@ -233,20 +235,29 @@ class MicroBatchPipeline:
 
     async def finish(self, batch: PreparedBatch) -> PreparedBatch:
         """Second half of :meth:`prepare`: score on the scorer thread (LightGBM releases the GIL while it
-        predicts, so the event loop meanwhile stages the next batch and publishes the previous one),
-        then encode the decisions and observe the scoring metrics."""
+        predicts, so the event loop meanwhile stages the next batch and publishes the previous one) —
+        or, for a batch of at most ``stream.inline_score_max``, on the event loop itself — then encode
+        the decisions and observe the scoring metrics."""
         if batch.cached is None:
             return batch
         model = self.model  # one model per batch, whatever a swap does meanwhile
         challenger = self.shadow.model if self.shadow is not None else None  # likewise
         marks: list[float] = []  # perf_counter when the scorer started and ended this batch
-        if self._scorer is None:  # not started (unit tests): inline
+        # inline only while no batch is on the scorer thread: one decide at a time, batches in order
+        inline = len(batch.apps) <= self.settings.stream.inline_score_max and not self._on_thread
+        if self._scorer is None or inline:  # small (or not started: unit tests): on the event loop
             scored, shadow = self._timed_score(marks, model, challenger, batch)
+            self._scored_on["event_loop"].inc()
         else:
+            self._scored_on["scorer"].inc()
             loop = asyncio.get_running_loop()
-            scored, shadow = await loop.run_in_executor(
-                self._scorer, self._timed_score, marks, model, challenger, batch
-            )
+            self._on_thread += 1
+            try:
+                scored, shadow = await loop.run_in_executor(
+                    self._scorer, self._timed_score, marks, model, challenger, batch
+                )
+            finally:
+                self._on_thread -= 1
         resumed = time.perf_counter()
         stage_s = batch.stage_s
         stage_s["scorer_wait"] = max(0.0, marks[0] - batch.staged_at) if batch.staged_at else 0.0

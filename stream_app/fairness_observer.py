@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scoring.fairness import FairnessTally, segments_for
+from scoring.policy import ACCORD, LABELS
+
+_CODE = {label: k for k, label in enumerate(LABELS)}  # decision → its index in LABELS
 
 if TYPE_CHECKING:
     from credit_scorer.metrics import ScorerMetrics
@@ -32,26 +35,35 @@ class FairnessObserver:
         self.metrics = metrics
         self.settings = settings
         self._published = 0.0
+        self._children: dict[tuple[str, str, str], Any] = {}  # the counter's children, by labels
 
     def __call__(self, batch: BatchScore) -> None:
-        decisions = np.array([r.decision for r in batch.results])
+        results = batch.results
+        kind = np.fromiter((_CODE[r.decision] for r in results), np.int64, len(results))
         probs = (
             batch.probabilities
             if batch.probabilities is not None
-            else np.array([r.probability for r in batch.results])
+            else np.array([r.probability for r in results])
         )
-        counter = self.metrics.segment_decisions
-        for s in self.tally.segments:
-            codes = s.codes(batch.matrix)
-            for decision in np.unique(decisions).tolist():
-                counts = np.bincount(codes[decisions == decision], minlength=len(s.groups))
-                for g in np.flatnonzero(counts).tolist():
-                    counter.labels(s.name, s.groups[g], decision).inc(int(counts[g]))
-        self.tally.fold(batch.matrix, decisions == "ACCORD", np.asarray(probs, dtype=np.float64))
+        codes = [s.codes(batch.matrix) for s in self.tally.segments]
+        for s, group in zip(self.tally.segments, codes, strict=True):
+            # one count per (decision, group) cell: a batch touches a few of the bounded label sets
+            n = len(s.groups)
+            counts = np.bincount(kind * n + group, minlength=len(LABELS) * n)
+            for cell in np.flatnonzero(counts).tolist():
+                self._counter(s.name, s.groups[cell % n], LABELS[cell // n]).inc(int(counts[cell]))
+        self.tally.fold_codes(codes, kind == _CODE[ACCORD], np.asarray(probs, dtype=np.float64))
         now = time.monotonic()
         if now - self._published >= self.settings.publish_every_s:
             self._published = now
             self.publish()
+
+    def _counter(self, segment: str, group: str, decision: str) -> Any:
+        key = (segment, group, decision)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.metrics.segment_decisions.labels(*key)
+        return child
 
     def publish(self) -> None:
         m = self.metrics

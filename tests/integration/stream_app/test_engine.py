@@ -35,10 +35,14 @@ def metric(metrics: ScorerMetrics, name: str, labels: dict[str, str] | None = No
     return 0.0 if value is None else value
 
 
+@pytest.mark.parametrize(
+    ("inline_score_max", "thread"), [(0, "scorer"), (100_000, "event_loop")], ids=["scorer", "event_loop"]
+)
 async def test_n_events_give_exactly_n_decisions_with_offline_scores(
-    make_stream_env: Callable[..., StreamEnv],
+    make_stream_env: Callable[..., StreamEnv], inline_score_max: int, thread: str
 ) -> None:
-    env = make_stream_env()
+    """The same decisions whether every batch is scored on the scorer thread or on the event loop."""
+    env = make_stream_env(inline_score_max=inline_score_max)
     kafka = env.settings.kafka
     n = 600
     rows = list(range(n))
@@ -93,6 +97,9 @@ async def test_n_events_give_exactly_n_decisions_with_offline_scores(
     worker_s = metric(metrics, "credit_scorer_worker_latency_seconds_sum")
     assert 0 < worker_s <= metric(metrics, "credit_scorer_stage_seconds_sum", {"stage": "total"})
     assert metric(metrics, "credit_scorer_in_flight_events") == 0
+    other = "event_loop" if thread == "scorer" else "scorer"
+    assert metric(metrics, "credit_scorer_scored_batches_total", {"thread": thread}) == len(observed)
+    assert metric(metrics, "credit_scorer_scored_batches_total", {"thread": other}) == 0
 
 
 async def test_malformed_events_are_dead_lettered_and_valid_neighbours_decided(

@@ -54,6 +54,50 @@ def test_rows_alone_equal_rows_in_batch_bit_for_bit(inputs: np.ndarray) -> None:
     assert (whole[:, :N_IN].view(np.uint32) == inputs.view(np.uint32)).all()  # inputs untouched
 
 
+@settings(max_examples=100, deadline=None)
+@given(hnp.arrays(np.float32, st.tuples(st.integers(1, 12), st.just(N_IN)), elements=values))
+def test_each_column_is_its_definition_applied_alone(inputs: np.ndarray) -> None:
+    """The fields sharing a function are computed in one call: each column is still bit for bit its own
+    definition on its own inputs (float64, NaN for a non-finite result, float32)."""
+    m = np.full((inputs.shape[0], len(SCHEMA)), np.nan, dtype=np.float32)
+    m[:, :N_IN] = inputs
+    apply_derived(m, SCHEMA)
+    for d in DERIVED:
+        args = [m[:, SCHEMA.index[name]].astype(np.float64) for name in d.inputs]
+        with np.errstate(all="ignore"):
+            alone = d.fn(*args).astype(np.float32)
+        alone[~np.isfinite(alone)] = np.nan
+        assert derived(m, d.name).view(np.uint32).tolist() == alone.view(np.uint32).tolist(), d.name
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    hnp.arrays(np.float32, st.tuples(st.integers(1, 12), st.just(N_IN)), elements=values),
+    hnp.arrays(np.float32, st.tuples(st.just(12), st.just(2)), elements=values),
+)
+def test_changed_inputs_recompute_only_their_columns_bit_for_bit(inputs: np.ndarray, new: np.ndarray) -> None:
+    """Rows derived once, then two inputs changed (what a counter-offer candidate does): deriving only
+    the columns computed from them gives exactly the whole derivation; the other columns are not
+    written."""
+    changed = frozenset({"AMT_CREDIT", "AMT_ANNUITY"})
+    n = inputs.shape[0]
+    rows = np.full((n, len(SCHEMA)), np.nan, dtype=np.float32)
+    rows[:, :N_IN] = inputs
+    apply_derived(rows, SCHEMA)
+    for k, name in enumerate(sorted(changed)):
+        rows[:, SCHEMA.index[name]] = new[:n, k]
+    whole = rows.copy()
+    apply_derived(whole, SCHEMA)
+    untouched = [SCHEMA.index[d.name] for d in DERIVED if changed.isdisjoint(d.inputs)]
+    assert untouched and len(untouched) < len(DERIVED)
+    partial = rows.copy()
+    partial[:, untouched] = 7.0  # a sentinel: must survive
+    apply_derived(partial, SCHEMA, changed)
+    assert (partial[:, untouched] == 7.0).all()
+    partial[:, untouched] = whole[:, untouched]
+    assert (partial.view(np.uint32) == whole.view(np.uint32)).all()
+
+
 def test_known_values() -> None:
     m = matrix_of(
         [

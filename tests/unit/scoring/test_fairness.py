@@ -79,3 +79,37 @@ def test_the_observer_exports_counts_rates_and_the_ratio() -> None:
     assert value("credit_scorer_segment_approval_rate", {"segment": "gender", "group": "M"}) == 0.5
     assert value("credit_scorer_disparate_impact_ratio", {"segment": "gender"}) == 0.5
     assert value("credit_scorer_disparate_impact_ratio", {"segment": "age_band"}) is None  # all unknown
+
+
+def test_the_observer_counts_every_segment_group_and_decision_as_a_row_by_row_count() -> None:
+    """Batches of every decision (REFER included) and groups (unknown included): the counter's
+    samples and the tally equal a plain count of the rows, batch after batch."""
+    rng = np.random.default_rng(7)
+    metrics = ScorerMetrics()
+    segments = segments_for(SCHEMA)
+    observer = FairnessObserver(FairnessTally(segments), metrics, FairnessSettings(publish_every_s=0))
+    expected: dict[tuple[str, str, str], int] = {}
+    folded = FairnessTally(segments)
+    for size in (1, 8, 37):
+        gender = rng.choice([0.0, 1.0, 2.0, NAN], size)
+        age = rng.choice([-20 * 365.25, -50 * 365.25, -70 * 365.25, NAN], size)
+        x = rows(*({"CODE_GENDER": g, "DAYS_BIRTH": a} for g, a in zip(gender, age, strict=True)))
+        decisions = rng.choice(["ACCORD", "REFUS", "REFER"], size).tolist()
+        probs = rng.random(size)
+        results = [ScoreResult(i, p, d, 0.5, "m", "f", True, None, ()) for i, (d, p) in enumerate(
+            zip(decisions, probs.tolist(), strict=True))]  # fmt: skip
+        observer(BatchScore(results, 0.0, 0.0, x, probs))
+        folded.fold(x, np.array(decisions) == "ACCORD", probs)
+        for s in segments:
+            for code, decision in zip(s.codes(x).tolist(), decisions, strict=True):
+                key = (s.name, s.groups[code], decision)
+                expected[key] = expected.get(key, 0) + 1
+    value = metrics.registry.get_sample_value
+    for (segment, group, decision), count in expected.items():
+        labels = {"segment": segment, "group": group, "decision": decision}
+        assert value("credit_scorer_segment_decisions_total", labels) == count
+    assert sum(expected.values()) == 46 * len(segments)
+    for s in segments:
+        assert observer.tally.decisions[s.name].tolist() == folded.decisions[s.name].tolist()
+        assert observer.tally.approvals[s.name].tolist() == folded.approvals[s.name].tolist()
+        assert observer.tally.pd_sum[s.name] == pytest.approx(folded.pd_sum[s.name])
