@@ -8,9 +8,10 @@ online and offline vectors are bit-identical. Event fields not carried keep the 
 client is scored on the application fields alone. Fields the schema does not have are ignored (the
 model does not use them). Pure: numpy and the feature schema only.
 
-Whole-form events carry every numeric event field (null when unknown): their numbers are then written
-as one block (one C-level item lookup per event, one conversion for the batch) rather than field by
-field; the block is used only when it gives exactly what the field-by-field path gives (plain numbers
+Event fields are written as one numeric and one categorical block (one conversion for the batch;
+whole-form events, which carry every event field, null when unknown, with one C-level item lookup per
+event) rather than field by field; a partial form's missing fields are marked and keep the cached
+value. The block is used only when it gives exactly what the field-by-field path gives (plain numbers
 and nulls, finite), otherwise the batch takes the field-by-field path, which names the bad value.
 """
 
@@ -52,11 +53,13 @@ class VectorAssembler:
         self._numeric = frozenset(numeric) if len(numeric) >= 2 else frozenset()
         self._numeric_cols = np.asarray([self._column[n] for n in numeric], dtype=np.intp)
         self._numeric_getter = itemgetter(*numeric) if self._numeric else None
+        self._numeric_names = tuple(numeric)
         categorical = list(self._levels)
         self._categorical = frozenset(categorical) if len(categorical) >= 2 else frozenset()
         self._categorical_cols = np.asarray([self._column[n] for n in categorical], dtype=np.intp)
         self._categorical_getter = itemgetter(*categorical) if self._categorical else None
         self._categorical_levels = [self._levels[n] for n in categorical]
+        self._categorical_names = tuple(categorical)
 
     def encode(self, name: str, value: object) -> float:
         """The stored float of one event field's raw value (NaN = missing / unknown level)."""
@@ -98,11 +101,11 @@ class VectorAssembler:
         filled: frozenset[str] = frozenset()
         block = self._numeric_block(fields) if n else None
         if block is not None:
-            matrix[:, self._numeric_cols] = block
+            _write_block(matrix, self._numeric_cols, *block)
             filled = self._numeric
         levels = self._categorical_block(fields) if n else None
         if levels is not None:
-            matrix[:, self._categorical_cols] = levels
+            _write_block(matrix, self._categorical_cols, *levels)
             filled = filled | self._categorical
         for name, j in self._column.items():  # column by column: a few C-speed passes per field
             if name in filled:
@@ -118,17 +121,15 @@ class VectorAssembler:
                 matrix[:, j] = self._encode_column(name, values, range(n))
         return self.derive(matrix)
 
-    def _numeric_block(self, fields: Sequence[Mapping[str, object]]) -> np.ndarray | None:
-        """The (n, numeric event fields) float32 block when every event carries every numeric event field
-        as a plain finite number or null — exactly the values the field-by-field path writes — else None."""
+    def _numeric_block(self, fields: Sequence[Mapping[str, object]]) -> _Block | None:
+        """The (n, numeric event fields) float32 block and where an event does not carry a field (None:
+        every event carries every one), when every value carried is a plain finite number or null —
+        exactly the values the field-by-field path writes — else None."""
         getter = self._numeric_getter
         if getter is None:
             return None
-        try:
-            rows = [getter(carried) for carried in fields]
-        except KeyError:  # an event without some field: it keeps the cached value (field-by-field path)
-            return None
-        flat = list(chain.from_iterable(rows))
+        rows, absent = _event_rows(getter, self._numeric_names, fields)
+        flat = list(chain.from_iterable(rows))  # an absent field: None here, the cached value after
         if not set(map(type, flat)) <= _PLAIN_NUMBERS:
             return None  # bool, text, …: the field-by-field path refuses it and names it
         try:
@@ -138,24 +139,21 @@ class VectorAssembler:
         finite = np.isfinite(block).all()
         if not finite and (np.isinf(block).any() or int(np.isnan(block).sum()) != flat.count(None)):
             return None  # an inf or NaN value (not a null): refused by the field-by-field path
-        return block.astype(np.float32)
+        return block.astype(np.float32), absent
 
-    def _categorical_block(self, fields: Sequence[Mapping[str, object]]) -> np.ndarray | None:
-        """The (n, categorical event fields) block of level indices when every event carries every
-        categorical event field (the same values :meth:`_encode_column` gives), else None."""
+    def _categorical_block(self, fields: Sequence[Mapping[str, object]]) -> _Block | None:
+        """The (n, categorical event fields) block of level indices (the same values
+        :meth:`_encode_column` gives) and where an event does not carry a field (None: none missing)."""
         getter = self._categorical_getter
         if getter is None:
             return None
-        try:
-            rows = [getter(carried) for carried in fields]
-        except KeyError:
-            return None
+        rows, absent = _event_rows(getter, self._categorical_names, fields)
         nan = _NAN
         columns = [
-            [nan if v is None else levels.get(v if type(v) is str else str(v), nan) for v in column]
-            for levels, column in zip(self._categorical_levels, zip(*rows, strict=True), strict=True)
+            [nan if v is None else levels.get(v if type(v) is str else str(v), nan) for v in col]
+            for levels, col in zip(self._categorical_levels, zip(*rows, strict=True), strict=True)
         ]
-        return np.asarray(columns, dtype=np.float64).T.astype(np.float32)
+        return np.asarray(columns, dtype=np.float64).T.astype(np.float32), absent
 
     def invalid_rows(self, fields: Sequence[Mapping[str, object]]) -> list[tuple[int, str]]:
         """(row, why) of every row carrying a field value :meth:`assemble` cannot use — exactly the rows
@@ -215,3 +213,42 @@ class VectorAssembler:
             except ValueError as exc:
                 raise SchemaMismatchError(f"cannot compute derived features: {exc}") from exc
         return matrix
+
+
+_Block = tuple[np.ndarray, np.ndarray | None]  # (n, k) values, and (n, k) True where not carried (or None)
+
+
+class _NullWhenMissing(dict[str, object]):
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+def _event_rows(
+    getter: itemgetter[tuple[object, ...]], names: tuple[str, ...], fields: Sequence[Mapping[str, object]]
+) -> tuple[list[Sequence[object]], np.ndarray | None]:
+    """Each event's values of ``names`` (one C-level lookup per event that carries every one), and where
+    an event does not carry one (its value None in the row; the mask None when no event lacks one)."""
+    try:
+        return [getter(carried) for carried in fields], None
+    except KeyError:  # a partial form
+        pass
+    wanted = frozenset(names)
+    position = {name: k for k, name in enumerate(names)}
+    rows: list[Sequence[object]] = []
+    at_row: list[int] = []
+    at_col: list[int] = []
+    for i, carried in enumerate(fields):
+        missing = wanted.difference(carried)
+        if missing:  # a copy that answers None for them: one C-level lookup still (a .get per name: 5x)
+            at_row.extend([i] * len(missing))
+            at_col.extend([position[name] for name in missing])
+            carried = _NullWhenMissing(carried)
+        rows.append(getter(carried))
+    absent = np.zeros((len(fields), len(names)), dtype=bool)
+    absent[at_row, at_col] = True
+    return rows, absent
+
+
+def _write_block(matrix: np.ndarray, cols: np.ndarray, block: np.ndarray, absent: np.ndarray | None) -> None:
+    """Write ``block`` into ``cols`` of ``matrix``, keeping the matrix's (cached) value where absent."""
+    matrix[:, cols] = block if absent is None else np.where(absent, matrix[:, cols], block)

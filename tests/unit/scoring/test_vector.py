@@ -218,7 +218,18 @@ def test_invalid_rows_are_exactly_the_rows_assembly_refuses(fields: list[dict[st
         ASSEMBLER.assemble(cached, fields, found)
 
 
-def test_whole_forms_take_the_block_path_and_equal_the_field_by_field_path() -> None:
+def _field_by_field(cached: np.ndarray, fields: list[dict[str, object]]) -> np.ndarray:
+    """The reference: each carried event field encoded alone over the cached row, derived recomputed."""
+    out = cached.copy()
+    for i, carried in enumerate(fields):
+        for name, value in carried.items():
+            if name in SCHEMA.index:
+                out[i, SCHEMA.index[name]] = _encode(SCHEMA.field(name), value)
+    apply_derived(out, SCHEMA)
+    return out
+
+
+def test_whole_and_partial_forms_take_the_block_path_and_equal_the_field_by_field_path() -> None:
     rng = np.random.default_rng(3)
     forms = [
         {
@@ -232,10 +243,25 @@ def test_whole_forms_take_the_block_path_and_equal_the_field_by_field_path() -> 
         for _ in range(50)
     ]
     cached = rng.normal(size=(50, F)).astype(np.float32)
-    assert ASSEMBLER._numeric_block(forms) is not None and ASSEMBLER._categorical_block(forms) is not None
-    partial = [{**form, "unused": 1} for form in forms[:-1]] + [
-        {k: forms[-1][k] for k in list(forms[-1])[1:]}
+    whole = ASSEMBLER._numeric_block(forms)
+    assert whole is not None and whole[1] is None  # every event carries every field: no absent mask
+    assert ASSEMBLER._categorical_block(forms) is not None
+    # partial forms: events lacking fields (and carrying one outside the schema) keep the block path;
+    # a field not carried keeps the cached value, a null one is unknown (NaN)
+    drop_num, drop_cat = NUMERIC_EVENT[0], next(iter(CATEGORICAL_EVENT))
+    partial = [{**form, "unused": 1} for form in forms[:-2]] + [
+        {k: v for k, v in forms[-2].items() if k != drop_num},
+        {k: v for k, v in forms[-1].items() if k != drop_cat},
     ]
-    assert ASSEMBLER._numeric_block(partial) is None  # one event lacks a field: field by field
-    whole, by_field = ASSEMBLER.assemble(cached, forms), ASSEMBLER.assemble(cached, partial)
-    np.testing.assert_array_equal(whole[:-1], by_field[:-1])
+    block, absent = ASSEMBLER._numeric_block(partial) or (None, None)
+    assert block is not None and absent is not None
+    assert np.argwhere(absent).tolist() == [[48, ASSEMBLER._numeric_names.index(drop_num)]]
+    levels = ASSEMBLER._categorical_block(partial)
+    assert levels is not None and levels[1] is not None
+    assert np.argwhere(levels[1]).tolist() == [[49, ASSEMBLER._categorical_names.index(drop_cat)]]
+    for fields in (forms, partial):
+        assert ASSEMBLER.assemble(cached, fields).tobytes() == _field_by_field(cached, fields).tobytes()
+    out = ASSEMBLER.assemble(cached, partial)
+    for row, name in ((48, drop_num), (49, drop_cat)):
+        j = SCHEMA.index[name]
+        assert out[row, j].tobytes() == cached[row, j].tobytes()  # not carried: the cached value
