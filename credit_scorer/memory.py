@@ -56,6 +56,14 @@ def import_redis_without_opentelemetry() -> bool:
     return import_hiding("redis.asyncio", "opentelemetry")
 
 
+def import_numba_without_coverage() -> bool:
+    """Import numba with coverage.py hidden, where neither is imported yet: numba imports coverage (a
+    development dependency, absent from the image) at import time to report the lines of compiled code
+    to a coverage run; a worker not measured by coverage has no use for it (~60 modules, a few MB
+    resident, tens of ms of start-up). Under a coverage run coverage is imported first: nothing hidden."""
+    return import_hiding("numba", "coverage")
+
+
 def import_hiding(module: str, hidden: str) -> bool:
     """Import ``module`` while ``import hidden`` raises ImportError (the optional-dependency probe of most
     libraries), where neither is imported yet; True when ``hidden`` was hidden. ``hidden`` stays

@@ -57,10 +57,15 @@ def start_worker(settings: Settings, engine: str | None = None) -> None:
 
 
 def _load(settings: Settings) -> tuple[PreparedModel, str]:
-    from credit_scorer.memory import import_lightgbm_without_pandas, import_redis_without_opentelemetry
+    from credit_scorer.memory import (
+        import_lightgbm_without_pandas,
+        import_numba_without_coverage,
+        import_redis_without_opentelemetry,
+    )
 
     import_lightgbm_without_pandas()  # before anything imports them: less memory, a faster start
     import_redis_without_opentelemetry()
+    import_numba_without_coverage()
     from stream_app.worker import load_worker_served  # the heavy imports, on the loading thread
 
     loaded = load_worker_served(settings)

@@ -15,6 +15,7 @@ objects frozen out of full collections, the kept heap handed back once."""
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -105,6 +106,29 @@ print(pandas.__name__)
 def test_lightgbm_is_imported_without_pandas_which_stays_importable() -> None:
     out = subprocess.run([sys.executable, "-c", HIDING], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "pandas"
+
+
+NUMBA_HIDING = """
+import sys
+from credit_scorer.memory import import_numba_without_coverage
+assert "coverage" not in sys.modules
+assert import_numba_without_coverage()
+import numba.misc.coverage_support
+assert not numba.misc.coverage_support.coverage_available, "numba saw coverage"
+assert "coverage" not in sys.modules
+assert not import_numba_without_coverage()  # already imported: nothing to hide
+import coverage  # still importable afterwards
+print(coverage.__name__)
+"""
+
+
+def test_numba_is_imported_without_coverage_which_stays_importable() -> None:
+    # a child outside the suite's own coverage run (which starts coverage in every child Python)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    out = subprocess.run(
+        [sys.executable, "-c", NUMBA_HIDING], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == "coverage"
 
 
 FREEZE = """
