@@ -250,13 +250,15 @@ def probe_rows(
     return rows.astype(np.float32)
 
 
-def compile_forest(booster: lightgbm.Booster) -> tuple[CompiledForest | None, str | None]:
+def compile_forest(
+    booster: lightgbm.Booster, dump: dict[str, Any] | None = None
+) -> tuple[CompiledForest | None, str | None]:
     """(the booster's compiled forest, None) once it reproduces LightGBM bit for bit on probe rows, else
     (None, why): then the caller keeps ``booster.predict``. Built once per model by
-    :class:`scoring.prepared.PreparedModel`."""
+    :class:`scoring.prepared.PreparedModel`. ``dump``: the booster's ``dump_model()`` if already made."""
     try:
         forest = CompiledForest(booster)
-        problem = verify(forest, booster, probe_rows(booster))
+        problem = verify(forest, booster, probe_rows(booster, dump=dump))
     except (ScoringError, KeyError, ValueError) as exc:
         return None, str(exc)
     return (None, problem) if problem is not None else (forest, None)

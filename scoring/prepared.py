@@ -72,15 +72,16 @@ class PreparedModel:
         self.assembler = VectorAssembler(model.schema)
         self.forest: CompiledForest | None
         self.forest_fallback: str | None  # why there is no compiled forest (None when there is one)
+        dump = model.booster.dump_model()  # once: the explainer and every probe read it
         if use_forest:
-            self.forest, self.forest_fallback = compile_forest(model.booster)
+            self.forest, self.forest_fallback = compile_forest(model.booster, dump)
         else:
             self.forest, self.forest_fallback = None, "compiled forest not wanted (use_forest=False)"
-        self.explainer = PathExplainer(model.booster)
-        self.offer_forest = _offer_forest(self.forest, model.schema, model.booster)
+        self.explainer = PathExplainer(model.booster, dump)
+        self.offer_forest = _offer_forest(self.forest, model.schema, model.booster, dump)
         self.shap: TreeShap | None
         self.shap_fallback: str | None  # why there is no compiled TreeSHAP (None when there is one)
-        self.shap, self.shap_fallback = compile_treeshap(model.booster)
+        self.shap, self.shap_fallback = compile_treeshap(model.booster, dump=dump)
         self.calibrator: Calibrator = calibrator_for(model)
 
     def __repr__(self) -> str:
@@ -135,7 +136,7 @@ class PreparedModel:
 
 
 def _offer_forest(
-    forest: CompiledForest | None, schema: FeatureSchema, booster: lightgbm.Booster
+    forest: CompiledForest | None, schema: FeatureSchema, booster: lightgbm.Booster, dump: dict[str, Any]
 ) -> PartialForest | None:
     """The compiled forest's trees that counter-offer candidates change (verified bit for bit on probe
     rows; None: candidates go through the whole forest)."""
@@ -143,7 +144,7 @@ def _offer_forest(
     if forest is None or not columns:
         return None
     partial = PartialForest(forest, set(columns))
-    return None if verify_partial(forest, partial, probe_rows(booster, 256), columns) else partial
+    return None if verify_partial(forest, partial, probe_rows(booster, 256, dump=dump), columns) else partial
 
 
 def _prepare(

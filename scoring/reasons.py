@@ -42,8 +42,9 @@ from scoring.forest import probe_rows
 class PathExplainer:
     """Precomputed per-leaf path attributions of one booster (see module docstring)."""
 
-    def __init__(self, booster: lightgbm.Booster) -> None:
-        dump = booster.dump_model()
+    def __init__(self, booster: lightgbm.Booster, dump: dict[str, Any] | None = None) -> None:
+        """``dump``: the booster's ``dump_model()`` if already made (it is the slow part of preparing)."""
+        dump = dump if dump is not None else booster.dump_model()
         if dump.get("num_tree_per_iteration", 1) != 1:
             raise ScoringError("reasons: only binary models (one tree per iteration) are supported")
         self.n_features: int = int(dump["max_feature_idx"]) + 1

@@ -31,6 +31,8 @@ numba, lightgbm.
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightgbm
 import numpy as np
 from numba import njit
@@ -293,12 +295,15 @@ def verify(shap: TreeShap, booster: lightgbm.Booster, probe: np.ndarray) -> str 
     return None
 
 
-def compile_treeshap(booster: lightgbm.Booster, n_probe: int = 256) -> tuple[TreeShap | None, str | None]:
+def compile_treeshap(
+    booster: lightgbm.Booster, n_probe: int = 256, dump: dict[str, Any] | None = None
+) -> tuple[TreeShap | None, str | None]:
     """(the booster's exact TreeSHAP, None) once it matches ``pred_contrib`` on probe rows, else (None,
-    why): callers then keep LightGBM's ``pred_contrib``."""
+    why): callers then keep LightGBM's ``pred_contrib``. ``dump``: the booster's ``dump_model()`` if
+    already made."""
     try:
         shap = TreeShap(booster)
-        problem = verify(shap, booster, probe_rows(booster, n_probe, seed=1))
+        problem = verify(shap, booster, probe_rows(booster, n_probe, seed=1, dump=dump))
     except (ScoringError, KeyError, ValueError, IndexError) as exc:
         return None, str(exc)
     return (None, problem) if problem is not None else (shap, None)
