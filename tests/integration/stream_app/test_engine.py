@@ -12,6 +12,7 @@ import pytest
 
 from credit_scorer.metrics import ScorerMetrics
 from devtools.harness import application_payloads, collect, produce_payloads
+from kafka_io.records import InboundRecord
 from schemas.codec import decode_dead_letter, decode_decision
 from scoring.decide import ScoringInput, decide
 from scoring.features import CachedFeatures
@@ -100,6 +101,40 @@ async def test_n_events_give_exactly_n_decisions_with_offline_scores(
     other = "event_loop" if thread == "scorer" else "scorer"
     assert metric(metrics, "credit_scorer_scored_batches_total", {"thread": thread}) == len(observed)
     assert metric(metrics, "credit_scorer_scored_batches_total", {"thread": other}) == 0
+
+
+async def test_a_small_batch_is_not_scored_on_the_loop_while_a_batch_is_on_the_scorer_thread(
+    make_stream_env: Callable[..., StreamEnv],
+) -> None:
+    """One decide at a time: a small batch staged while a large one is on the scorer thread goes to the
+    thread behind it (not onto the loop beside it); alone, it is scored on the loop. Every batch's
+    scores are the offline ones."""
+    env = make_stream_env(partitions=1, inline_score_max=32)
+    metrics = ScorerMetrics()
+    pipeline = build_pipeline(env.settings, env.model, metrics)
+    payloads = application_payloads(env.model.schema, env.ids, env.matrix, range(410), id_prefix="mix")
+    records = [InboundRecord("t", 0, i, k, v, 1_700_000_000_000 + i) for i, (k, v) in enumerate(payloads)]
+    large, small, alone = records[:400], records[400:405], records[405:]
+
+    def on(thread: str) -> float:
+        return metric(metrics, "credit_scorer_scored_batches_total", {"thread": thread})
+
+    await pipeline.start()
+    try:
+        staged = [await pipeline.stage(batch) for batch in (large, small)]
+        both = await asyncio.gather(*(pipeline.finish(b) for b in staged))  # the large one first
+        assert (on("scorer"), on("event_loop")) == (2, 0)
+        last = await pipeline.finish(await pipeline.stage(alone))
+        assert (on("scorer"), on("event_loop")) == (2, 1)
+    finally:
+        await pipeline.stop()
+    # offline: the feature-table rows themselves, through the booster and the model card's calibration
+    expected = env.model.calibrator.apply(env.model.booster.predict(env.matrix[:410]))
+    for first, prepared in ((0, both[0]), (400, both[1]), (405, last)):
+        assert prepared.score is not None and not prepared.dead
+        probs = [r.probability for r in prepared.score.results]
+        assert len(prepared.decisions) == len(probs)
+        assert probs == pytest.approx(expected[first : first + len(probs)].tolist(), rel=0, abs=1e-12)
 
 
 async def test_malformed_events_are_dead_lettered_and_valid_neighbours_decided(
