@@ -47,10 +47,11 @@ def column_values(column: FormColumn) -> st.SearchStrategy[Any]:
     assert column.low is not None and column.high is not None
     edges = [column.low, column.high, *column.codes, column.low - 1, column.high + 1, column.high + 0.5]
     edges += [int(column.low), int(column.high), float(column.high), (column.low + column.high) / 2]
+    edges += [float(code) for code in column.codes]
     inside = (
         st.floats(column.low, column.high)
-        if column.type == "number"
-        else st.integers(column.low, column.high)
+        if column.type == "number"  # whole numbers of an integer column, as ints and as floats (10.0)
+        else st.one_of(st.integers(column.low, column.high), st.integers(column.low, column.high).map(float))
     )
     return st.one_of(inside, st.sampled_from(edges), numbers, junk)
 
