@@ -63,24 +63,17 @@ def _strict_type(column: FormColumn) -> Any:
     if column.type == "number":
         return Annotated[float, Field(strict=True, ge=column.low, le=column.high, allow_inf_nan=False)]
     whole = Annotated[int, Field(strict=True, ge=column.low, le=column.high)]
-    # an integral float (10.0, as many JSON writers send a whole number) in range: pydantic's lax int
-    # makes it an int; here it stays a float, made an int by fast_application (_INTEGER_COLUMNS)
-    integral = Annotated[
-        float, Field(strict=True, ge=column.low, le=column.high, multiple_of=1.0, allow_inf_nan=False)
-    ]
-    number = whole | integral
-    return number | Literal[column.codes] if column.codes else number  # type: ignore[valid-type]
+    return whole | Literal[column.codes] if column.codes else whole  # type: ignore[valid-type]
 
 
 # The whole form as one TypedDict checked in Rust: returns exactly the carried columns, converted
-# (ints of number columns as floats; integral floats of integer columns stay floats: made ints after);
-# refuses what it cannot be sure of (e.g. a code given as a float): the Python loop below takes those.
+# (ints of number columns as floats); refuses what the model would convert with a Python validator
+# (an integral float in an integer column): the Python loop below takes those.
 _Form = TypedDict(  # type: ignore[misc]
     "_Form", {c.name: NotRequired[_strict_type(c) | None] for c in FORM_COLUMNS}, total=False
 )
 _Form.__pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[attr-defined]
 _FORM = TypeAdapter(_Form)
-_INTEGER_COLUMNS = frozenset(c.name for c in FORM_COLUMNS if c.type == "integer")
 
 
 def fast_application(doc: dict[str, Any]) -> LoanApplication | None:
@@ -91,13 +84,10 @@ def fast_application(doc: dict[str, Any]) -> LoanApplication | None:
     event_id, event_time, sk_id = get("event_id"), get("event_time"), get("sk_id_curr", _MISSING)
     if event_id is None or event_time is None or sk_id is _MISSING:
         return None  # absent (or null: pydantic judges)
-    form: dict[str, Any] | None
     try:
-        checked = cast(dict[str, Any], _FORM.validate_python(doc))
+        form: dict[str, Any] | None = cast(dict[str, Any], _FORM.validate_python(doc))
     except ValidationError:
         form = _loose_form(doc)
-    else:
-        form = _whole_ints(checked)
     if form is None:
         return None
     values = {**_DEFAULTS, **form}
@@ -138,19 +128,6 @@ def fast_application(doc: dict[str, Any]) -> LoanApplication | None:
     object.__setattr__(app, "__pydantic_extra__", None)
     object.__setattr__(app, "__pydantic_private__", None)
     return app
-
-
-def _whole_ints(form: dict[str, Any]) -> dict[str, Any] | None:
-    """``form`` with the floats of integer columns (in range: checked in Rust) made ints, as pydantic's
-    lax int does; None when one is not a whole number (pydantic's ``multiple_of`` has a tolerance:
-    5e-103 passes it)."""
-    for name in _INTEGER_COLUMNS.intersection(form):
-        value = form[name]
-        if type(value) is float:
-            if not value.is_integer():
-                return None
-            form[name] = int(value)
-    return form
 
 
 def _loose_form(doc: dict[str, Any]) -> dict[str, Any] | None:
