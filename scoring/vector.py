@@ -53,13 +53,13 @@ class VectorAssembler:
         self._numeric = frozenset(numeric) if len(numeric) >= 2 else frozenset()
         self._numeric_cols = np.asarray([self._column[n] for n in numeric], dtype=np.intp)
         self._numeric_getter = itemgetter(*numeric) if self._numeric else None
-        self._numeric_names = tuple(numeric)
+        self._numeric_position = {name: k for k, name in enumerate(numeric)}
         categorical = list(self._levels)
         self._categorical = frozenset(categorical) if len(categorical) >= 2 else frozenset()
         self._categorical_cols = np.asarray([self._column[n] for n in categorical], dtype=np.intp)
         self._categorical_getter = itemgetter(*categorical) if self._categorical else None
         self._categorical_levels = [self._levels[n] for n in categorical]
-        self._categorical_names = tuple(categorical)
+        self._categorical_position = {name: k for k, name in enumerate(categorical)}
 
     def encode(self, name: str, value: object) -> float:
         """The stored float of one event field's raw value (NaN = missing / unknown level)."""
@@ -128,7 +128,7 @@ class VectorAssembler:
         getter = self._numeric_getter
         if getter is None:
             return None
-        rows, absent = _event_rows(getter, self._numeric_names, fields)
+        rows, absent = _event_rows(getter, self._numeric, self._numeric_position, fields)
         flat = list(chain.from_iterable(rows))  # an absent field: None here, the cached value after
         if not set(map(type, flat)) <= _PLAIN_NUMBERS:
             return None  # bool, text, …: the field-by-field path refuses it and names it
@@ -147,7 +147,7 @@ class VectorAssembler:
         getter = self._categorical_getter
         if getter is None:
             return None
-        rows, absent = _event_rows(getter, self._categorical_names, fields)
+        rows, absent = _event_rows(getter, self._categorical, self._categorical_position, fields)
         nan = _NAN
         columns = [
             [nan if v is None else levels.get(v if type(v) is str else str(v), nan) for v in col]
@@ -224,16 +224,18 @@ class _NullWhenMissing(dict[str, object]):
 
 
 def _event_rows(
-    getter: itemgetter[tuple[object, ...]], names: tuple[str, ...], fields: Sequence[Mapping[str, object]]
+    getter: itemgetter[tuple[object, ...]],
+    wanted: frozenset[str],
+    position: Mapping[str, int],
+    fields: Sequence[Mapping[str, object]],
 ) -> tuple[list[Sequence[object]], np.ndarray | None]:
-    """Each event's values of ``names`` (one C-level lookup per event that carries every one), and where
-    an event does not carry one (its value None in the row; the mask None when no event lacks one)."""
+    """Each event's values of the ``getter``'s names (``wanted``; ``position``: each one's place in a
+    row) — one C-level lookup per event that carries every one — and where an event does not carry one
+    (its value None in the row; the mask None when no event lacks one)."""
     try:
         return [getter(carried) for carried in fields], None
     except KeyError:  # a partial form
         pass
-    wanted = frozenset(names)
-    position = {name: k for k, name in enumerate(names)}
     rows: list[Sequence[object]] = []
     at_row: list[int] = []
     at_col: list[int] = []
@@ -244,7 +246,7 @@ def _event_rows(
             at_col.extend([position[name] for name in missing])
             carried = _NullWhenMissing(carried)
         rows.append(getter(carried))
-    absent = np.zeros((len(fields), len(names)), dtype=bool)
+    absent = np.zeros((len(fields), len(position)), dtype=bool)
     absent[at_row, at_col] = True
     return rows, absent
 

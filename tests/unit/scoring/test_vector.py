@@ -255,10 +255,10 @@ def test_whole_and_partial_forms_take_the_block_path_and_equal_the_field_by_fiel
     ]
     block, absent = ASSEMBLER._numeric_block(partial) or (None, None)
     assert block is not None and absent is not None
-    assert np.argwhere(absent).tolist() == [[48, ASSEMBLER._numeric_names.index(drop_num)]]
+    assert np.argwhere(absent).tolist() == [[48, ASSEMBLER._numeric_position[drop_num]]]
     levels = ASSEMBLER._categorical_block(partial)
     assert levels is not None and levels[1] is not None
-    assert np.argwhere(levels[1]).tolist() == [[49, ASSEMBLER._categorical_names.index(drop_cat)]]
+    assert np.argwhere(levels[1]).tolist() == [[49, ASSEMBLER._categorical_position[drop_cat]]]
     for fields in (forms, partial):
         assert ASSEMBLER.assemble(cached, fields).tobytes() == _field_by_field(cached, fields).tobytes()
     out = ASSEMBLER.assemble(cached, partial)
